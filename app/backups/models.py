@@ -1,0 +1,134 @@
+"""The original's ``database_backups`` table, and restore operations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+from app.types import BigIntId
+
+
+class BackupStatus(StrEnum):
+    pending = "pending"
+    in_progress = "in_progress"
+    completed = "completed"
+    failed = "failed"
+    in_trash = "in_trash"
+
+
+class BackupTrigger(StrEnum):
+    manual = "manual"
+    scheduled = "scheduled"
+    cli = "cli"
+    pre_restore = "pre_restore"
+
+
+class RestoreStatus(StrEnum):
+    pending = "pending"
+    in_progress = "in_progress"
+    completed = "completed"
+    failed = "failed"
+    rolled_back = "rolled_back"
+
+
+class IntegrityStatus(StrEnum):
+    ok = "ok"
+    missing = "missing"
+    corrupt = "corrupt"
+
+
+def _enum(cls: type[StrEnum], length: int = 20) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class DatabaseBackup(Base):
+    __tablename__ = "database_backups"
+    __table_args__ = (
+        Index("ix_database_backups_status", "status"),
+        Index("ix_database_backups_backup_date", "backup_date"),
+        Index("ix_database_backups_trashed_at", "trashed_at"),
+        Index("ix_database_backups_status_backup_date", "status", "backup_date"),
+    )
+
+    # The original's columns
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    unique_identifier: Mapped[str] = mapped_column(String(32), unique=True)
+    # A storage key relative to the backup store's root, never an absolute path.
+    path: Mapped[str] = mapped_column(String(512))
+    file_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[BackupStatus] = mapped_column(_enum(BackupStatus), default=BackupStatus.pending)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    backup_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    trashed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # dbkeep's additions
+    compression: Mapped[str] = mapped_column(String(8), default="zstd")
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    trigger: Mapped[BackupTrigger] = mapped_column(
+        _enum(BackupTrigger, 16), default=BackupTrigger.manual
+    )
+    status_before_trash: Mapped[BackupStatus | None] = mapped_column(_enum(BackupStatus))
+    target_database: Mapped[str | None] = mapped_column(String(64))
+    dump_tool_version: Mapped[str | None] = mapped_column(String(255))
+    server_version: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Progress: uncompressed bytes dumped so far, and an estimate of the total.
+    bytes_processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    raw_size: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # One backup per cron slot however many workers run the schedule.
+    schedule_slot: Mapped[str | None] = mapped_column(String(40), unique=True)
+    integrity_status: Mapped[IntegrityStatus | None] = mapped_column(_enum(IntegrityStatus, 16))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RestoreOperation(Base):
+    """One restore of a backup into the target database, tracked like a backup."""
+
+    __tablename__ = "backup_restores"
+    __table_args__ = (Index("ix_backup_restores_status", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    backup_id: Mapped[int] = mapped_column(
+        ForeignKey("database_backups.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[RestoreStatus] = mapped_column(
+        _enum(RestoreStatus), default=RestoreStatus.pending
+    )
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    use_safety_backup: Mapped[bool] = mapped_column(Boolean, default=True)
+    safety_backup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("database_backups.id", ondelete="SET NULL")
+    )
+    target_database: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    bytes_processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

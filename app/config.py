@@ -1,0 +1,119 @@
+"""Settings, read from ``DBKEEP_*`` environment variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "placeholder"})
+
+
+class Compression(StrEnum):
+    zstd = "zstd"
+    gzip = "gzip"
+    none = "none"
+
+
+def _default_parallelism() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Every setting dbkeep reads. ``.env.example`` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DBKEEP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = "sqlite+aiosqlite:///./var/dbkeep.sqlite3"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    target_url: SecretStr | None = None
+    backup_dir: Path = Path("./var/backups")
+    var_dir: Path = Path("./var")
+    secret_key: SecretStr | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url_https: bool = False
+
+    # Backups
+    compression: Compression = Compression.zstd
+    zstd_level: Annotated[int, Field(ge=1, le=19)] = 3
+    gzip_level: Annotated[int, Field(ge=1, le=9)] = 6
+    dump_binary: str | None = None
+    client_binary: str | None = None
+    backup_timeout_seconds: Annotated[int, Field(ge=10)] = 3 * 3600
+    restore_timeout_seconds: Annotated[int, Field(ge=10)] = 6 * 3600
+    restore_parallelism: Annotated[int, Field(ge=1, le=64)] = Field(
+        default_factory=_default_parallelism
+    )
+    transient_retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    # Retention (the original's 15 and 7 days)
+    trash_after_days: Annotated[float, Field(gt=0)] = 15
+    purge_after_days: Annotated[float, Field(gt=0)] = 7
+
+    # Schedule, as HH:MM in ``schedule_timezone``
+    schedule_enabled: bool = True
+    backup_at: str = "00:00"
+    auto_trash_at: str = "01:00"
+    cleanup_trash_at: str = "02:00"
+    schedule_timezone: str = "UTC"
+    reconcile_every_seconds: Annotated[int, Field(ge=5)] = 120
+
+    # HTTP
+    max_request_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    session_ttl_hours: Annotated[int, Field(ge=1)] = 12
+    login_max_failures: Annotated[int, Field(ge=1)] = 5
+    login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    frontend_dist: Path = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    @field_validator("backup_at", "auto_trash_at", "cleanup_trash_at")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        hour, _, minute = value.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise ValueError("must be HH:MM (24-hour clock)")
+        return f"{int(hour):02d}:{int(minute):02d}"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret_outside_dev(self) -> Settings:
+        if self.env == "prod":
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 32:
+                raise ValueError(
+                    "DBKEEP_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "when DBKEEP_ENV=prod (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; in dev/test a random one is generated once into ``var_dir``."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        key_file = self.var_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

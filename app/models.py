@@ -1,0 +1,29 @@
+"""Every ORM model, imported in one place for Alembic and for mapper configuration."""
+
+from app.audit.models import AuditEvent
+from app.auth.models import ApiToken, LoginFailure, Role, User, UserSession
+from app.backups.models import (
+    BackupStatus,
+    BackupTrigger,
+    DatabaseBackup,
+    IntegrityStatus,
+    RestoreOperation,
+    RestoreStatus,
+)
+from app.db import Base
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "BackupStatus",
+    "BackupTrigger",
+    "Base",
+    "DatabaseBackup",
+    "IntegrityStatus",
+    "LoginFailure",
+    "RestoreOperation",
+    "RestoreStatus",
+    "Role",
+    "User",
+    "UserSession",
+]
