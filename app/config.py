@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = "sqlite+aiosqlite:///./var/dbkeep.sqlite3"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "dbkeep:queue"
     target_url: SecretStr | None = None
     backup_dir: Path = Path("./var/backups")
     var_dir: Path = Path("./var")
