@@ -1,0 +1,156 @@
+"""What every database engine offers: dump to storage, restore from a stream, probe its tools.
+
+Engines know nothing of HTTP or the ORM. They report failures as ``EngineError`` with a kind
+(transient or permanent) and a one-line message that never contains a password or a file path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from app.config import Compression
+from app.storage.base import StorageWriter
+
+# Called at most about once a second with the uncompressed bytes handled so far.
+ProgressCallback = Callable[[int], Awaitable[None]]
+
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+
+
+class FailureKind(StrEnum):
+    transient = "transient"  # worth retrying: can't connect, lost connection, storage timeout
+    permanent = "permanent"  # retrying won't help: access denied, unknown database, disk full ...
+    timeout = "timeout"
+    cancelled = "cancelled"
+
+
+class EngineError(Exception):
+    def __init__(self, message: str, *, kind: FailureKind = FailureKind.permanent) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+def validate_database_name(name: str) -> str:
+    """Refuse names that a client could read as an option or that need quoting tricks."""
+    if not _DATABASE_NAME.match(name):
+        raise ValueError(
+            "database name must be 1-64 letters, digits, '_', '$' or '-', not starting with '-'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where the target database is. ``password`` never appears in ``repr``."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str = field(default="", repr=False)
+    socket: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> TargetSpec:
+        """Parse ``mysql://user:pass@host:3306/db`` (``?socket=/path`` for a Unix socket)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme not in {"mysql", "mariadb"}:
+            raise ValueError(f"unsupported target scheme {scheme!r}: use mysql:// or mariadb://")
+        database = unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ValueError("the target URL must name a database, e.g. mysql://user@host/shop")
+        socket = parse_qs(parts.query).get("socket", [None])[0]
+        return cls(
+            scheme=scheme,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=validate_database_name(database),
+            socket=socket,
+        )
+
+    def with_database(self, database: str) -> TargetSpec:
+        return TargetSpec(
+            scheme=self.scheme,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=validate_database_name(database),
+            socket=self.socket,
+        )
+
+
+@dataclass(frozen=True)
+class DumpOutcome:
+    raw_bytes: int  # uncompressed dump size
+    stored_bytes: int  # bytes written to storage (after compression)
+    sha256: str  # of the stored bytes
+    tool_version: str
+    server_version: str | None
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    ok: bool
+    dump_tool: str | None
+    client_tool: str | None
+    dump_version: str | None
+    client_version: str | None
+    sandbox_supported: bool
+    message: str  # what is missing and how to install it, or "ok"
+
+
+class DatabaseEngine(Protocol):
+    name: str
+
+    async def probe(self) -> ToolStatus:
+        """Which dump/restore tools are installed and usable."""
+        ...
+
+    async def estimate_size(self, target: TargetSpec) -> int | None:
+        """Roughly how many bytes a dump of ``target`` will be, from the server's statistics."""
+        ...
+
+    async def dump(
+        self,
+        target: TargetSpec,
+        writer: StorageWriter,
+        *,
+        compression: Compression,
+        on_progress: ProgressCallback | None = None,
+    ) -> DumpOutcome:
+        """Stream a complete dump into ``writer`` and check it is complete.
+
+        Does not commit or abort the writer: the caller publishes it only after recording success.
+        Raises ``EngineError``; cancelling the calling task kills the dump's whole process group.
+        """
+        ...
+
+    async def restore(
+        self,
+        target: TargetSpec,
+        source: AsyncIterator[bytes],
+        *,
+        compression: Compression,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        """Load a stored dump (``source`` yields stored, possibly compressed, bytes) into ``target``.
+
+        Raises ``EngineError`` with the server's reason when the load fails; what was loaded
+        before the failure stays (the caller rolls back).
+        """
+        ...
+
+    async def recreate_database(self, target: TargetSpec) -> None:
+        """Drop and create ``target.database`` empty (used to roll a failed restore back)."""
+        ...
