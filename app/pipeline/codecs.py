@@ -15,10 +15,34 @@ class CorruptStream(Exception):
     """The stored bytes are not a complete stream of the recorded compression."""
 
 
+class _ZstdFrames:
+    """Decompress a zstd stream of one or more frames, knowing whether it ended on a frame end."""
+
+    def __init__(self) -> None:
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False
+
+    def decompress(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self._in_frame = True
+            out.append(self._obj.decompress(data))
+            if not self._obj.eof:
+                break
+            data = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = False
+        return b"".join(out)
+
+    def finished(self) -> bool:
+        return not self._in_frame
+
+
 def _decompressor(compression: Compression) -> tuple[Callable[[bytes], bytes], Callable[[], bool]]:
     if compression is Compression.zstd:
-        zobj = zstandard.ZstdDecompressor().decompressobj()
-        return zobj.decompress, lambda: bool(zobj.eof)
+        frames = _ZstdFrames()
+        return frames.decompress, frames.finished
     if compression is Compression.gzip:
         gobj = zlib.decompressobj(wbits=31)
         return gobj.decompress, lambda: gobj.eof
