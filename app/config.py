@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default_factory=_default_parallelism
     )
     transient_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    # A running backup or restore writes a heartbeat every few seconds; one silent for this long
+    # belongs to a dead worker and may be taken over or failed by the reconciler.
+    heartbeat_timeout_seconds: Annotated[int, Field(ge=5)] = 60
 
     # Retention (the original's 15 and 7 days)
     trash_after_days: Annotated[float, Field(gt=0)] = 15

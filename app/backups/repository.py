@@ -1,0 +1,294 @@
+"""All SQL for backups and restore operations. Never commits: the service owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, and_, case, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups.models import (
+    BackupStatus,
+    DatabaseBackup,
+    RestoreOperation,
+    RestoreStatus,
+)
+
+RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
+RUNNING_RESTORE = (RestoreStatus.pending, RestoreStatus.in_progress)
+
+
+class SortKey(StrEnum):
+    latest = "latest"
+    oldest = "oldest"
+    name_asc = "name_asc"
+    name_desc = "name_desc"
+    size_asc = "size_asc"
+    size_desc = "size_desc"
+
+
+class View(StrEnum):
+    active = "active"
+    trash = "trash"
+
+
+_ORDER = {
+    SortKey.latest: (DatabaseBackup.backup_date.desc(), DatabaseBackup.id.desc()),
+    SortKey.oldest: (DatabaseBackup.backup_date.asc(), DatabaseBackup.id.asc()),
+    SortKey.name_asc: (DatabaseBackup.filename.asc(), DatabaseBackup.id.asc()),
+    SortKey.name_desc: (DatabaseBackup.filename.desc(), DatabaseBackup.id.desc()),
+    SortKey.size_asc: (DatabaseBackup.file_size.asc(), DatabaseBackup.id.asc()),
+    SortKey.size_desc: (DatabaseBackup.file_size.desc(), DatabaseBackup.id.desc()),
+}
+
+
+def escape_like(text: str) -> str:
+    """Make ``text`` a literal inside LIKE: ``%`` and ``_`` are not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class StatisticsRow:
+    total_backups: int
+    completed_backups: int
+    failed_backups: int
+    trashed_backups: int
+    total_size: int
+    average_size: int
+
+
+class BackupRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, backup: DatabaseBackup) -> None:
+        self.session.add(backup)
+
+    async def get(self, backup_id: int) -> DatabaseBackup | None:
+        return await self.session.get(DatabaseBackup, backup_id, populate_existing=True)
+
+    async def get_many(self, ids: Sequence[int]) -> dict[int, DatabaseBackup]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(
+            select(DatabaseBackup)
+            .where(DatabaseBackup.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: row for row in rows}
+
+    def _filtered(
+        self, stmt: Select[Any], *, search: str | None, status: BackupStatus | None, view: View
+    ) -> Select[Any]:
+        if view is View.trash:
+            stmt = stmt.where(DatabaseBackup.status == BackupStatus.in_trash)
+            if status is not None:
+                stmt = stmt.where(DatabaseBackup.status_before_trash == status)
+        else:
+            stmt = stmt.where(DatabaseBackup.status != BackupStatus.in_trash)
+            if status is not None:
+                stmt = stmt.where(DatabaseBackup.status == status)
+        if search:
+            pattern = f"%{escape_like(search)}%"
+            stmt = stmt.where(
+                or_(
+                    DatabaseBackup.filename.ilike(pattern, escape="\\"),
+                    DatabaseBackup.unique_identifier.ilike(pattern, escape="\\"),
+                )
+            )
+        return stmt
+
+    async def list_page(
+        self,
+        *,
+        page: int,
+        per_page: int,
+        search: str | None,
+        sort: SortKey,
+        status: BackupStatus | None,
+        view: View,
+    ) -> tuple[list[DatabaseBackup], int]:
+        """One page of backups and the total number matching the filters."""
+        filters = {"search": search, "status": status, "view": view}
+        total = await self.session.scalar(
+            self._filtered(select(func.count()).select_from(DatabaseBackup), **filters)
+        )
+        rows = await self.session.scalars(
+            self._filtered(select(DatabaseBackup), **filters)
+            .order_by(*_ORDER[sort])
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        return list(rows), int(total or 0)
+
+    async def statistics(self) -> StatisticsRow:
+        status = DatabaseBackup.status
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.sum(case((status == BackupStatus.completed, 1), else_=0)),
+                    func.sum(case((status == BackupStatus.failed, 1), else_=0)),
+                    func.sum(case((status == BackupStatus.in_trash, 1), else_=0)),
+                    func.sum(DatabaseBackup.file_size),
+                    func.avg(case((status == BackupStatus.completed, DatabaseBackup.file_size))),
+                ).select_from(DatabaseBackup)
+            )
+        ).one()
+        return StatisticsRow(
+            total_backups=int(row[0] or 0),
+            completed_backups=int(row[1] or 0),
+            failed_backups=int(row[2] or 0),
+            trashed_backups=int(row[3] or 0),
+            total_size=int(row[4] or 0),
+            average_size=round(float(row[5] or 0)),
+        )
+
+    async def edge_completed(self, *, newest: bool) -> DatabaseBackup | None:
+        """The newest (or oldest) completed backup that is not in the trash."""
+        order = DatabaseBackup.backup_date.desc() if newest else DatabaseBackup.backup_date.asc()
+        tie = DatabaseBackup.id.desc() if newest else DatabaseBackup.id.asc()
+        return await self.session.scalar(
+            select(DatabaseBackup)
+            .where(DatabaseBackup.status == BackupStatus.completed)
+            .order_by(order, tie)
+            .limit(1)
+        )
+
+    async def newest_trashed_completed(self) -> DatabaseBackup | None:
+        return await self.session.scalar(
+            select(DatabaseBackup)
+            .where(
+                DatabaseBackup.status == BackupStatus.in_trash,
+                DatabaseBackup.status_before_trash == BackupStatus.completed,
+            )
+            .order_by(DatabaseBackup.backup_date.desc(), DatabaseBackup.id.desc())
+            .limit(1)
+        )
+
+    async def transition(
+        self,
+        backup_id: int,
+        *,
+        from_statuses: Sequence[BackupStatus],
+        values: dict[str, Any],
+        extra: Any = None,
+    ) -> bool:
+        """Atomically change a row only if it is still in one of ``from_statuses``."""
+        condition = and_(DatabaseBackup.id == backup_id, DatabaseBackup.status.in_(from_statuses))
+        if extra is not None:
+            condition = and_(condition, extra)
+        result = await self.session.execute(
+            update(DatabaseBackup)
+            .where(condition)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def update_progress(
+        self, backup_id: int, *, bytes_processed: int, heartbeat_at: datetime
+    ) -> DatabaseBackup | None:
+        await self.session.execute(
+            update(DatabaseBackup)
+            .where(
+                DatabaseBackup.id == backup_id, DatabaseBackup.status == BackupStatus.in_progress
+            )
+            .values(bytes_processed=bytes_processed, heartbeat_at=heartbeat_at)
+            .execution_options(synchronize_session=False)
+        )
+        return await self.get(backup_id)
+
+    async def due_for_trash(self, *, cutoff: datetime, keep_id: int | None) -> list[DatabaseBackup]:
+        stmt = select(DatabaseBackup).where(
+            DatabaseBackup.status.in_((BackupStatus.completed, BackupStatus.failed)),
+            DatabaseBackup.backup_date < cutoff,
+        )
+        if keep_id is not None:
+            stmt = stmt.where(DatabaseBackup.id != keep_id)
+        return list(await self.session.scalars(stmt.order_by(DatabaseBackup.id)))
+
+    async def due_for_purge(self, *, cutoff: datetime) -> list[DatabaseBackup]:
+        return list(
+            await self.session.scalars(
+                select(DatabaseBackup)
+                .where(
+                    DatabaseBackup.status == BackupStatus.in_trash,
+                    DatabaseBackup.trashed_at < cutoff,
+                )
+                .order_by(DatabaseBackup.id)
+            )
+        )
+
+    async def delete_row(self, backup_id: int, *, from_statuses: Sequence[BackupStatus]) -> bool:
+        result = await self.session.execute(
+            delete(DatabaseBackup)
+            .where(DatabaseBackup.id == backup_id, DatabaseBackup.status.in_(from_statuses))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def running_backups(self, target_database: str | None) -> list[DatabaseBackup]:
+        return list(
+            await self.session.scalars(
+                select(DatabaseBackup).where(
+                    DatabaseBackup.status.in_(RUNNING_BACKUP),
+                    DatabaseBackup.target_database == target_database,
+                )
+            )
+        )
+
+    async def running_restores(self, target_database: str | None) -> list[RestoreOperation]:
+        return list(
+            await self.session.scalars(
+                select(RestoreOperation).where(
+                    RestoreOperation.status.in_(RUNNING_RESTORE),
+                    RestoreOperation.target_database == target_database,
+                )
+            )
+        )
+
+
+class RestoreRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, operation: RestoreOperation) -> None:
+        self.session.add(operation)
+
+    async def get(self, restore_id: int) -> RestoreOperation | None:
+        return await self.session.get(RestoreOperation, restore_id, populate_existing=True)
+
+    async def for_backup(self, backup_id: int) -> list[RestoreOperation]:
+        return list(
+            await self.session.scalars(
+                select(RestoreOperation)
+                .where(RestoreOperation.backup_id == backup_id)
+                .order_by(RestoreOperation.created_at.desc(), RestoreOperation.id.desc())
+            )
+        )
+
+    async def transition(
+        self,
+        restore_id: int,
+        *,
+        from_statuses: Sequence[RestoreStatus],
+        values: dict[str, Any],
+        extra: Any = None,
+    ) -> bool:
+        condition = and_(
+            RestoreOperation.id == restore_id, RestoreOperation.status.in_(from_statuses)
+        )
+        if extra is not None:
+            condition = and_(condition, extra)
+        result = await self.session.execute(
+            update(RestoreOperation)
+            .where(condition)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]

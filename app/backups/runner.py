@@ -1,0 +1,354 @@
+"""Running one backup row to completion, verifying a stored file, loading one into a database.
+
+Jobs call these with a row id. Each call re-reads the row and acts only from the expected state, so
+running a job twice (arq may) does no harm. The metadata store, not the queue, is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_
+
+from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
+from app.backups.repository import BackupRepository
+from app.backups.service import target_from_settings
+from app.config import Compression, Settings
+from app.db import Database, utcnow
+from app.engines.base import (
+    DatabaseEngine,
+    DumpOutcome,
+    EngineError,
+    FailureKind,
+    ProgressCallback,
+    TargetSpec,
+)
+from app.errors import AppError, Conflict, NotFound
+from app.pipeline.checksum import sha256_of
+from app.storage.base import BackupStorage, StorageError, StorageWriter
+
+log = structlog.get_logger("dbkeep.runner")
+
+HEARTBEAT_SECONDS = 2.0
+
+
+class TransientBackupFailure(Exception):
+    """The attempt failed for a reason worth retrying; the row is ``pending`` again."""
+
+    def __init__(self, message: str, *, attempt: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempt = attempt
+
+
+class _CancelledByUser(Exception):
+    pass
+
+
+@dataclass
+class _Progress:
+    raw_bytes: int = 0
+
+    async def update(self, raw_bytes: int) -> None:
+        self.raw_bytes = raw_bytes
+
+
+class BackupRunner:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        settings: Settings,
+        engine: DatabaseEngine,
+        storage: BackupStorage,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.engine = engine
+        self.storage = storage
+
+    # ---- backups ---------------------------------------------------------------------------
+
+    async def run_backup(
+        self,
+        backup_id: int,
+        *,
+        attempt: int = 1,
+        max_attempts: int = 1,
+        on_progress: ProgressCallback | None = None,
+    ) -> DatabaseBackup:
+        """Dump the target into the row's file; leave the row ``completed`` or ``failed``.
+
+        Acts only on a ``pending`` row, or an ``in_progress`` one whose heartbeat went silent (its
+        worker died). Any other row is returned untouched.
+        """
+        backup = await self._claim(backup_id)
+        if backup is None:
+            return await self._reload(backup_id)
+        log.info("backup.started", backup_id=backup_id, attempt=attempt)
+        started = time.monotonic()
+        writer: StorageWriter | None = None
+        try:
+            target = self._target_for(backup)
+            await self.storage.check_writable()
+            await self._record_estimate(backup_id, target)
+            writer = await self.storage.open_writer(backup.path)
+            outcome = await self._dump_with_heartbeat(
+                backup_id, target, writer, Compression(backup.compression), on_progress
+            )
+            size = await writer.commit()
+        except asyncio.CancelledError:
+            # The worker is stopping (SIGTERM) or the job was aborted: leave the row for a rerun.
+            await self._abort(writer)
+            await asyncio.shield(self._release(backup_id, "Interrupted; it will be retried."))
+            log.warning("backup.interrupted", backup_id=backup_id)
+            raise
+        except _CancelledByUser:
+            await self._abort(writer)
+            return await self._fail(backup_id, "Cancelled by a user.", started)
+        except TimeoutError:
+            await self._abort(writer)
+            limit = self.settings.backup_timeout_seconds
+            return await self._fail(
+                backup_id, f"The dump timed out after {limit} seconds.", started
+            )
+        except EngineError as exc:
+            await self._abort(writer)
+            if exc.kind is FailureKind.transient and attempt < max_attempts:
+                await self._release(backup_id, f"Attempt {attempt} failed: {exc.message}")
+                log.warning("backup.retrying", backup_id=backup_id, reason=exc.message)
+                raise TransientBackupFailure(exc.message, attempt=attempt) from None
+            return await self._fail(backup_id, exc.message, started)
+        except StorageError as exc:
+            await self._abort(writer)
+            if exc.transient and attempt < max_attempts:
+                await self._release(backup_id, f"Attempt {attempt} failed: {exc.message}")
+                raise TransientBackupFailure(exc.message, attempt=attempt) from None
+            return await self._fail(backup_id, exc.message, started)
+        except AppError as exc:
+            await self._abort(writer)
+            return await self._fail(backup_id, exc.message, started)
+        except Exception:
+            await self._abort(writer)
+            log.exception("backup.crashed", backup_id=backup_id)
+            return await self._fail(
+                backup_id, "The backup failed unexpectedly; see the worker log.", started
+            )
+        return await self._complete(backup_id, outcome, size, started)
+
+    async def _claim(self, backup_id: int) -> DatabaseBackup | None:
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.heartbeat_timeout_seconds)
+        async with self.database.sessionmaker() as session:
+            repo = BackupRepository(session)
+            claimed = await repo.transition(
+                backup_id,
+                from_statuses=(BackupStatus.pending, BackupStatus.in_progress),
+                values={
+                    "status": BackupStatus.in_progress,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "bytes_processed": 0,
+                    "error_message": None,
+                    "attempts": DatabaseBackup.attempts + 1,
+                },
+                extra=or_(
+                    DatabaseBackup.status == BackupStatus.pending,
+                    DatabaseBackup.heartbeat_at.is_(None),
+                    DatabaseBackup.heartbeat_at < stale,
+                ),
+            )
+            await session.commit()
+            return await repo.get(backup_id) if claimed else None
+
+    async def _reload(self, backup_id: int) -> DatabaseBackup:
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(backup_id)
+        if backup is None:
+            raise NotFound(f"Backup {backup_id} was not found.")
+        return backup
+
+    def _target_for(self, backup: DatabaseBackup) -> TargetSpec:
+        target = target_from_settings(self.settings)
+        if backup.target_database and backup.target_database != target.database:
+            target = target.with_database(backup.target_database)
+        return target
+
+    async def _record_estimate(self, backup_id: int, target: TargetSpec) -> None:
+        try:
+            estimate = await self.engine.estimate_size(target)
+        except EngineError:
+            return  # the dump itself will report the real problem
+        if estimate is None:
+            return
+        async with self.database.sessionmaker() as session:
+            await BackupRepository(session).transition(
+                backup_id,
+                from_statuses=(BackupStatus.in_progress,),
+                values={"estimated_bytes": estimate},
+            )
+            await session.commit()
+
+    async def _dump_with_heartbeat(
+        self,
+        backup_id: int,
+        target: TargetSpec,
+        writer: StorageWriter,
+        compression: Compression,
+        on_progress: ProgressCallback | None,
+    ) -> DumpOutcome:
+        progress = _Progress()
+
+        async def report(raw_bytes: int) -> None:
+            await progress.update(raw_bytes)
+            if on_progress is not None:
+                await on_progress(raw_bytes)
+
+        dump = asyncio.create_task(
+            self.engine.dump(target, writer, compression=compression, on_progress=report)
+        )
+        try:
+            async with asyncio.timeout(self.settings.backup_timeout_seconds):
+                while True:
+                    done, _ = await asyncio.wait({dump}, timeout=HEARTBEAT_SECONDS)
+                    if done:
+                        return dump.result()
+                    if await self._heartbeat(backup_id, progress.raw_bytes):
+                        raise _CancelledByUser
+        finally:
+            if not dump.done():
+                dump.cancel()
+                # The engine kills its process group when cancelled; wait until it has.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await dump
+
+    async def _heartbeat(self, backup_id: int, raw_bytes: int) -> bool:
+        """Record progress; return True when a user asked to cancel."""
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).update_progress(
+                backup_id, bytes_processed=raw_bytes, heartbeat_at=utcnow()
+            )
+            await session.commit()
+        return backup is not None and backup.cancel_requested_at is not None
+
+    async def _abort(self, writer: StorageWriter | None) -> None:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(writer.abort())
+
+    async def _update(self, backup_id: int, values: dict[str, Any]) -> DatabaseBackup:
+        async with self.database.sessionmaker() as session:
+            repo = BackupRepository(session)
+            await repo.transition(
+                backup_id, from_statuses=(BackupStatus.in_progress,), values=values
+            )
+            await session.commit()
+            backup = await repo.get(backup_id)
+        assert backup is not None
+        return backup
+
+    async def _release(self, backup_id: int, message: str) -> None:
+        await self._update(
+            backup_id,
+            {"status": BackupStatus.pending, "error_message": message, "heartbeat_at": None},
+        )
+
+    async def _fail(self, backup_id: int, message: str, started: float) -> DatabaseBackup:
+        log.warning("backup.failed", backup_id=backup_id, reason=message)
+        return await self._update(
+            backup_id,
+            {
+                "status": BackupStatus.failed,
+                "error_message": message,
+                "file_size": 0,
+                "completed_at": utcnow(),
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            },
+        )
+
+    async def _complete(
+        self, backup_id: int, outcome: DumpOutcome, size: int, started: float
+    ) -> DatabaseBackup:
+        now = utcnow()
+        backup = await self._update(
+            backup_id,
+            {
+                "status": BackupStatus.completed,
+                "file_size": size,
+                "raw_size": outcome.raw_bytes,
+                "bytes_processed": outcome.raw_bytes,
+                "checksum_sha256": outcome.sha256,
+                "dump_tool_version": outcome.tool_version[:255],
+                "server_version": (outcome.server_version or "")[:255] or None,
+                "completed_at": now,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "integrity_status": IntegrityStatus.ok,
+                "verified_at": now,
+                "error_message": None,
+            },
+        )
+        if backup.status is not BackupStatus.completed:
+            # The row left in_progress while we dumped (a reconciler failed it): the file has no owner.
+            await self.storage.delete(backup.path)
+        else:
+            log.info("backup.completed", backup_id=backup_id, size=size, raw=outcome.raw_bytes)
+        return backup
+
+    # ---- verification and loading ----------------------------------------------------------
+
+    async def verify(self, backup_id: int) -> IntegrityStatus:
+        """Re-read a completed backup's file and compare size and SHA-256 with the record."""
+        backup = await self._reload(backup_id)
+        status = await self._check_file(backup)
+        async with self.database.sessionmaker() as session:
+            row = await BackupRepository(session).get(backup_id)
+            if row is not None:
+                row.integrity_status = status
+                row.verified_at = utcnow()
+                await session.commit()
+        return status
+
+    async def _check_file(self, backup: DatabaseBackup) -> IntegrityStatus:
+        size = await self.storage.size(backup.path)
+        if size is None:
+            return IntegrityStatus.missing
+        if size != backup.file_size:
+            return IntegrityStatus.corrupt
+        try:
+            digest, read = await sha256_of(self.storage.read(backup.path))
+        except FileNotFoundError:
+            return IntegrityStatus.missing
+        if read != backup.file_size or digest != backup.checksum_sha256:
+            return IntegrityStatus.corrupt
+        return IntegrityStatus.ok
+
+    async def load(
+        self,
+        backup_id: int,
+        *,
+        target: TargetSpec,
+        on_progress: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        """Load a completed, intact backup into ``target``; refuse anything else with 409."""
+        backup = await self._reload(backup_id)
+        if backup.status is not BackupStatus.completed:
+            raise Conflict(
+                f"Backup {backup_id} is {backup.status.value}; only completed backups can be restored."
+            )
+        status = await self.verify(backup_id)
+        if status is not IntegrityStatus.ok:
+            what = "missing" if status is IntegrityStatus.missing else "damaged (checksum mismatch)"
+            raise Conflict(f"Backup {backup_id} can't be restored: its file is {what}.")
+        await self.engine.restore(
+            target,
+            self.storage.read(backup.path),
+            compression=Compression(backup.compression),
+            on_progress=on_progress,
+        )

@@ -1,0 +1,551 @@
+"""The backup use cases, shared by the API, the CLI and the worker.
+
+Each public method is one use case: it validates state, changes rows through the repository,
+records an audit event, commits once, and only then talks to the queue or deletes files.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Actor, record_event
+from app.backups.models import (
+    BackupStatus,
+    BackupTrigger,
+    DatabaseBackup,
+    IntegrityStatus,
+    RestoreOperation,
+    RestoreStatus,
+)
+from app.backups.naming import backup_filename, download_name, storage_key
+from app.backups.repository import (
+    RUNNING_BACKUP,
+    BackupRepository,
+    RestoreRepository,
+    SortKey,
+    View,
+)
+from app.config import Compression, Settings
+from app.db import utcnow
+from app.engines.base import TargetSpec
+from app.errors import Conflict, NotFound, ServiceUnavailable
+from app.pipeline.codecs import decompress_stream
+from app.queue import JobQueue
+from app.storage.base import BackupStorage
+
+__all__ = ["BackupService", "BulkItemResult", "Download", "Page", "SortKey", "Statistics", "View"]
+
+FINISHED = (BackupStatus.completed, BackupStatus.failed)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[DatabaseBackup]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def last_page(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+@dataclass(frozen=True)
+class Statistics:
+    total_backups: int
+    completed_backups: int
+    failed_backups: int
+    trashed_backups: int
+    total_size: int
+    average_size: int
+    latest_backup: DatabaseBackup | None
+    oldest_backup: DatabaseBackup | None
+
+
+@dataclass(frozen=True)
+class BulkItemResult:
+    id: int
+    success: bool
+    status: int  # the HTTP status this item would have had on its own
+    message: str
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    media_type: str
+    size: int | None
+    chunks: AsyncIterator[bytes]
+
+
+def target_from_settings(settings: Settings) -> TargetSpec:
+    """The configured target database, or a 409 that tells the operator what to set."""
+    if settings.target_url is None or not settings.target_url.get_secret_value():
+        raise Conflict(
+            "No target database is configured: set DBKEEP_TARGET_URL "
+            "(e.g. mysql://user:password@127.0.0.1:3306/shop)."
+        )
+    try:
+        return TargetSpec.from_url(settings.target_url.get_secret_value())
+    except ValueError as exc:
+        raise Conflict(f"DBKEEP_TARGET_URL is not usable: {exc}.") from None
+
+
+def _not_found(backup_id: int) -> NotFound:
+    return NotFound(f"Backup {backup_id} was not found.")
+
+
+def _state_conflict(backup: DatabaseBackup, action: str) -> Conflict:
+    state = backup.status.value.replace("_", " ")
+    return Conflict(f"Backup {backup.id} is {state}; it can't be {action}.")
+
+
+class BackupService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        settings: Settings,
+        storage: BackupStorage,
+        queue: JobQueue | None,
+        actor: Actor,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.storage = storage
+        self.queue = queue
+        self.actor = actor
+        self.backups = BackupRepository(session)
+        self.restores = RestoreRepository(session)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    async def list(
+        self,
+        *,
+        page: int = 1,
+        per_page: int = 10,
+        search: str | None = None,
+        sort: SortKey = SortKey.latest,
+        status: BackupStatus | None = None,
+        view: View = View.active,
+    ) -> Page:
+        """One page of backups, filtered, searched literally and sorted."""
+        items, total = await self.backups.list_page(
+            page=page, per_page=per_page, search=search or None, sort=sort, status=status, view=view
+        )
+        return Page(items=items, total=total, page=page, per_page=per_page)
+
+    async def get(self, backup_id: int) -> DatabaseBackup:
+        """One backup, or 404."""
+        backup = await self.backups.get(backup_id)
+        if backup is None:
+            raise _not_found(backup_id)
+        return backup
+
+    async def statistics(self) -> Statistics:
+        """The original's eight statistics."""
+        row = await self.backups.statistics()
+        return Statistics(
+            total_backups=row.total_backups,
+            completed_backups=row.completed_backups,
+            failed_backups=row.failed_backups,
+            trashed_backups=row.trashed_backups,
+            total_size=row.total_size,
+            average_size=row.average_size,
+            latest_backup=await self.backups.edge_completed(newest=True),
+            oldest_backup=await self.backups.edge_completed(newest=False),
+        )
+
+    async def list_restores(self, backup_id: int) -> list[RestoreOperation]:
+        """The restore history of one backup, newest first."""
+        await self.get(backup_id)
+        return await self.restores.for_backup(backup_id)
+
+    # ---- creating and running ------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        trigger: BackupTrigger = BackupTrigger.manual,
+        schedule_slot: str | None = None,
+        enqueue: bool = True,
+    ) -> DatabaseBackup:
+        """Record a pending backup of the target and queue it (unless ``enqueue`` is False)."""
+        target = target_from_settings(self.settings)
+        await self._refuse_while_restoring(target.database)
+        backup = self._new_backup(target=target, trigger=trigger, schedule_slot=schedule_slot)
+        self.backups.add(backup)
+        await self.session.flush()
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.create",
+            target_type="backup",
+            target_id=backup.id,
+            details={"trigger": trigger.value},
+        )
+        await self.session.commit()
+        if enqueue:
+            await self._enqueue_backup(backup)
+        return backup
+
+    def _new_backup(
+        self, *, target: TargetSpec, trigger: BackupTrigger, schedule_slot: str | None
+    ) -> DatabaseBackup:
+        now = utcnow()
+        uid = secrets.token_hex(16)
+        compression = self.settings.compression
+        filename = backup_filename(
+            database=target.database, taken_at=now, unique_identifier=uid, compression=compression
+        )
+        return DatabaseBackup(
+            filename=filename,
+            unique_identifier=uid,
+            path=storage_key(filename, now),
+            file_size=0,
+            status=BackupStatus.pending,
+            backup_date=now,
+            created_by=self.actor.user_id,
+            compression=compression.value,
+            trigger=trigger,
+            target_database=target.database,
+            schedule_slot=schedule_slot,
+            bytes_processed=0,
+            attempts=0,
+        )
+
+    async def _enqueue_backup(self, backup: DatabaseBackup) -> None:
+        if self.queue is None:
+            return
+        try:
+            await self.queue.enqueue_backup(backup.id)
+        except ServiceUnavailable as exc:
+            # Nothing will ever run it: say so on the row instead of leaving it pending forever.
+            await self.backups.transition(
+                backup.id,
+                from_statuses=(BackupStatus.pending,),
+                values={"status": BackupStatus.failed, "error_message": exc.message},
+            )
+            await self.session.commit()
+            raise
+
+    async def _refuse_while_restoring(self, database: str) -> None:
+        running = await self.backups.running_restores(database)
+        if running:
+            raise Conflict(
+                f"Restore {running[0].id} into database '{database}' is "
+                f"{running[0].status.value.replace('_', ' ')}; try again when it has finished."
+            )
+
+    async def request_restore(
+        self, backup_id: int, *, use_safety_backup: bool = True
+    ) -> RestoreOperation:
+        """Queue a restore of a completed, intact backup into the target database."""
+        backup = await self.get(backup_id)
+        if backup.status is not BackupStatus.completed:
+            raise _state_conflict(backup, "restored")
+        target = target_from_settings(self.settings)
+        await self._refuse_while_restoring(target.database)
+        running = await self.backups.running_backups(target.database)
+        if running:
+            raise Conflict(
+                f"Backup {running[0].id} of database '{target.database}' is "
+                f"{running[0].status.value.replace('_', ' ')}; restore when it has finished."
+            )
+        await self._require_intact_file(backup)
+        operation = RestoreOperation(
+            backup_id=backup.id,
+            status=RestoreStatus.pending,
+            requested_by=self.actor.user_id,
+            use_safety_backup=use_safety_backup,
+            target_database=target.database,
+            total_bytes=backup.raw_size,
+            bytes_processed=0,
+            attempts=0,
+        )
+        self.restores.add(operation)
+        await self.session.flush()
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.restore",
+            target_type="backup",
+            target_id=backup.id,
+            details={"restore_id": operation.id, "use_safety_backup": use_safety_backup},
+        )
+        await self.session.commit()
+        if self.queue is not None:
+            try:
+                await self.queue.enqueue_restore(operation.id)
+            except ServiceUnavailable as exc:
+                await self.restores.transition(
+                    operation.id,
+                    from_statuses=(RestoreStatus.pending,),
+                    values={"status": RestoreStatus.failed, "error_message": exc.message},
+                )
+                await self.session.commit()
+                raise
+        return operation
+
+    async def _require_intact_file(self, backup: DatabaseBackup) -> None:
+        """Cheap integrity check at request time: the file exists with the recorded size."""
+        size = await self.storage.size(backup.path)
+        problem: IntegrityStatus | None = None
+        if size is None:
+            problem = IntegrityStatus.missing
+        elif size != backup.file_size:
+            problem = IntegrityStatus.corrupt
+        if problem is None:
+            return
+        backup.integrity_status = problem
+        backup.verified_at = utcnow()
+        await self.session.commit()
+        what = "missing" if problem is IntegrityStatus.missing else "damaged (its size changed)"
+        raise Conflict(f"Backup {backup.id} can't be used: its file is {what}.")
+
+    async def cancel(self, backup_id: int) -> DatabaseBackup:
+        """Cancel a pending backup now, or ask the worker to stop a running one."""
+        backup = await self.get(backup_id)
+        now = utcnow()
+        if backup.status is BackupStatus.pending:
+            changed = await self.backups.transition(
+                backup_id,
+                from_statuses=(BackupStatus.pending,),
+                values={
+                    "status": BackupStatus.failed,
+                    "error_message": "Cancelled before it started.",
+                    "cancel_requested_at": now,
+                    "completed_at": now,
+                },
+            )
+        elif backup.status is BackupStatus.in_progress:
+            changed = await self.backups.transition(
+                backup_id,
+                from_statuses=(BackupStatus.in_progress,),
+                values={"cancel_requested_at": now},
+            )
+        else:
+            raise _state_conflict(backup, "cancelled")
+        if not changed:  # it moved on while we looked
+            return await self._reload_conflict(backup_id, "cancelled")
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.cancel",
+            target_type="backup",
+            target_id=backup_id,
+        )
+        await self.session.commit()
+        return await self.get(backup_id)
+
+    async def _reload_conflict(self, backup_id: int, action: str) -> DatabaseBackup:
+        await self.session.rollback()
+        raise _state_conflict(await self.get(backup_id), action)
+
+    # ---- trash and deletion --------------------------------------------------------------------
+
+    async def trash(self, backup_id: int) -> DatabaseBackup:
+        """Move a completed or failed backup to the trash."""
+        await self._trash_one(backup_id, now=utcnow())
+        await self.session.commit()
+        return await self.get(backup_id)
+
+    async def _trash_one(self, backup_id: int, *, now: datetime) -> None:
+        backup = await self.get(backup_id)
+        if backup.status not in FINISHED:
+            raise _state_conflict(backup, "moved to the trash")
+        changed = await self.backups.transition(
+            backup_id,
+            from_statuses=(backup.status,),
+            values={
+                "status": BackupStatus.in_trash,
+                "status_before_trash": backup.status,
+                "trashed_at": now,
+            },
+        )
+        if not changed:
+            await self._reload_conflict(backup_id, "moved to the trash")
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.trash",
+            target_type="backup",
+            target_id=backup_id,
+        )
+
+    async def restore_from_trash(self, backup_id: int) -> DatabaseBackup:
+        """Bring a trashed backup back with the status it had."""
+        backup = await self.get(backup_id)
+        if backup.status is not BackupStatus.in_trash:
+            raise Conflict(f"Backup {backup_id} is not in the trash.")
+        changed = await self.backups.transition(
+            backup_id,
+            from_statuses=(BackupStatus.in_trash,),
+            values={
+                "status": backup.status_before_trash or BackupStatus.completed,
+                "status_before_trash": None,
+                "trashed_at": None,
+            },
+        )
+        if not changed:
+            await self._reload_conflict(backup_id, "restored from the trash")
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.restore_from_trash",
+            target_type="backup",
+            target_id=backup_id,
+        )
+        await self.session.commit()
+        return await self.get(backup_id)
+
+    async def delete(self, backup_id: int) -> None:
+        """Delete a backup's row and file for good."""
+        key = await self._delete_row(backup_id)
+        await self.session.commit()
+        await self.storage.delete(key)
+
+    async def _delete_row(self, backup_id: int) -> str:
+        backup = await self.get(backup_id)
+        if backup.status in RUNNING_BACKUP:
+            raise _state_conflict(backup, "deleted")
+        if not await self.backups.delete_row(
+            backup_id, from_statuses=(*FINISHED, BackupStatus.in_trash)
+        ):
+            await self._reload_conflict(backup_id, "deleted")
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.delete",
+            target_type="backup",
+            target_id=backup_id,
+            details={"filename": backup.filename},
+        )
+        return backup.path
+
+    async def bulk_trash(self, ids: list[int]) -> list[BulkItemResult]:
+        """Trash each backup that can be trashed; report every id."""
+        now = utcnow()
+        results = [
+            await self._bulk_item(i, self._trash_one(i, now=now), "Moved to the trash.")
+            for i in ids
+        ]
+        await self.session.commit()
+        return results
+
+    async def bulk_delete(self, ids: list[int]) -> list[BulkItemResult]:
+        """Delete each backup that can be deleted; report every id."""
+        keys: list[str] = []
+
+        async def delete_one(backup_id: int) -> None:
+            keys.append(await self._delete_row(backup_id))
+
+        results = [await self._bulk_item(i, delete_one(i), "Deleted permanently.") for i in ids]
+        await self.session.commit()
+        for key in keys:
+            await self.storage.delete(key)
+        return results
+
+    async def _bulk_item(self, backup_id: int, action: Any, ok_message: str) -> BulkItemResult:
+        try:
+            await action
+        except (NotFound, Conflict) as exc:
+            return BulkItemResult(backup_id, False, exc.status_code, exc.message)
+        return BulkItemResult(backup_id, True, 200, ok_message)
+
+    # ---- retention -----------------------------------------------------------------------------
+
+    async def auto_trash(self, *, now: datetime | None = None) -> list[int]:
+        """Trash finished backups older than the trash age, never the newest completed one."""
+        now = now or utcnow()
+        cutoff = now - timedelta(days=self.settings.trash_after_days)
+        newest = await self.backups.edge_completed(newest=True)
+        due = await self.backups.due_for_trash(cutoff=cutoff, keep_id=newest.id if newest else None)
+        moved: list[int] = []
+        for backup in due:
+            if await self.backups.transition(
+                backup.id,
+                from_statuses=(backup.status,),
+                values={
+                    "status": BackupStatus.in_trash,
+                    "status_before_trash": backup.status,
+                    "trashed_at": now,
+                },
+            ):
+                moved.append(backup.id)
+        if moved:
+            record_event(
+                self.session,
+                actor=self.actor,
+                action="retention.auto_trash",
+                details={"backup_ids": moved},
+            )
+        await self.session.commit()
+        return moved
+
+    async def cleanup_trash(self, *, now: datetime | None = None) -> list[int]:
+        """Delete trash items trashed longer ago than the purge age, file first, then row."""
+        now = now or utcnow()
+        cutoff = now - timedelta(days=self.settings.purge_after_days)
+        keep_id = await self._last_good_backup_in_trash()
+        purged: list[int] = []
+        for backup in await self.backups.due_for_purge(cutoff=cutoff):
+            if backup.id == keep_id:
+                continue
+            # The file goes first: if that fails the row stays, and the next run tries again.
+            await self.storage.delete(backup.path)
+            if await self.backups.delete_row(backup.id, from_statuses=(BackupStatus.in_trash,)):
+                purged.append(backup.id)
+        if purged:
+            record_event(
+                self.session,
+                actor=self.actor,
+                action="retention.cleanup_trash",
+                details={"backup_ids": purged},
+            )
+        await self.session.commit()
+        return purged
+
+    async def _last_good_backup_in_trash(self) -> int | None:
+        """When no completed backup is left outside the trash, the newest trashed one is kept."""
+        if await self.backups.edge_completed(newest=True) is not None:
+            return None
+        keep = await self.backups.newest_trashed_completed()
+        return keep.id if keep else None
+
+    # ---- downloads -----------------------------------------------------------------------------
+
+    async def open_download(self, backup_id: int, *, raw: bool = False) -> Download:
+        """Stream a completed backup: decompressed ``.sql`` by default, or the stored file."""
+        backup = await self.get(backup_id)
+        if backup.status is not BackupStatus.completed:
+            raise _state_conflict(backup, "downloaded")
+        size = await self.storage.size(backup.path)
+        if size is None:
+            raise NotFound(f"The file of backup {backup_id} is gone.")
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.download",
+            target_type="backup",
+            target_id=backup_id,
+            details={"raw": raw},
+        )
+        await self.session.commit()
+        stored = self.storage.read(backup.path)
+        if raw:
+            return Download(backup.filename, "application/octet-stream", size, stored)
+        return Download(
+            filename=download_name(backup.filename, backup.compression),
+            media_type="application/sql",
+            size=size if backup.compression == Compression.none.value else None,
+            chunks=decompress_stream(stored, Compression(backup.compression)),
+        )

@@ -1,0 +1,44 @@
+"""What every CLI command shares: running async code, one-line errors, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from app.config import Settings, get_settings
+from app.errors import AppError
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line on stderr and exit non-zero."""
+    typer.echo(f"dbkeep: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the variable that is wrong
+        fail(f"invalid settings: {str(exc).splitlines()[0]} — {_first_detail(exc)}")
+
+
+def _first_detail(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+    return " ".join(lines[:2])
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; turn the errors a person can act on into one line and exit status 1."""
+    try:
+        return asyncio.run(coro)
+    except AppError as exc:
+        fail(exc.message)
+    except KeyboardInterrupt:
+        typer.echo("dbkeep: interrupted", err=True)
+        sys.exit(130)
