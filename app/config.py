@@ -99,7 +99,8 @@ class Settings(BaseSettings):
             if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 32:
                 raise ValueError(
                     "DBKEEP_SECRET_KEY must be set to a random value of at least 32 characters "
-                    "when DBKEEP_ENV=prod (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                    "when DBKEEP_ENV=prod "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
                 )
         return self
 

@@ -295,7 +295,8 @@ class BackupRunner:
             },
         )
         if backup.status is not BackupStatus.completed:
-            # The row left in_progress while we dumped (a reconciler failed it): the file has no owner.
+            # The row left in_progress while we dumped (the reconciler failed it): nobody owns
+            # the file now.
             await self.storage.delete(backup.path)
         else:
             log.info("backup.completed", backup_id=backup_id, size=size, raw=outcome.raw_bytes)
@@ -340,7 +341,8 @@ class BackupRunner:
         backup = await self._reload(backup_id)
         if backup.status is not BackupStatus.completed:
             raise Conflict(
-                f"Backup {backup_id} is {backup.status.value}; only completed backups can be restored."
+                f"Backup {backup_id} is {backup.status.value}; "
+                "only completed backups can be restored."
             )
         status = await self.verify(backup_id)
         if status is not IntegrityStatus.ok:

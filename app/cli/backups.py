@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import Annotated
@@ -128,8 +129,6 @@ async def _run_with_retries(rt: Runtime, backup: DatabaseBackup) -> DatabaseBack
                 typer.echo(
                     f"Attempt {attempt} failed ({exc.message}); retrying in {delay} s", err=True
                 )
-                import asyncio
-
                 await asyncio.sleep(delay)
     raise AssertionError("unreachable: the last attempt never raises TransientBackupFailure")
 
