@@ -36,7 +36,7 @@ class View(StrEnum):
     trash = "trash"
 
 
-_ORDER = {
+_ORDER: dict[SortKey, tuple[Any, ...]] = {
     SortKey.latest: (DatabaseBackup.backup_date.desc(), DatabaseBackup.id.desc()),
     SortKey.oldest: (DatabaseBackup.backup_date.asc(), DatabaseBackup.id.asc()),
     SortKey.name_asc: (DatabaseBackup.filename.asc(), DatabaseBackup.id.asc()),
@@ -113,12 +113,16 @@ class BackupRepository:
         view: View,
     ) -> tuple[list[DatabaseBackup], int]:
         """One page of backups and the total number matching the filters."""
-        filters = {"search": search, "status": status, "view": view}
         total = await self.session.scalar(
-            self._filtered(select(func.count()).select_from(DatabaseBackup), **filters)
+            self._filtered(
+                select(func.count()).select_from(DatabaseBackup),
+                search=search,
+                status=status,
+                view=view,
+            )
         )
         rows = await self.session.scalars(
-            self._filtered(select(DatabaseBackup), **filters)
+            self._filtered(select(DatabaseBackup), search=search, status=status, view=view)
             .order_by(*_ORDER[sort])
             .limit(per_page)
             .offset((page - 1) * per_page)

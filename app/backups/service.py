@@ -127,7 +127,7 @@ class BackupService:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    async def list(
+    async def list_backups(
         self,
         *,
         page: int = 1,
