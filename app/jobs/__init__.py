@@ -1,0 +1,1 @@
+"""The arq worker: jobs, the schedule, the reconciler, target locks, and the queue client."""
