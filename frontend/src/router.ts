@@ -1,0 +1,65 @@
+import { createRouter, createWebHistory } from 'vue-router'
+
+import { onUnauthorized } from '@/api/http'
+import { loadSession, setSessionUser } from '@/composables/useSession'
+
+export const HOME = '/admin/database-backups'
+
+export const router = createRouter({
+  history: createWebHistory(import.meta.env.BASE_URL),
+  routes: [
+    {
+      path: '/login',
+      name: 'login',
+      component: () => import('@/views/LoginView.vue'),
+      meta: { title: 'Sign in' },
+    },
+    {
+      path: HOME,
+      name: 'backups',
+      component: () => import('@/views/BackupsView.vue'),
+      meta: { requiresAuth: true, title: 'Database backups' },
+    },
+    { path: '/:rest(.*)*', redirect: HOME },
+  ],
+})
+
+router.beforeEach(async (to) => {
+  let user = null
+  try {
+    user = await loadSession()
+  } catch {
+    // Server unreachable: let the page render; it shows the banner and retries.
+    return true
+  }
+  if (to.meta.requiresAuth && !user) {
+    return { name: 'login', query: to.fullPath !== HOME ? { redirect: to.fullPath } : {} }
+  }
+  if (to.name === 'login' && user) return HOME
+  return true
+})
+
+router.afterEach((to) => {
+  const title = typeof to.meta.title === 'string' ? to.meta.title : ''
+  document.title = title ? `${title} · dbkeep` : 'dbkeep'
+})
+
+onUnauthorized(() => {
+  setSessionUser(null)
+  const current = router.currentRoute.value
+  if (current.meta.requiresAuth) {
+    void router.push({ name: 'login', query: { redirect: current.fullPath } })
+  }
+})
+
+/** Only same-app paths are followed after login (no open redirect). */
+export function safeRedirect(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') ? value : HOME
+}
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    requiresAuth?: boolean
+    title?: string
+  }
+}
