@@ -144,7 +144,7 @@ class DatabaseEngine(Protocol):
         compression: Compression,
         on_progress: ProgressCallback | None = None,
     ) -> None:
-        """Load a stored dump (``source`` yields stored, possibly compressed, bytes) into ``target``.
+        """Load a dump (``source`` yields the stored, maybe compressed bytes) into ``target``.
 
         Raises ``EngineError`` with the server's reason when the load fails; what was loaded
         before the failure stays (the caller rolls back).

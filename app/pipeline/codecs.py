@@ -1,66 +1,278 @@
-"""Streaming decompression of stored backups, off the event loop, in bounded memory."""
+"""Compression and decompression as streaming stages, off the event loop, in bounded memory.
+
+A stage turns an async stream of byte chunks into another. Two kinds exist:
+
+* an external ``zstd`` process (preferred when installed: it runs on its own core, and pipes bound
+  what is in flight whatever the compression ratio);
+* in-process ``zstandard``/``zlib`` codecs run in a worker thread (they release the GIL), with a
+  read-ahead queue so the producer keeps running while a chunk is being (de)compressed.
+
+Decoders refuse a stream that stops before its end (``CorruptStream``) so a truncated backup is
+never mistaken for a complete one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import zlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import zstandard
 
 from app.config import Compression
+from app.pipeline.process import PIPE, Child, close_stdin, spawn
+
+CHUNK_SIZE = 1024 * 1024
+# Upper bound on what one decoder step may produce, however compressible the input is.
+MAX_STEP_OUTPUT = 1024 * 1024
+# zstd has no output cap per call: feeding small slices bounds what one call can expand to.
+_ZSTD_SLICE = 4096
+READAHEAD_DEPTH = 4
+
+Stage = Callable[[AsyncIterator[bytes]], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 
 
 class CorruptStream(Exception):
     """The stored bytes are not a complete stream of the recorded compression."""
 
 
-class _ZstdFrames:
-    """Decompress a zstd stream of one or more frames, knowing whether it ended on a frame end."""
+class PipelineError(Exception):
+    """A compression stage failed for a reason unrelated to its input (e.g. the tool died)."""
+
+
+class _Codec(Protocol):
+    def push(self, data: bytes) -> None:
+        """Hand over more input."""
+
+    def pull(self) -> bytes:
+        """Process pending input; return up to about ``MAX_STEP_OUTPUT`` bytes, b"" when done."""
+
+    def finish(self) -> bytes:
+        """End of input: return what is left; raise ``CorruptStream`` if the input was cut."""
+
+
+class _Compressor:
+    def __init__(self, compression: Compression, level: int) -> None:
+        if compression is Compression.zstd:
+            self._obj: zstandard.ZstdCompressionObj | zlib._Compress = zstandard.ZstdCompressor(
+                level=level
+            ).compressobj()
+        else:
+            self._obj = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip container
+        self._pending = b""
+
+    def push(self, data: bytes) -> None:
+        self._pending = data
+
+    def pull(self) -> bytes:
+        # Compressed output is no larger than the input chunk (plus a few bytes): one step.
+        data, self._pending = self._pending, b""
+        return self._obj.compress(data) if data else b""
+
+    def finish(self) -> bytes:
+        return self._obj.flush()
+
+
+class _GzipDecoder:
+    """Gzip members one after another (what ``cat a.gz b.gz`` makes), output capped per step."""
+
+    def __init__(self) -> None:
+        self._obj = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._in_member = False
+
+    def push(self, data: bytes) -> None:
+        self._pending = data
+
+    def pull(self) -> bytes:
+        out = b""
+        while self._pending and not out:
+            self._in_member = True
+            try:
+                out = self._obj.decompress(self._pending, MAX_STEP_OUTPUT)
+            except zlib.error as exc:
+                raise CorruptStream("the stored gzip stream is damaged") from exc
+            self._pending = self._obj.unconsumed_tail
+            if self._obj.eof:
+                self._pending = self._obj.unused_data + self._pending
+                self._obj = zlib.decompressobj(wbits=31)
+                self._in_member = False
+        return out
+
+    def finish(self) -> bytes:
+        if self._in_member:
+            raise CorruptStream("the stored gzip stream is truncated")
+        return b""
+
+
+class _ZstdDecoder:
+    """A zstd stream of one or more frames; knows whether the input ended on a frame end."""
 
     def __init__(self) -> None:
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
+        self._pending = memoryview(b"")
         self._in_frame = False
 
-    def decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
+    def push(self, data: bytes) -> None:
+        self._pending = memoryview(data)
+
+    def pull(self) -> bytes:
+        out: list[bytes] = []
+        produced = 0
+        while len(self._pending) and produced < MAX_STEP_OUTPUT:
+            piece, self._pending = self._pending[:_ZSTD_SLICE], self._pending[_ZSTD_SLICE:]
             self._in_frame = True
-            out.append(self._obj.decompress(data))
-            if not self._obj.eof:
-                break
-            data = self._obj.unused_data
-            self._obj = self._dctx.decompressobj()
-            self._in_frame = False
+            try:
+                data = self._obj.decompress(piece)
+            except zstandard.ZstdError as exc:
+                raise CorruptStream("the stored zstd stream is damaged") from exc
+            out.append(data)
+            produced += len(data)
+            if self._obj.eof:
+                rest = self._obj.unused_data + bytes(self._pending)
+                self._pending = memoryview(rest)
+                self._obj = self._dctx.decompressobj()
+                self._in_frame = False
         return b"".join(out)
 
-    def finished(self) -> bool:
-        return not self._in_frame
+    def finish(self) -> bytes:
+        if self._in_frame:
+            raise CorruptStream("the stored zstd stream is truncated")
+        return b""
 
 
-def _decompressor(compression: Compression) -> tuple[Callable[[bytes], bytes], Callable[[], bool]]:
-    if compression is Compression.zstd:
-        frames = _ZstdFrames()
-        return frames.decompress, frames.finished
+@asynccontextmanager
+async def readahead(
+    source: AsyncIterator[bytes], depth: int = READAHEAD_DEPTH
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Keep pulling ``source`` in a task, up to ``depth`` chunks ahead of the consumer."""
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(depth)
+
+    async def fill() -> None:
+        try:
+            async for chunk in source:
+                await queue.put(chunk)
+        except Exception as exc:  # handed to the consumer, which re-raises it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def drain() -> AsyncIterator[bytes]:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    task = asyncio.create_task(fill())
+    try:
+        yield drain()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def _passthrough(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    yield source
+
+
+def _in_process(make: Callable[[], _Codec]) -> Stage:
+    @asynccontextmanager
+    async def stage(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with readahead(source) as chunks:
+            yield _run_codec(chunks, make())
+
+    return stage
+
+
+async def _run_codec(chunks: AsyncIterator[bytes], codec: _Codec) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        codec.push(chunk)
+        while out := await asyncio.to_thread(codec.pull):
+            yield out
+    if last := await asyncio.to_thread(codec.finish):
+        yield last
+
+
+def _external(argv: list[str], *, decoding: bool, tool: str) -> Stage:
+    @asynccontextmanager
+    async def stage(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with spawn(argv, stdin=PIPE, stdout=PIPE) as child:
+            feeder = asyncio.create_task(_feed(source, child))
+            try:
+                yield _drain(child, feeder, decoding=decoding, tool=tool)
+            finally:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+
+    return stage
+
+
+async def _feed(source: AsyncIterator[bytes], child: Child) -> None:
+    try:
+        async for chunk in source:
+            child.stdin.write(chunk)
+            await child.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the tool left early: its exit status says why
+    finally:
+        # End of file even when the source failed, so the reader below is not left waiting.
+        with contextlib.suppress(Exception):
+            await close_stdin(child)
+
+
+async def _drain(
+    child: Child, feeder: asyncio.Task[None], *, decoding: bool, tool: str
+) -> AsyncIterator[bytes]:
+    while chunk := await child.stdout.read(CHUNK_SIZE):
+        yield chunk
+    await feeder  # re-raises what the source raised
+    code = await child.wait()
+    if code != 0:
+        reason = child.stderr_tail.last_line()
+        if decoding:
+            if "premature end" in reason or "truncated" in reason.lower():
+                raise CorruptStream(f"the stored {tool} stream is truncated")
+            raise CorruptStream(f"the stored {tool} stream is damaged")
+        raise PipelineError(f"the {tool} compressor failed (exit status {code})")
+
+
+def zstd_binary() -> str | None:
+    """The ``zstd`` command, when installed."""
+    return shutil.which("zstd")
+
+
+def encoder(compression: Compression, *, level: int, external: bool = True) -> Stage:
+    """A stage compressing with ``compression`` at ``level`` (ignored for ``none``)."""
+    if compression is Compression.none:
+        return _passthrough
+    binary = zstd_binary() if external and compression is Compression.zstd else None
+    if binary:
+        return _external([binary, f"-{level}", "-q", "-c"], decoding=False, tool="zstd")
+    return _in_process(lambda: _Compressor(compression, level))
+
+
+def decoder(compression: Compression, *, external: bool = True) -> Stage:
+    """A stage decompressing ``compression``; raises ``CorruptStream`` on damaged input."""
+    if compression is Compression.none:
+        return _passthrough
     if compression is Compression.gzip:
-        gobj = zlib.decompressobj(wbits=31)
-        return gobj.decompress, lambda: gobj.eof
-    return (lambda chunk: chunk), (lambda: True)
+        return _in_process(_GzipDecoder)
+    binary = zstd_binary() if external else None
+    if binary:
+        return _external([binary, "-d", "-q", "-c"], decoding=True, tool="zstd")
+    return _in_process(_ZstdDecoder)
 
 
 async def decompress_stream(
     chunks: AsyncIterator[bytes], compression: Compression
 ) -> AsyncIterator[bytes]:
     """Yield the uncompressed bytes of ``chunks``; raise ``CorruptStream`` on a truncated input."""
-    decompress, finished = _decompressor(compression)
-    try:
-        async for chunk in chunks:
-            # Decompressing a 1 MiB chunk takes milliseconds: keep it off the event loop anyway.
-            out = await asyncio.to_thread(decompress, chunk) if len(chunk) > 65536 else decompress(chunk)
-            if out:
-                yield out
-    except (zstandard.ZstdError, zlib.error) as exc:
-        raise CorruptStream(f"the stored {compression.value} stream is damaged") from exc
-    if not finished():
-        raise CorruptStream(f"the stored {compression.value} stream is truncated")
+    async with decoder(compression)(chunks) as out:
+        async for piece in out:
+            yield piece

@@ -1,7 +1,8 @@
 """Where backup bytes live. Knows nothing of databases, HTTP or the ORM.
 
-Keys are relative, ``/``-separated names chosen by dbkeep (never by a request). A writer writes to a
-temporary object that becomes visible under its key only on ``commit()``; ``abort()`` leaves nothing.
+Keys are relative, ``/``-separated names chosen by dbkeep (never by a request). A writer writes to
+a temporary object that becomes visible under its key only on ``commit()``; ``abort()`` leaves
+nothing.
 """
 
 from __future__ import annotations

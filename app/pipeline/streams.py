@@ -1,0 +1,138 @@
+"""The two streaming paths: dump output -> compression -> SHA-256 -> storage, and back.
+
+Memory stays flat whatever the size: chunks are at most ``CHUNK_SIZE`` and every stage applies
+back-pressure (bounded queues, pipes, ``drain()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.config import Compression
+from app.pipeline.checksum import Sha256Counter
+from app.pipeline.codecs import CHUNK_SIZE, decoder, encoder
+from app.pipeline.process import Child
+from app.pipeline.tail import TailBuffer
+from app.storage.base import StorageWriter
+
+log = logging.getLogger(__name__)
+
+DUMP_TRAILER = "-- Dump completed"
+_HEAD_BYTES = 2048
+_SERVER_VERSION = re.compile(r"^-- Server version\s+(\S+)", re.MULTILINE)
+
+
+@dataclass
+class RawStats:
+    """What was seen of the uncompressed dump: its size, first and last bytes."""
+
+    raw_bytes: int = 0
+    head: bytearray = field(default_factory=bytearray)
+    tail: TailBuffer = field(default_factory=lambda: TailBuffer(4096))
+
+    def feed(self, chunk: bytes) -> None:
+        self.raw_bytes += len(chunk)
+        if len(self.head) < _HEAD_BYTES:
+            self.head += chunk[: _HEAD_BYTES - len(self.head)]
+        self.tail.feed(chunk)
+
+    def has_trailer(self) -> bool:
+        """True when the last non-empty line is the dump tool's completion comment."""
+        return self.raw_bytes > 0 and self.tail.last_line().startswith(DUMP_TRAILER)
+
+    def server_version(self) -> str | None:
+        """The server version the dump header names, if any."""
+        match = _SERVER_VERSION.search(self.head.decode("utf-8", errors="replace"))
+        return match.group(1) if match else None
+
+
+class ProgressThrottle:
+    """Forward byte counts to a callback at most once per ``interval`` seconds."""
+
+    def __init__(
+        self, callback: Callable[[int], Awaitable[None]] | None, interval: float = 1.0
+    ) -> None:
+        self._callback = callback
+        self._interval = interval
+        self._last = time.monotonic()
+
+    async def update(self, total: int) -> None:
+        if self._callback is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        try:
+            await self._callback(total)
+        except Exception:
+            # Progress is cosmetic: a failing status update must not fail the backup.
+            log.warning("progress callback failed", exc_info=True)
+
+
+async def read_chunks(
+    reader: Child | AsyncIterator[bytes], size: int = CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """Chunks of a child's stdout (or pass an iterator through)."""
+    if isinstance(reader, Child):
+        stream = reader.stdout
+        while chunk := await stream.read(size):
+            yield chunk
+    else:
+        async for chunk in reader:
+            yield chunk
+
+
+async def _observe(
+    source: AsyncIterator[bytes], stats: RawStats, progress: ProgressThrottle
+) -> AsyncIterator[bytes]:
+    async for chunk in source:
+        stats.feed(chunk)
+        await progress.update(stats.raw_bytes)
+        yield chunk
+
+
+@dataclass(frozen=True)
+class StoredStats:
+    stored_bytes: int
+    sha256: str
+
+
+async def store_dump(
+    raw: AsyncIterator[bytes],
+    writer: StorageWriter,
+    *,
+    compression: Compression,
+    level: int,
+    on_progress: Callable[[int], Awaitable[None]] | None = None,
+) -> tuple[RawStats, StoredStats]:
+    """Compress ``raw`` into ``writer``, hashing the stored bytes; does not commit the writer."""
+    stats = RawStats()
+    progress = ProgressThrottle(on_progress)
+    hasher = Sha256Counter()
+    async with encoder(compression, level=level)(_observe(raw, stats, progress)) as stored:
+        async for chunk in stored:
+            await hasher.update(chunk)
+            await writer.write(chunk)
+    return stats, StoredStats(stored_bytes=hasher.size, sha256=hasher.hexdigest())
+
+
+async def load_dump(
+    source: AsyncIterator[bytes],
+    sink: Child,
+    *,
+    compression: Compression,
+    on_progress: Callable[[int], Awaitable[None]] | None = None,
+) -> RawStats:
+    """Decompress ``source`` into the child's stdin; raises ``BrokenPipeError`` if it left."""
+    stats = RawStats()
+    progress = ProgressThrottle(on_progress)
+    async with decoder(compression)(source) as raw:
+        async for chunk in _observe(raw, stats, progress):
+            sink.stdin.write(chunk)
+            await sink.stdin.drain()
+    return stats
