@@ -1,0 +1,74 @@
+"""All SQL for users, sessions, API tokens and failed logins. Never commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import ApiToken, LoginFailure, User, UserSession
+
+
+class AuthRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ---- users -------------------------------------------------------------------------------
+
+    async def user_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email))
+
+    async def user(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def count_users(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(User)) or 0)
+
+    def add(self, row: User | UserSession | ApiToken | LoginFailure) -> None:
+        self.session.add(row)
+
+    # ---- sessions ----------------------------------------------------------------------------
+
+    async def user_session(self, session_id: str) -> UserSession | None:
+        return await self.session.get(UserSession, session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.session.execute(delete(UserSession).where(UserSession.id == session_id))
+
+    async def delete_expired_sessions(self, now: datetime) -> None:
+        await self.session.execute(delete(UserSession).where(UserSession.expires_at <= now))
+
+    # ---- API tokens --------------------------------------------------------------------------
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        return await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+    async def token(self, token_id: int) -> ApiToken | None:
+        return await self.session.get(ApiToken, token_id)
+
+    async def tokens_of(self, user_id: int) -> list[ApiToken]:
+        rows = await self.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        )
+        return list(rows)
+
+    # ---- failed logins -----------------------------------------------------------------------
+
+    async def failures_since(self, email: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failed logins ``email`` had since ``since``, and the oldest of them."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.min(LoginFailure.failed_at)).where(
+                    LoginFailure.email == email, LoginFailure.failed_at > since
+                )
+            )
+        ).one()
+        oldest = row[1]
+        return int(row[0]), oldest
+
+    async def clear_failures(self, email: str) -> None:
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+
+    async def purge_failures_before(self, before: datetime) -> None:
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= before))

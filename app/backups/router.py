@@ -1,0 +1,392 @@
+"""The original module's backup API, plus cancel and restore history. Routes stay thin: they
+parse, authorise (via dependencies), call one service method and wrap the result."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import BeforeValidator
+from starlette.responses import StreamingResponse
+
+from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.schemas import (
+    DEFAULT_PER_PAGE,
+    MAX_ID,
+    MAX_PER_PAGE,
+    MAX_SEARCH_LENGTH,
+    BackupEnvelope,
+    BackupMessageEnvelope,
+    BackupPage,
+    BackupRead,
+    BulkEnvelope,
+    BulkItem,
+    BulkRequest,
+    BulkResult,
+    DeletedEnvelope,
+    RestoreListEnvelope,
+    RestoreMessageEnvelope,
+    RestoreRead,
+    RestoreRequest,
+    Statistics,
+    StatisticsEnvelope,
+    StatusFilter,
+)
+from app.backups.service import BulkItemResult, SortKey, View
+from app.deps import BackupServiceDep
+from app.errors import NotFound
+from app.http.content import JsonBody
+from app.http.envelope import PageMeta, error_responses
+
+MAX_PAGE = 1_000_000
+
+
+def _digits_only(value: Any) -> Any:
+    # "1.0", "+1" and "1_000" would pass int(); an id is written in digits and nothing else.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+BackupId = Annotated[
+    int,
+    BeforeValidator(_digits_only),
+    Path(ge=1, le=MAX_ID, description="The backup's id.", examples=[42]),
+]
+# Strings the search may not contain: control characters would only ever be an attack.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+router = APIRouter(prefix="/admin/api/database-backups", tags=["backups"])
+download_router = APIRouter(prefix="/admin/database-backups", tags=["backups"])
+
+AUTH_ERRORS = (401, 403)
+
+
+def _read(backup: DatabaseBackup) -> BackupRead:
+    return BackupRead.model_validate(backup)
+
+
+# ---- collection routes (before "/{backup_id}" so their paths are never read as ids) ------------
+
+
+@router.get(
+    "",
+    operation_id="list_backups",
+    response_model=BackupPage,
+    responses=error_responses(*AUTH_ERRORS, 422),
+)
+async def list_backups(
+    service: BackupServiceDep,
+    page: Annotated[int, BeforeValidator(_digits_only), Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[
+        int, BeforeValidator(_digits_only), Query(ge=1, le=MAX_PER_PAGE)
+    ] = DEFAULT_PER_PAGE,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH_LENGTH,
+            pattern=_PRINTABLE,
+            description=f"Literal text (at most {MAX_SEARCH_LENGTH} characters) found in the "
+            "filename or the unique identifier; % and _ match themselves.",
+        ),
+    ] = None,
+    sort: SortKey = SortKey.latest,
+    status: Annotated[
+        StatusFilter | None, Query(description="Only backups with this status.")
+    ] = None,
+    view: Annotated[
+        View, Query(description="active: everything but the trash; trash: only the trash.")
+    ] = View.active,
+) -> BackupPage:
+    """List backups: 10 per page by default, newest first."""
+    result = await service.list_backups(
+        page=page,
+        per_page=per_page,
+        search=search.strip() if search and search.strip() else None,
+        sort=sort,
+        status=BackupStatus(status.value) if status else None,
+        view=view,
+    )
+    return BackupPage(
+        data=[_read(b) for b in result.items],
+        meta=PageMeta(
+            current_page=result.page,
+            per_page=result.per_page,
+            total=result.total,
+            last_page=result.last_page,
+        ),
+    )
+
+
+@router.post(
+    "",
+    operation_id="create_backup",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 409, 503),
+)
+async def create_backup(service: BackupServiceDep) -> BackupMessageEnvelope:
+    """Queue a backup of the target database; answers at once with the pending backup."""
+    backup = await service.create()
+    return BackupMessageEnvelope(message="Backup queued.", data=_read(backup))
+
+
+@router.get(
+    "/statistics",
+    operation_id="backup_statistics",
+    response_model=StatisticsEnvelope,
+    responses=error_responses(*AUTH_ERRORS),
+)
+async def backup_statistics(service: BackupServiceDep) -> StatisticsEnvelope:
+    """Counts and sizes: total, completed, failed, trashed, total and average size, newest and
+    oldest completed backup."""
+    stats = await service.statistics()
+    return StatisticsEnvelope(
+        data=Statistics(
+            total_backups=stats.total_backups,
+            completed_backups=stats.completed_backups,
+            failed_backups=stats.failed_backups,
+            trashed_backups=stats.trashed_backups,
+            total_size=stats.total_size,
+            average_size=stats.average_size,
+            latest_backup=_read(stats.latest_backup) if stats.latest_backup else None,
+            oldest_backup=_read(stats.oldest_backup) if stats.oldest_backup else None,
+        )
+    )
+
+
+def _bulk(results: list[BulkItemResult], verb: str) -> BulkEnvelope:
+    items = [
+        BulkItem(id=r.id, success=r.success, status=r.status, message=r.message) for r in results
+    ]
+    ok = sum(1 for r in results if r.success)
+    return BulkEnvelope(
+        message=f"{ok} of {len(results)} backups {verb}.",
+        data=BulkResult(results=items, succeeded=ok, failed=len(results) - ok),
+    )
+
+
+@router.delete(
+    "/bulk-delete",
+    operation_id="bulk_delete_backups",
+    response_model=BulkEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 413, 415, 422),
+)
+async def bulk_delete_backups(
+    service: BackupServiceDep, _json: JsonBody, body: BulkRequest
+) -> BulkEnvelope:
+    """Delete several backups for good; each id gets its own result (running ones are refused)."""
+    return _bulk(await service.bulk_delete(body.backup_ids), "deleted permanently")
+
+
+@router.post(
+    "/bulk-trash",
+    operation_id="bulk_trash_backups",
+    response_model=BulkEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 413, 415, 422),
+)
+async def bulk_trash_backups(
+    service: BackupServiceDep, _json: JsonBody, body: BulkRequest
+) -> BulkEnvelope:
+    """Move several backups to the trash; each id gets its own result."""
+    return _bulk(await service.bulk_trash(body.backup_ids), "moved to trash")
+
+
+# ---- 405 for wrong methods on the fixed paths --------------------------------------------------
+
+_ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def _method_not_allowed(path: str, allowed: set[str]) -> None:
+    """Without this, ``GET /bulk-delete`` would reach ``GET /{backup_id}`` and answer 422."""
+    from starlette.exceptions import HTTPException
+
+    allow = ", ".join(sorted(allowed))
+
+    async def not_allowed() -> None:
+        raise HTTPException(status_code=405, headers={"Allow": allow})
+
+    router.add_api_route(
+        path,
+        not_allowed,
+        methods=sorted(_ALL_METHODS - allowed),
+        include_in_schema=False,
+        name=f"not_allowed_{path.strip('/').replace('-', '_')}",
+    )
+
+
+_method_not_allowed("/statistics", {"GET"})
+_method_not_allowed("/bulk-delete", {"DELETE"})
+_method_not_allowed("/bulk-trash", {"POST"})
+
+
+# ---- one backup ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{backup_id}",
+    operation_id="get_backup",
+    response_model=BackupEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 422),
+)
+async def get_backup(backup_id: BackupId, service: BackupServiceDep) -> BackupEnvelope:
+    """One backup's details."""
+    return BackupEnvelope(data=_read(await service.get(backup_id)))
+
+
+@router.delete(
+    "/{backup_id}",
+    operation_id="delete_backup",
+    response_model=DeletedEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def delete_backup(backup_id: BackupId, service: BackupServiceDep) -> DeletedEnvelope:
+    """Delete a backup's record and file permanently (not while it is pending or running)."""
+    await service.delete(backup_id)
+    return DeletedEnvelope(message="Backup deleted permanently.", data=None)
+
+
+@router.post(
+    "/{backup_id}/restore",
+    operation_id="restore_backup",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RestoreMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 413, 415, 422, 503),
+)
+async def restore_backup(
+    backup_id: BackupId,
+    service: BackupServiceDep,
+    _json: JsonBody,
+    body: RestoreRequest | None = None,
+) -> RestoreMessageEnvelope:
+    """Queue a restore of a completed, intact backup into the target database (409 otherwise,
+    or while another backup or restore of the target runs)."""
+    options = body or RestoreRequest()
+    operation = await service.request_restore(
+        backup_id, use_safety_backup=options.use_safety_backup
+    )
+    return RestoreMessageEnvelope(
+        message="Database restore queued; it runs in the background.",
+        data=RestoreRead.model_validate(operation),
+    )
+
+
+@router.get(
+    "/{backup_id}/restores",
+    operation_id="list_backup_restores",
+    response_model=RestoreListEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 422),
+)
+async def list_backup_restores(
+    backup_id: BackupId, service: BackupServiceDep
+) -> RestoreListEnvelope:
+    """The restores of one backup, newest first."""
+    operations = await service.list_restores(backup_id)
+    return RestoreListEnvelope(data=[RestoreRead.model_validate(o) for o in operations])
+
+
+@router.post(
+    "/{backup_id}/cancel",
+    operation_id="cancel_backup",
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def cancel_backup(backup_id: BackupId, service: BackupServiceDep) -> BackupMessageEnvelope:
+    """Cancel a pending backup, or ask the worker to stop a running one."""
+    backup = await service.cancel(backup_id)
+    message = (
+        "Backup cancelled."
+        if backup.status is not BackupStatus.in_progress
+        else "Cancellation requested; the backup stops shortly."
+    )
+    return BackupMessageEnvelope(message=message, data=_read(backup))
+
+
+@router.post(
+    "/{backup_id}/trash",
+    operation_id="trash_backup",
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def trash_backup(backup_id: BackupId, service: BackupServiceDep) -> BackupMessageEnvelope:
+    """Move a completed or failed backup to the trash."""
+    backup = await service.trash(backup_id)
+    return BackupMessageEnvelope(message="Backup moved to trash.", data=_read(backup))
+
+
+@router.post(
+    "/{backup_id}/restore-from-trash",
+    operation_id="restore_backup_from_trash",
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def restore_backup_from_trash(
+    backup_id: BackupId, service: BackupServiceDep
+) -> BackupMessageEnvelope:
+    """Bring a backup back from the trash with the status it had."""
+    backup = await service.restore_from_trash(backup_id)
+    return BackupMessageEnvelope(message="Backup restored from trash.", data=_read(backup))
+
+
+# ---- download --------------------------------------------------------------------------------
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact name in RFC 5987 form."""
+    fallback = _UNSAFE_FILENAME.sub("_", filename) or "backup.sql"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@download_router.get(
+    "/{backup_id}/download",
+    operation_id="download_backup",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The dump as SQL, decompressed while it streams; with raw=1 the "
+            "stored (compressed) file.",
+            "content": {
+                "application/sql": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **error_responses(*AUTH_ERRORS, 404, 409, 422),
+    },
+)
+async def download_backup(
+    backup_id: BackupId,
+    service: BackupServiceDep,
+    request: Request,
+    raw: Annotated[
+        bool, Query(description="Send the stored file as it is (e.g. .sql.zst).")
+    ] = False,
+) -> StreamingResponse:
+    """Download a completed backup (409 if it is not completed, 404 if its file is gone)."""
+    download = await service.open_download(backup_id, raw=raw)
+    chunks = download.chunks
+    try:
+        # Reading the first chunk now turns a file that vanished since into a 404, not a
+        # response cut off after its headers.
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        raise NotFound(f"The file of backup {backup_id} is gone.") from None
+
+    async def body() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    headers = {
+        "Content-Disposition": content_disposition(download.filename),
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if download.size is not None:
+        headers["Content-Length"] = str(download.size)
+    return StreamingResponse(body(), media_type=download.media_type, headers=headers)

@@ -1,0 +1,174 @@
+"""Request and response bodies of the backup API (never the storage path)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+
+from app.backups.models import (
+    BackupStatus,
+    BackupTrigger,
+    IntegrityStatus,
+    RestoreStatus,
+)
+from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
+
+MAX_ID = 2**63 - 1
+MAX_BULK_IDS = 100
+MAX_SEARCH_LENGTH = 200
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 10
+
+
+class StatusFilter(StrEnum):
+    """The statuses the list can be filtered by (the trash is a ``view``, not a status)."""
+
+    completed = "completed"
+    pending = "pending"
+    in_progress = "in_progress"
+    failed = "failed"
+
+
+class BackupRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[42])
+    filename: str = Field(examples=["shop_2026-01-31_000000_3f9c2a7e.sql.zst"])
+    unique_identifier: str = Field(examples=["3f9c2a7e5b8d4c1fa0e6b7d2c9f81a34"])
+    file_size: int = Field(description="Stored (compressed) size in bytes.", examples=[1048576])
+    status: BackupStatus
+    error_message: str | None
+    backup_date: datetime
+    trashed_at: datetime | None
+    completed_at: datetime | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+    compression: str = Field(examples=["zstd"])
+    checksum_sha256: str | None
+    duration_ms: int | None
+    trigger: BackupTrigger
+    status_before_trash: BackupStatus | None
+    target_database: str | None
+    started_at: datetime | None
+    bytes_processed: int = Field(description="Uncompressed bytes dumped so far.")
+    estimated_bytes: int | None = Field(description="Estimated uncompressed size of the dump.")
+    raw_size: int | None = Field(description="Uncompressed size of the finished dump.")
+    attempts: int
+    cancel_requested_at: datetime | None
+    integrity_status: IntegrityStatus | None
+    verified_at: datetime | None
+
+
+class RestoreRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    backup_id: int = Field(examples=[42])
+    status: RestoreStatus
+    requested_by: int | None
+    use_safety_backup: bool
+    safety_backup_id: int | None
+    target_database: str | None
+    error_message: str | None
+    bytes_processed: int
+    total_bytes: int | None
+    attempts: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Statistics(BaseModel):
+    """The original's eight statistics (sizes in bytes)."""
+
+    total_backups: int
+    completed_backups: int
+    failed_backups: int
+    trashed_backups: int
+    total_size: int
+    average_size: int
+    latest_backup: BackupRead | None
+    oldest_backup: BackupRead | None
+
+
+def _unique(ids: list[int]) -> list[int]:
+    return list(dict.fromkeys(ids))
+
+
+BackupIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"backup_ids": [1, 2, 3]}]}
+    )
+
+    backup_ids: Annotated[
+        list[BackupIdItem],
+        Field(
+            min_length=1,
+            max_length=MAX_BULK_IDS,
+            description=f"1 to {MAX_BULK_IDS} positive integer ids; duplicates count once.",
+        ),
+        AfterValidator(_unique),
+    ]
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    use_safety_backup: bool = Field(
+        default=True,
+        description="Back the target up first so a failed restore can be rolled back.",
+    )
+
+
+class BulkItem(BaseModel):
+    id: int
+    success: bool
+    status: int = Field(description="The HTTP status this item would have had on its own.")
+    message: str
+
+
+class BulkResult(BaseModel):
+    results: list[BulkItem]
+    succeeded: int
+    failed: int
+
+
+class BackupEnvelope(DataEnvelope[BackupRead]):
+    pass
+
+
+class BackupMessageEnvelope(MessageEnvelope[BackupRead]):
+    pass
+
+
+class BackupPage(PageEnvelope[BackupRead]):
+    pass
+
+
+class StatisticsEnvelope(DataEnvelope[Statistics]):
+    pass
+
+
+class RestoreMessageEnvelope(MessageEnvelope[RestoreRead]):
+    pass
+
+
+class RestoreListEnvelope(DataEnvelope[list[RestoreRead]]):
+    pass
+
+
+class BulkEnvelope(MessageEnvelope[BulkResult]):
+    pass
+
+
+class DeletedEnvelope(MessageEnvelope[None]):
+    pass

@@ -1,0 +1,141 @@
+"""``Annotated`` dependency aliases for routes: settings, sessions, the caller, services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Actor
+from app.auth.cookies import SESSION_COOKIE
+from app.auth.csrf import require_csrf
+from app.auth.models import Role, User
+from app.auth.service import AuthService, Principal
+from app.backups.service import BackupService
+from app.config import Settings
+from app.db import Database
+from app.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.queue import JobQueue
+from app.storage.base import BackupStorage
+
+ADMIN_ONLY = "Only administrators can manage database backups."
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One metadata-store session per request, closed as soon as the route returns."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session:
+        yield session
+
+
+# "function" scope: the connection goes back to the pool before a download starts streaming.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_storage_dep(request: Request) -> BackupStorage:
+    storage: BackupStorage | None = getattr(request.app.state, "storage", None)
+    if storage is None:
+        raise ServiceUnavailable("Backup storage is not available in this process.")
+    return storage
+
+
+StorageDep = Annotated[BackupStorage, Depends(get_storage_dep)]
+
+
+def get_queue(request: Request) -> JobQueue | None:
+    queue: JobQueue | None = getattr(request.app.state, "queue", None)
+    return queue
+
+
+QueueDep = Annotated[JobQueue | None, Depends(get_queue)]
+
+
+def client_ip(request: Request) -> str | None:
+    """The peer address (uvicorn's ``--proxy-headers`` makes it the client's behind a proxy)."""
+    return request.client.host[:45] if request.client else None
+
+
+def get_auth_service(session: SessionDep, settings: SettingsDep) -> AuthService:
+    return AuthService(session, settings=settings)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_principal(request: Request, auth: AuthServiceDep) -> Principal:
+    """The authenticated caller: a bearer token, or a session cookie (plus CSRF when unsafe)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <API token>'.")
+        principal = await auth.authenticate_token(credentials.strip())
+        if principal is None:
+            raise Unauthorized("The API token is invalid, expired or revoked.")
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        principal = await auth.authenticate_session(cookie)
+        if principal is None:
+            raise Unauthorized("Your session has expired; log in again.")
+        require_csrf(request, principal)
+        return principal
+    raise Unauthorized("Unauthenticated.")
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must be an admin (the original's System Admin)."""
+    if principal.user.role is not Role.admin:
+        raise Forbidden(ADMIN_ONLY)
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+def get_current_admin(principal: AdminPrincipal) -> User:
+    return principal.user
+
+
+CurrentAdmin = Annotated[User, Depends(get_current_admin)]
+
+
+def get_actor(request: Request, principal: AdminPrincipal) -> Actor:
+    """The admin making this request, for the audit log."""
+    return principal.actor(client_ip(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def get_backup_service(
+    actor: ActorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    queue: QueueDep,
+) -> BackupService:
+    return BackupService(session, settings=settings, storage=storage, queue=queue, actor=actor)
+
+
+BackupServiceDep = Annotated[BackupService, Depends(get_backup_service)]

@@ -1,0 +1,1 @@
+"""The HTTP layer's shared pieces: the response envelope, error handlers, middleware."""

@@ -1,0 +1,160 @@
+"""The FastAPI application: ``create_app()`` wires settings, lifespan, middleware and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import __version__
+from app.audit.router import router as audit_router
+from app.auth.router import router as auth_router
+from app.auth.service import AuthService
+from app.backups.router import download_router
+from app.backups.router import router as backups_router
+from app.config import Settings, get_settings
+from app.db import Database
+from app.health import default_registry
+from app.health import router as health_router
+from app.http.handlers import install_error_handlers
+from app.http.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.http.spa import build_spa_router
+from app.metrics import Metrics, MetricsMiddleware
+from app.metrics import router as metrics_router
+
+log = structlog.get_logger(__name__)
+
+OPENAPI_TAGS = [
+    {"name": "backups", "description": "The original module's backup API (admins only)."},
+    {"name": "auth", "description": "Session login for the dashboard; API tokens via the CLI."},
+    {"name": "audit", "description": "Who did what, when, and from where (admins only)."},
+    {"name": "system", "description": "Health and Prometheus metrics (no login)."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable, readable ids for generated clients: the route function's name.
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the metadata store, storage, engine and queue; create the first admin if needed."""
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        database = Database(settings.database_url)
+        stack.push_async_callback(database.dispose)
+        app.state.database = database
+        app.state.storage = _optional_storage(settings)
+        app.state.engine = _optional_engine(settings)
+        queue = _optional_queue(settings)
+        if queue is not None:
+            stack.push_async_callback(queue.close)
+        app.state.queue = queue
+        await _ensure_first_admin(database, settings)
+        yield
+
+
+def _optional_storage(settings: Settings) -> Any:
+    try:
+        from app.storage import get_storage
+    except ImportError:
+        log.warning("app.no_storage", hint="backup storage is not part of this build")
+        return None
+    return get_storage(settings)
+
+
+def _optional_engine(settings: Settings) -> Any:
+    try:
+        from app.engines import get_engine
+    except ImportError:
+        return None
+    return get_engine(settings)
+
+
+def _optional_queue(settings: Settings) -> Any:
+    try:
+        from app.jobs.queue import ArqJobQueue
+    except ImportError:
+        return None
+    return ArqJobQueue.from_settings(settings)
+
+
+async def _ensure_first_admin(database: Database, settings: Settings) -> None:
+    try:
+        async with database.sessionmaker() as session:
+            await AuthService(session, settings=settings).ensure_first_admin()
+    except Exception as exc:  # an unmigrated store must not stop /health from saying so
+        log.error("auth.first_admin_failed", error_type=type(exc).__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The dbkeep API and dashboard for ``settings`` (by default from the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="dbkeep",
+        version=__version__,
+        summary="Self-hosted database backup manager: the API of the dashboard and of scripts.",
+        description=(
+            "Every API route takes either the dashboard's session cookie (then unsafe methods "
+            "need the X-CSRF-Token header) or `Authorization: Bearer <API token>` "
+            "(`dbkeep token:create EMAIL`). Success: `{success: true, data, meta?, message?}`; "
+            "failure: `{success: false, message, errors?}`."
+        ),
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        swagger_ui_parameters={"persistAuthorization": False},
+    )
+    app.state.settings = settings
+    app.state.health = default_registry()
+    app.state.metrics = Metrics()
+
+    install_error_handlers(app)
+    # Added innermost first: the request context (ids, last-resort 500) wraps everything else.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_url_https)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(auth_router)
+    app.include_router(backups_router)
+    app.include_router(download_router)
+    app.include_router(audit_router)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    app.include_router(build_spa_router(app))
+    _add_security_schemes(app)
+    return app
+
+
+def _add_security_schemes(app: FastAPI) -> None:
+    """Document both ways to authenticate in the OpenAPI schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        components["securitySchemes"] = {
+            "bearerToken": {"type": "http", "scheme": "bearer", "description": "An API token."},
+            "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "dbkeep_session"},
+        }
+        public = {"login", "health", "metrics"}
+        for methods in schema.get("paths", {}).values():
+            for operation in methods.values():
+                if operation.get("operationId") not in public:
+                    operation["security"] = [{"bearerToken": []}, {"sessionCookie": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
