@@ -14,7 +14,9 @@ MARIADB_SOCKET = os.environ.get("DBKEEP_TEST_MARIADB_SOCKET", "/run/mysqld/mysql
 TEST_USER = "dbkeep_test"
 TEST_PASSWORD_FILE = Path(os.environ.get("DBKEEP_TEST_STATE", "/tmp/dbkeep-test-state")) / "pw"
 REDIS_URL = os.environ.get("DBKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get("DBKEEP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+POSTGRES_URL = os.environ.get(
+    "DBKEEP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"
+)
 
 
 def unique_name(prefix: str) -> str:
@@ -67,4 +69,6 @@ def table_checksums(database: str) -> dict[str, str]:
     if not tables:
         return {}
     out = admin_sql("CHECKSUM TABLE " + ", ".join(f"`{database}`.`{t}`" for t in tables))
-    return dict(line.split("\t")[:2] for line in out.strip().splitlines())
+    # Keyed by table name alone, so two databases with the same data compare equal.
+    pairs = (line.split("\t")[:2] for line in out.strip().splitlines())
+    return {name.split(".", 1)[1]: checksum for name, checksum in pairs}
