@@ -29,8 +29,6 @@ from app.pipeline.process import PIPE, Child, close_stdin, spawn
 CHUNK_SIZE = 1024 * 1024
 # Upper bound on what one decoder step may produce, however compressible the input is.
 MAX_STEP_OUTPUT = 1024 * 1024
-# zstd has no output cap per call: feeding small slices bounds what one call can expand to.
-_ZSTD_SLICE = 4096
 READAHEAD_DEPTH = 4
 
 Stage = Callable[[AsyncIterator[bytes]], AbstractAsyncContextManager[AsyncIterator[bytes]]]
@@ -109,39 +107,125 @@ class _GzipDecoder:
         return b""
 
 
+_ZSTD_MAGIC = 0xFD2FB528
+_SKIPPABLE_MASK, _SKIPPABLE_MAGIC = 0xFFFFFFF0, 0x184D2A50
+
+
 class _ZstdDecoder:
-    """A zstd stream of one or more frames; knows whether the input ended on a frame end."""
+    """A zstd stream of one or more frames, fed to the library one block at a time.
+
+    The library's ``decompressobj`` has no output cap, so a few KiB of highly compressible input
+    could expand to gigabytes in one call. Walking the frame format (RFC 8878) lets us hand it one
+    block (at most 128 KiB of output) at a time, and tells exactly whether the input stopped on a
+    frame boundary.
+    """
 
     def __init__(self) -> None:
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
-        self._pending = memoryview(b"")
-        self._in_frame = False
+        self._buf = bytearray()
+        self._pos = 0
+        self._state = "magic"  # magic -> header -> block ... -> checksum -> magic
+        self._checksum = False
 
     def push(self, data: bytes) -> None:
-        self._pending = memoryview(data)
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def _take(self, size: int) -> bytes | None:
+        if len(self._buf) - self._pos < size:
+            return None
+        unit = bytes(self._buf[self._pos : self._pos + size])
+        self._pos += size
+        return unit
+
+    def _peek(self, size: int) -> bytes | None:
+        if len(self._buf) - self._pos < size:
+            return None
+        return bytes(self._buf[self._pos : self._pos + size])
+
+    def _feed(self, unit: bytes) -> bytes:
+        try:
+            return self._obj.decompress(unit)
+        except zstandard.ZstdError as exc:
+            raise CorruptStream("the stored zstd stream is damaged") from exc
+
+    def _step(self) -> bytes | None:
+        """Consume one unit of input; None when more input is needed."""
+        if self._state == "magic":
+            head = self._peek(4)
+            if head is None:
+                return None
+            magic = int.from_bytes(head, "little")
+            if magic & _SKIPPABLE_MASK == _SKIPPABLE_MAGIC:
+                frame = self._peek(8)
+                if frame is None:
+                    return None
+                size = int.from_bytes(frame[4:8], "little")
+                return b"" if self._take(8 + size) is not None else None
+            if magic != _ZSTD_MAGIC:
+                raise CorruptStream("the stored zstd stream is damaged")
+            self._state = "header"
+            return b""
+        if self._state == "header":
+            descriptor = self._peek(5)
+            if descriptor is None:
+                return None
+            fhd = descriptor[4]
+            single_segment = bool(fhd & 0x20)
+            self._checksum = bool(fhd & 0x04)
+            did_size = (0, 1, 2, 4)[fhd & 0x03]
+            fcs_size = (1 if single_segment else 0, 2, 4, 8)[fhd >> 6]
+            unit = self._take(5 + (0 if single_segment else 1) + did_size + fcs_size)
+            if unit is None:
+                return None
+            self._state = "block"
+            return self._feed(unit)
+        if self._state == "block":
+            header = self._peek(3)
+            if header is None:
+                return None
+            value = int.from_bytes(header, "little")
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            if kind == 3:
+                raise CorruptStream("the stored zstd stream is damaged")
+            unit = self._take(3 + (1 if kind == 1 else size))
+            if unit is None:
+                return None
+            out = self._feed(unit)
+            if last:
+                self._state = "checksum" if self._checksum else "magic"
+                if not self._checksum:
+                    self._end_frame()
+            return out
+        unit = self._take(4)  # content checksum
+        if unit is None:
+            return None
+        out = self._feed(unit)
+        self._end_frame()
+        self._state = "magic"
+        return out
+
+    def _end_frame(self) -> None:
+        if not self._obj.eof:
+            raise CorruptStream("the stored zstd stream is damaged")
+        self._obj = self._dctx.decompressobj()
 
     def pull(self) -> bytes:
         out: list[bytes] = []
         produced = 0
-        while len(self._pending) and produced < MAX_STEP_OUTPUT:
-            piece, self._pending = self._pending[:_ZSTD_SLICE], self._pending[_ZSTD_SLICE:]
-            self._in_frame = True
-            try:
-                data = self._obj.decompress(piece)
-            except zstandard.ZstdError as exc:
-                raise CorruptStream("the stored zstd stream is damaged") from exc
-            out.append(data)
-            produced += len(data)
-            if self._obj.eof:
-                rest = self._obj.unused_data + bytes(self._pending)
-                self._pending = memoryview(rest)
-                self._obj = self._dctx.decompressobj()
-                self._in_frame = False
+        while produced < MAX_STEP_OUTPUT:
+            piece = self._step()
+            if piece is None:
+                break
+            out.append(piece)
+            produced += len(piece)
         return b"".join(out)
 
     def finish(self) -> bytes:
-        if self._in_frame:
+        if self._state != "magic" or self._pos < len(self._buf):
             raise CorruptStream("the stored zstd stream is truncated")
         return b""
 
