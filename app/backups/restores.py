@@ -1,0 +1,363 @@
+"""Running one restore operation safely: safety backup, load, and roll back on failure.
+
+A restore is tracked like a backup (table ``backup_restores``). Before anything is loaded, the
+target is backed up (a ``pre_restore`` backup, kept like any other); if the load fails, the target
+is recreated and the safety backup loaded, so it ends exactly as it was, and the operation is
+``rolled_back`` with the reason. Like the backup runner, ``run_restore`` is idempotent: it acts only
+on a ``pending`` operation or an ``in_progress`` one whose heartbeat went silent (its worker died),
+which it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_
+
+from app.backups.models import (
+    BackupStatus,
+    BackupTrigger,
+    DatabaseBackup,
+    RestoreOperation,
+    RestoreStatus,
+)
+from app.backups.naming import backup_filename, storage_key
+from app.backups.repository import BackupRepository, RestoreRepository
+from app.backups.runner import HEARTBEAT_SECONDS, BackupRunner, TransientBackupFailure
+from app.backups.service import target_from_settings
+from app.config import Settings
+from app.db import Database, utcnow
+from app.engines.base import DatabaseEngine, EngineError, TargetSpec
+from app.errors import AppError, Conflict, NotFound
+from app.storage.base import BackupStorage, StorageError
+
+log = structlog.get_logger("dbkeep.restore")
+
+# The first try plus one resume after a worker died mid-way; a third start rolls back instead,
+# in case the restore itself is what kills the worker.
+MAX_RESTORE_ATTEMPTS = 2
+
+
+class _LoadFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RestoreRunner:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        settings: Settings,
+        engine: DatabaseEngine,
+        storage: BackupStorage,
+        backup_runner: BackupRunner | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.engine = engine
+        self.storage = storage
+        self.backups = backup_runner or BackupRunner(
+            database=database, settings=settings, engine=engine, storage=storage
+        )
+
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> RestoreRunner:
+        """A runner over an ``app.runtime.Runtime``'s store, storage and engine."""
+        return cls(
+            database=runtime.database,
+            settings=runtime.settings,
+            engine=runtime.engine,
+            storage=runtime.storage,
+            backup_runner=runtime.backup_runner(),
+        )
+
+    async def run_restore(self, restore_id: int) -> RestoreOperation:
+        """Restore one operation's backup; leave it completed, failed or rolled back."""
+        operation = await self._claim(restore_id)
+        if operation is None:
+            return await self._reload(restore_id)
+        log.info("restore.started", restore_id=restore_id, attempt=operation.attempts)
+        started = time.monotonic()
+        progress = _Progress()
+        heartbeat = asyncio.create_task(self._keep_heartbeat(restore_id, progress))
+        try:
+            target = self._target_for(operation)
+            if operation.attempts > MAX_RESTORE_ATTEMPTS:
+                return await self._roll_back(
+                    operation,
+                    target,
+                    "the worker stopped during every attempt",
+                    started,
+                )
+            safety_id = await self._safety_backup(operation)
+            try:
+                await self._load(operation, target, progress)
+            except _LoadFailed as exc:
+                return await self._roll_back(operation, target, exc.reason, started, safety_id)
+            return await self._finish(
+                restore_id, RestoreStatus.completed, None, started, bytes_done=progress.bytes
+            )
+        except asyncio.CancelledError:
+            # The worker is stopping: make the operation look abandoned at once so the rerun
+            # (arq queues it again) resumes it instead of waiting for the heartbeat timeout.
+            await asyncio.shield(self._abandon(restore_id))
+            log.warning("restore.interrupted", restore_id=restore_id)
+            raise
+        except _RestoreRefused as exc:
+            return await self._finish(restore_id, RestoreStatus.failed, exc.message, started)
+        except AppError as exc:
+            return await self._finish(restore_id, RestoreStatus.failed, exc.message, started)
+        except Exception:
+            log.exception("restore.crashed", restore_id=restore_id)
+            return await self._finish(
+                restore_id,
+                RestoreStatus.failed,
+                "The restore failed unexpectedly; see the worker log.",
+                started,
+            )
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    # ---- claiming and bookkeeping ------------------------------------------------------------
+
+    async def _claim(self, restore_id: int) -> RestoreOperation | None:
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.heartbeat_timeout_seconds)
+        async with self.database.sessionmaker() as session:
+            repo = RestoreRepository(session)
+            claimed = await repo.transition(
+                restore_id,
+                from_statuses=(RestoreStatus.pending, RestoreStatus.in_progress),
+                values={
+                    "status": RestoreStatus.in_progress,
+                    "heartbeat_at": now,
+                    "attempts": RestoreOperation.attempts + 1,
+                },
+                extra=or_(
+                    RestoreOperation.status == RestoreStatus.pending,
+                    RestoreOperation.heartbeat_at.is_(None),
+                    RestoreOperation.heartbeat_at < stale,
+                ),
+            )
+            if claimed:
+                operation = await repo.get(restore_id)
+                assert operation is not None
+                if operation.started_at is None:
+                    operation.started_at = now
+            await session.commit()
+            return operation if claimed else None
+
+    async def _reload(self, restore_id: int) -> RestoreOperation:
+        async with self.database.sessionmaker() as session:
+            operation = await RestoreRepository(session).get(restore_id)
+        if operation is None:
+            raise NotFound(f"Restore {restore_id} was not found.")
+        return operation
+
+    def _target_for(self, operation: RestoreOperation) -> TargetSpec:
+        target = target_from_settings(self.settings)
+        if operation.target_database and operation.target_database != target.database:
+            target = target.with_database(operation.target_database)
+        return target
+
+    async def _update(self, restore_id: int, values: dict[str, Any]) -> bool:
+        async with self.database.sessionmaker() as session:
+            changed = await RestoreRepository(session).transition(
+                restore_id, from_statuses=(RestoreStatus.in_progress,), values=values
+            )
+            await session.commit()
+        return changed
+
+    async def _keep_heartbeat(self, restore_id: int, progress: _Progress) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):  # a missed beat is not worth stopping for
+                await self._update(
+                    restore_id, {"heartbeat_at": utcnow(), "bytes_processed": progress.bytes}
+                )
+
+    async def _abandon(self, restore_id: int) -> None:
+        with contextlib.suppress(Exception):
+            await self._update(restore_id, {"heartbeat_at": None})
+
+    async def _finish(
+        self,
+        restore_id: int,
+        status: RestoreStatus,
+        message: str | None,
+        started: float,
+        *,
+        bytes_done: int | None = None,
+    ) -> RestoreOperation:
+        values: dict[str, Any] = {
+            "status": status,
+            "error_message": message,
+            "completed_at": utcnow(),
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        if bytes_done is not None:
+            values["bytes_processed"] = bytes_done
+        await self._update(restore_id, values)
+        event = "restore.completed" if status is RestoreStatus.completed else f"restore.{status}"
+        log.info(event, restore_id=restore_id, reason=message)
+        return await self._reload(restore_id)
+
+    # ---- the safety backup -------------------------------------------------------------------
+
+    async def _safety_backup(self, operation: RestoreOperation) -> int | None:
+        """Back the target up first (reusing the one a previous attempt made); its id."""
+        if not operation.use_safety_backup:
+            return None
+        safety_id = operation.safety_backup_id
+        if safety_id is None:
+            safety_id = await self._new_safety_backup(operation)
+        backup = await self._run_safety_backup(safety_id)
+        if backup.status is not BackupStatus.completed:
+            reason = backup.error_message or f"it is {backup.status.value}"
+            raise _RestoreRefused(
+                f"The safety backup of the target failed ({reason.rstrip('.')}); "
+                "the database was not changed."
+            )
+        return safety_id
+
+    async def _new_safety_backup(self, operation: RestoreOperation) -> int:
+        target = self._target_for(operation)
+        now = utcnow()
+        uid = secrets.token_hex(16)
+        compression = self.settings.compression
+        filename = backup_filename(
+            database=target.database, taken_at=now, unique_identifier=uid, compression=compression
+        )
+        backup = DatabaseBackup(
+            filename=filename,
+            unique_identifier=uid,
+            path=storage_key(filename, now),
+            file_size=0,
+            status=BackupStatus.pending,
+            backup_date=now,
+            created_by=operation.requested_by,
+            compression=compression.value,
+            trigger=BackupTrigger.pre_restore,
+            target_database=target.database,
+            bytes_processed=0,
+            attempts=0,
+        )
+        async with self.database.sessionmaker() as session:
+            BackupRepository(session).add(backup)
+            await session.flush()
+            # Recorded in the same transaction, so a resumed attempt finds and reuses it.
+            await RestoreRepository(session).transition(
+                operation.id,
+                from_statuses=(RestoreStatus.in_progress,),
+                values={"safety_backup_id": backup.id},
+            )
+            await session.commit()
+        log.info("restore.safety_backup", restore_id=operation.id, backup_id=backup.id)
+        return backup.id
+
+    async def _run_safety_backup(self, backup_id: int) -> DatabaseBackup:
+        attempts = self.settings.transient_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.backups.run_backup(
+                    backup_id, attempt=attempt, max_attempts=attempts
+                )
+            except TransientBackupFailure:
+                await asyncio.sleep(min(30, 2**attempt))
+        raise AssertionError("unreachable: the last attempt never raises TransientBackupFailure")
+
+    # ---- loading and rolling back ------------------------------------------------------------
+
+    async def _load(
+        self, operation: RestoreOperation, target: TargetSpec, progress: _Progress
+    ) -> None:
+        """Load the chosen backup; ``_LoadFailed`` once the target may have been changed."""
+        try:
+            async with asyncio.timeout(self.settings.restore_timeout_seconds):
+                await self.backups.load(operation.backup_id, target=target, on_progress=progress)
+        except Conflict as exc:
+            # Refused before loading (state, missing or damaged file): nothing was changed.
+            raise _RestoreRefused(exc.message) from None
+        except TimeoutError:
+            limit = self.settings.restore_timeout_seconds
+            raise _LoadFailed(f"the load timed out after {limit} seconds") from None
+        except (EngineError, StorageError) as exc:
+            raise _LoadFailed(exc.message.rstrip(".")) from None
+        except AppError as exc:
+            raise _LoadFailed(exc.message.rstrip(".")) from None
+        except FileNotFoundError:
+            raise _LoadFailed("the backup file disappeared during the load") from None
+
+    async def _roll_back(
+        self,
+        operation: RestoreOperation,
+        target: TargetSpec,
+        reason: str,
+        started: float,
+        safety_id: int | None = None,
+    ) -> RestoreOperation:
+        safety_id = safety_id or await self._completed_safety_backup(operation)
+        if safety_id is None:
+            if not operation.use_safety_backup:
+                message = (
+                    f"The restore failed: {reason}. No safety backup was taken, so the database "
+                    "may be partly restored."
+                )
+            else:
+                message = f"The restore failed: {reason}. The database was not changed."
+            return await self._finish(operation.id, RestoreStatus.failed, message, started)
+        log.warning("restore.rolling_back", restore_id=operation.id, reason=reason)
+        try:
+            async with asyncio.timeout(self.settings.restore_timeout_seconds):
+                await self.engine.recreate_database(target)
+                await self.backups.load(safety_id, target=target)
+        except (EngineError, StorageError, AppError, TimeoutError, FileNotFoundError) as exc:
+            detail = getattr(exc, "message", None) or "it timed out"
+            message = (
+                f"The restore failed: {reason}. Putting the database back from safety backup "
+                f"{safety_id} failed too ({str(detail).rstrip('.')}): restore backup {safety_id} "
+                "by hand."
+            )
+            return await self._finish(operation.id, RestoreStatus.failed, message, started)
+        message = (
+            f"The restore failed: {reason}. The database was put back as it was before "
+            f"(from safety backup {safety_id})."
+        )
+        return await self._finish(operation.id, RestoreStatus.rolled_back, message, started)
+
+    async def _completed_safety_backup(self, operation: RestoreOperation) -> int | None:
+        if operation.safety_backup_id is None:
+            return None
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(operation.safety_backup_id)
+        if backup is None or backup.status is not BackupStatus.completed:
+            return None
+        return backup.id
+
+
+class _RestoreRefused(Exception):
+    """The restore stopped before the target was touched."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Progress:
+    """Bytes loaded so far; passed to the engine as its progress callback."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    async def __call__(self, done: int) -> None:
+        self.bytes = done

@@ -1,0 +1,49 @@
+"""The reconciler's queries: unfinished rows, and completed backups to check for their file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups.models import (
+    BackupStatus,
+    DatabaseBackup,
+    RestoreOperation,
+    RestoreStatus,
+)
+
+
+class ReconcileRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def backups_in(self, statuses: Sequence[BackupStatus]) -> list[DatabaseBackup]:
+        """Backups in ``statuses``, oldest first (there are few: only unfinished ones are asked)."""
+        rows = await self.session.scalars(
+            select(DatabaseBackup)
+            .where(DatabaseBackup.status.in_(statuses))
+            .order_by(DatabaseBackup.id)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def restores_in(self, statuses: Sequence[RestoreStatus]) -> list[RestoreOperation]:
+        rows = await self.session.scalars(
+            select(RestoreOperation)
+            .where(RestoreOperation.status.in_(statuses))
+            .order_by(RestoreOperation.id)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def completed_after(self, after_id: int, *, limit: int) -> list[tuple[int, str]]:
+        """``(id, storage key)`` of completed backups with an id above ``after_id``, in id order."""
+        rows = await self.session.execute(
+            select(DatabaseBackup.id, DatabaseBackup.path)
+            .where(DatabaseBackup.status == BackupStatus.completed, DatabaseBackup.id > after_id)
+            .order_by(DatabaseBackup.id)
+            .limit(limit)
+        )
+        return [(int(row_id), str(path)) for row_id, path in rows.all()]

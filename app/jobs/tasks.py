@@ -1,0 +1,224 @@
+"""The arq jobs: one backup, one restore, and the three scheduled commands.
+
+A job's argument is a row id. arq runs a job more than once rather than never (a killed worker's
+job reruns, a cancelled one is re-queued), so each run re-reads its row and acts only from the
+state it expects; the runners claim rows atomically. One backup or restore per target database
+runs at a time, held by a renewed Redis lock; a job that finds the target busy tries again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from arq.connections import ArqRedis
+from arq.worker import Retry
+from sqlalchemy.exc import IntegrityError
+
+from app.audit.service import Actor
+from app.backups.models import BackupStatus, BackupTrigger, RestoreStatus
+from app.backups.repository import BackupRepository, RestoreRepository
+from app.backups.restores import RestoreRunner
+from app.backups.runner import TransientBackupFailure
+from app.backups.service import BackupService, target_from_settings
+from app.config import Settings
+from app.db import utcnow
+from app.engines.base import TargetSpec
+from app.errors import Conflict, ServiceUnavailable
+from app.jobs.locks import LockBusy, LockLost, TargetLock
+from app.jobs.queue import ArqJobQueue
+from app.jobs.schedule import schedule_slot, schedule_timezone
+from app.runtime import Runtime
+
+log = structlog.get_logger("dbkeep.jobs")
+
+SCHEDULER = Actor.system("scheduler")
+# A job that finds its target busy (another backup or restore holds the lock) comes back after:
+TARGET_BUSY_RETRY_S = 5
+# The scheduled backup waits this long per try for a running restore to finish.
+RESTORE_RUNNING_RETRY_S = 60
+
+
+@dataclass
+class WorkerState:
+    """What every job of one worker shares; built in ``on_startup``, kept in ``ctx["state"]``."""
+
+    settings: Settings
+    runtime: Runtime
+    redis: ArqRedis
+    queue: ArqJobQueue
+    reconcile_task: asyncio.Task[None] | None = None
+
+
+def _state(ctx: dict[str, Any]) -> WorkerState:
+    state = ctx["state"]
+    assert isinstance(state, WorkerState)
+    return state
+
+
+def transient_backoff(attempt: int) -> int:
+    """Seconds before retrying after the ``attempt``-th transient failure: 5, 10, 20 ... 300."""
+    return int(min(300, 5 * 2 ** (attempt - 1)))
+
+
+def _target(settings: Settings, database: str | None) -> TargetSpec | None:
+    """The target a row works on, or ``None`` when none is configured (the runner says so)."""
+    try:
+        target = target_from_settings(settings)
+    except Conflict:
+        return None
+    if database and database != target.database:
+        target = target.with_database(database)
+    return target
+
+
+def _lock(state: WorkerState, target: TargetSpec, holder: str) -> TargetLock:
+    return TargetLock(
+        state.redis,
+        target,
+        holder=holder,
+        # A dead worker's lock frees itself when its rows' heartbeats count as silent.
+        ttl_seconds=state.settings.heartbeat_timeout_seconds,
+    )
+
+
+async def run_backup(ctx: dict[str, Any], backup_id: int) -> str:
+    """Dump one ``pending`` backup row (or take over one whose worker died)."""
+    state = _state(ctx)
+    async with state.runtime.database.sessionmaker() as session:
+        row = await BackupRepository(session).get(backup_id)
+    if row is None:
+        return "gone"
+    if row.status not in (BackupStatus.pending, BackupStatus.in_progress):
+        return f"nothing to do: {row.status.value}"
+    runner = state.runtime.backup_runner()
+    attempt = row.attempts + 1
+    max_attempts = state.settings.transient_retries + 1
+    target = _target(state.settings, row.target_database)
+    try:
+        if target is None:
+            done = await runner.run_backup(backup_id, attempt=attempt, max_attempts=max_attempts)
+        else:
+            async with _lock(state, target, f"backup {backup_id}").hold():
+                done = await runner.run_backup(
+                    backup_id, attempt=attempt, max_attempts=max_attempts
+                )
+    except LockBusy as busy:
+        log.info("backup.target_busy", backup_id=backup_id, holder=busy.holder)
+        raise Retry(defer=TARGET_BUSY_RETRY_S) from None
+    except LockLost:
+        raise Retry(defer=TARGET_BUSY_RETRY_S) from None
+    except TransientBackupFailure as exc:
+        raise Retry(defer=transient_backoff(exc.attempt)) from None
+    return done.status.value
+
+
+async def run_restore(ctx: dict[str, Any], restore_id: int) -> str:
+    """Run one restore operation: safety backup, load, roll back if the load fails."""
+    state = _state(ctx)
+    async with state.runtime.database.sessionmaker() as session:
+        operation = await RestoreRepository(session).get(restore_id)
+    if operation is None:
+        return "gone"
+    if operation.status not in (RestoreStatus.pending, RestoreStatus.in_progress):
+        return f"nothing to do: {operation.status.value}"
+    runner = RestoreRunner.from_runtime(state.runtime)
+    target = _target(state.settings, operation.target_database)
+    try:
+        if target is None:
+            done = await runner.run_restore(restore_id)
+        else:
+            async with _lock(state, target, f"restore {restore_id}").hold():
+                done = await runner.run_restore(restore_id)
+    except LockBusy as busy:
+        other = busy.holder or ""
+        if other.startswith("restore ") and other != f"restore {restore_id}":
+            # Two restores raced past the request-time check; loading both, one after the other,
+            # is never what anyone meant: this one yields, as a second request would get 409.
+            return await _refuse_second_restore(state, restore_id, other)
+        log.info("restore.target_busy", restore_id=restore_id, holder=other)
+        raise Retry(defer=TARGET_BUSY_RETRY_S) from None
+    except LockLost:
+        raise Retry(defer=TARGET_BUSY_RETRY_S) from None
+    return done.status.value
+
+
+async def _refuse_second_restore(state: WorkerState, restore_id: int, holder: str) -> str:
+    message = f"Another restore of this database ({holder}) was running; this one was not started."
+    async with state.runtime.database.sessionmaker() as session:
+        await RestoreRepository(session).transition(
+            restore_id,
+            from_statuses=(RestoreStatus.pending,),
+            values={"status": RestoreStatus.failed, "error_message": message,
+                    "completed_at": utcnow()},
+        )  # fmt: skip
+        await session.commit()
+    log.warning("restore.refused", restore_id=restore_id, holder=holder)
+    return "failed"
+
+
+# ---- the schedule ----------------------------------------------------------------------------
+
+
+async def scheduled_backup(ctx: dict[str, Any]) -> str:
+    """Record this slot's backup and queue it; a second worker's insert for the slot fails."""
+    state = _state(ctx)
+    settings = state.settings
+    slot = schedule_slot("backup", settings.backup_at, schedule_timezone(settings), utcnow())
+    if _target(settings, None) is None:
+        log.warning("schedule.no_target", slot=slot)
+        return "skipped: no target database is configured"
+    async with state.runtime.database.sessionmaker() as session:
+        service = BackupService(
+            session,
+            settings=settings,
+            storage=state.runtime.storage,
+            queue=None,
+            actor=SCHEDULER,
+        )
+        try:
+            backup = await service.create(
+                trigger=BackupTrigger.scheduled, schedule_slot=slot, enqueue=False
+            )
+        except IntegrityError:
+            await session.rollback()
+            log.info("schedule.slot_taken", slot=slot)
+            return f"{slot}: another worker has it"
+        except Conflict as exc:  # a restore of the target is running
+            log.info("schedule.waiting", slot=slot, reason=exc.message)
+            raise Retry(defer=RESTORE_RUNNING_RETRY_S) from None
+    try:
+        await state.queue.enqueue_backup(backup.id)
+    except ServiceUnavailable:
+        # The row is recorded: the reconciler queues it once Redis answers again.
+        log.warning("schedule.enqueue_deferred", backup_id=backup.id)
+    log.info("schedule.backup_queued", slot=slot, backup_id=backup.id)
+    return f"{slot}: backup {backup.id}"
+
+
+async def scheduled_auto_trash(ctx: dict[str, Any]) -> str:
+    """The original's ``backup:auto-trash`` (idempotent, so no slot guard is needed)."""
+    state = _state(ctx)
+    async with state.runtime.database.sessionmaker() as session:
+        moved = await _retention_service(state, session).auto_trash(now=utcnow())
+    return f"moved {len(moved)} backup(s) to the trash"
+
+
+async def scheduled_cleanup_trash(ctx: dict[str, Any]) -> str:
+    """The original's ``backup:cleanup-trash``."""
+    state = _state(ctx)
+    async with state.runtime.database.sessionmaker() as session:
+        purged = await _retention_service(state, session).cleanup_trash(now=utcnow())
+    return f"deleted {len(purged)} trashed backup(s)"
+
+
+def _retention_service(state: WorkerState, session: Any) -> BackupService:
+    return BackupService(
+        session,
+        settings=state.settings,
+        storage=state.runtime.storage,
+        queue=None,
+        actor=SCHEDULER,
+    )
