@@ -11,6 +11,7 @@ import typer
 
 from app.config import Settings, get_settings
 from app.errors import AppError
+from app.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -22,10 +23,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load_settings() -> Settings:
+    """The settings, with logging configured; an invalid setting is one line and exit 1."""
     try:
-        return get_settings()
+        settings = get_settings()
     except Exception as exc:  # pydantic's message names the variable that is wrong
         fail(f"invalid settings: {str(exc).splitlines()[0]} — {_first_detail(exc)}")
+    configure_logging(settings)
+    return settings
 
 
 def _first_detail(exc: Exception) -> str:
