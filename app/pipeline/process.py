@@ -92,8 +92,9 @@ class Child:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
-    async def kill_group(self, grace: float = TERM_GRACE_SECONDS) -> None:
+    async def kill_group(self, grace: float | None = None) -> None:
         """SIGTERM the process group, SIGKILL it after ``grace`` seconds, and reap the leader."""
+        grace = TERM_GRACE_SECONDS if grace is None else grace
         try:
             self._signal_group(signal.SIGTERM)
             try:
