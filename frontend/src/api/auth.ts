@@ -1,9 +1,8 @@
 import { http } from './http'
-import type { User } from './types'
+import type { LoginData, LoginRequest, MeData } from './types'
 
 export const authApi = {
-  me: () => http.get<User>('/api/auth/me'),
-  login: (email: string, password: string) =>
-    http.post<User>('/api/auth/login', { body: { email, password } }),
-  logout: () => http.post<unknown>('/api/auth/logout'),
+  me: () => http.get<MeData>('/api/auth/me'),
+  login: (body: LoginRequest) => http.post<LoginData>('/api/auth/login', { body }),
+  logout: () => http.post<null>('/api/auth/logout'),
 }

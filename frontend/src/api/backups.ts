@@ -1,5 +1,13 @@
 import { http } from './http'
-import type { Backup, BulkResult, ListQuery, RestoreOperation, Statistics } from './types'
+import type {
+  Backup,
+  BulkRequest,
+  BulkResult,
+  ListQuery,
+  RestoreOperation,
+  RestoreRequest,
+  Statistics,
+} from './types'
 
 const BASE = '/admin/api/database-backups'
 
@@ -10,17 +18,18 @@ export const backupsApi = {
   get: (id: number) => http.get<Backup>(`${BASE}/${id}`),
   create: () => http.post<Backup>(BASE),
   restore: (id: number, useSafetyBackup: boolean) =>
-    http.post<RestoreOperation | null>(`${BASE}/${id}/restore`, {
-      body: { use_safety_backup: useSafetyBackup },
+    http.post<RestoreOperation>(`${BASE}/${id}/restore`, {
+      body: { use_safety_backup: useSafetyBackup } satisfies RestoreRequest,
     }),
   restores: (id: number) => http.get<RestoreOperation[]>(`${BASE}/${id}/restores`),
-  cancel: (id: number) => http.post<Backup | null>(`${BASE}/${id}/cancel`),
-  trash: (id: number) => http.post<unknown>(`${BASE}/${id}/trash`),
-  restoreFromTrash: (id: number) => http.post<unknown>(`${BASE}/${id}/restore-from-trash`),
-  destroy: (id: number) => http.delete<unknown>(`${BASE}/${id}`),
-  bulkTrash: (ids: number[]) => http.post<BulkResult>(`${BASE}/bulk-trash`, { body: { backup_ids: ids } }),
+  cancel: (id: number) => http.post<Backup>(`${BASE}/${id}/cancel`),
+  trash: (id: number) => http.post<Backup>(`${BASE}/${id}/trash`),
+  restoreFromTrash: (id: number) => http.post<Backup>(`${BASE}/${id}/restore-from-trash`),
+  destroy: (id: number) => http.delete<null>(`${BASE}/${id}`),
+  bulkTrash: (ids: number[]) =>
+    http.post<BulkResult>(`${BASE}/bulk-trash`, { body: { backup_ids: ids } satisfies BulkRequest }),
   bulkDelete: (ids: number[]) =>
-    http.delete<BulkResult>(`${BASE}/bulk-delete`, { body: { backup_ids: ids } }),
+    http.delete<BulkResult>(`${BASE}/bulk-delete`, { body: { backup_ids: ids } satisfies BulkRequest }),
 }
 
 /** The download is a plain cookie-authenticated GET, so a normal link does it. */

@@ -3,6 +3,8 @@
 // own message, so views can show it exactly as written.
 import { reportOffline, reportOnline } from '@/composables/useConnection'
 
+import type { PageMeta } from './types'
+
 export type FieldErrors = Record<string, string[]>
 
 export class ApiError extends Error {
@@ -29,12 +31,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface PageMeta {
-  current_page: number
-  per_page: number
-  total: number
-  last_page: number
-}
+export type { PageMeta }
 
 export interface Envelope<T> {
   data: T

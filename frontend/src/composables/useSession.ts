@@ -15,7 +15,7 @@ export async function loadSession(force = false): Promise<User | null> {
   if (pending) return pending
   pending = (async () => {
     try {
-      user.value = (await authApi.me()).data
+      user.value = (await authApi.me()).data.user
     } catch (error) {
       if (!(error instanceof ApiError) || error.status === 401 || error.status === 403) {
         user.value = null

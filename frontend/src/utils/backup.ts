@@ -1,14 +1,23 @@
-import type { Backup } from '@/api/types'
+import type { Backup, RestoreOperation, User } from '@/api/types'
 
-/** Who started the backup, in words. */
-export function startedBy(backup: Backup): string {
-  const extra = backup as Backup & { created_by_email?: string | null; created_by_name?: string | null }
-  if (extra.created_by_email) return extra.created_by_email
-  if (extra.created_by_name) return extra.created_by_name
+/** A user id in words: the API gives ids only, so only "you" can be named. */
+export function userLabel(id: number | null, me: Readonly<User> | null): string | null {
+  if (id === null) return null
+  return me && me.id === id ? `${me.email} (you)` : `User #${id}`
+}
+
+/** Who or what started the backup. */
+export function startedBy(backup: Backup, me: Readonly<User> | null = null): string {
   if (backup.trigger === 'scheduled') return 'Schedule'
-  if (backup.trigger === 'cli') return 'Command line'
   if (backup.trigger === 'pre_restore') return 'Safety backup'
-  return backup.created_by !== null ? `User #${backup.created_by}` : '—'
+  const user = userLabel(backup.created_by, me)
+  if (user) return user
+  return backup.trigger === 'cli' ? 'Command line' : '—'
+}
+
+/** Who asked for a restore. */
+export function requestedBy(op: RestoreOperation, me: Readonly<User> | null = null): string {
+  return userLabel(op.requested_by, me) ?? 'Command line'
 }
 
 export const canDownload = (b: Backup) => b.status === 'completed'

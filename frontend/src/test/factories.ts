@@ -1,0 +1,93 @@
+// Test data shaped exactly like the API's (the generated types check every field).
+import type { Backup, RestoreOperation, Statistics, User } from '@/api/types'
+
+let nextId = 1000
+
+export function backup(overrides: Partial<Backup> = {}): Backup {
+  const id = overrides.id ?? nextId++
+  return {
+    id,
+    filename: `shop_2026-01-31_000000_${id}.sql.zst`,
+    unique_identifier: `uid${id}`.padEnd(32, '0'),
+    file_size: 1024 * 1024,
+    status: 'completed',
+    error_message: null,
+    backup_date: '2026-01-31T00:00:00Z',
+    trashed_at: null,
+    completed_at: '2026-01-31T00:00:05Z',
+    created_by: 1,
+    created_at: '2026-01-31T00:00:00Z',
+    updated_at: '2026-01-31T00:00:05Z',
+    compression: 'zstd',
+    checksum_sha256: 'a'.repeat(64),
+    duration_ms: 5000,
+    trigger: 'manual',
+    status_before_trash: null,
+    target_database: 'shop',
+    started_at: '2026-01-31T00:00:00Z',
+    bytes_processed: 0,
+    estimated_bytes: null,
+    raw_size: 4 * 1024 * 1024,
+    attempts: 1,
+    cancel_requested_at: null,
+    integrity_status: 'ok',
+    verified_at: null,
+    ...overrides,
+  }
+}
+
+export function restoreOp(overrides: Partial<RestoreOperation> = {}): RestoreOperation {
+  return {
+    id: nextId++,
+    backup_id: 1,
+    status: 'pending',
+    requested_by: 1,
+    use_safety_backup: true,
+    safety_backup_id: null,
+    target_database: 'shop',
+    error_message: null,
+    bytes_processed: 0,
+    total_bytes: null,
+    attempts: 0,
+    started_at: null,
+    completed_at: null,
+    duration_ms: null,
+    created_at: '2026-01-31T00:00:00Z',
+    updated_at: '2026-01-31T00:00:00Z',
+    ...overrides,
+  }
+}
+
+export function statistics(overrides: Partial<Statistics> = {}): Statistics {
+  return {
+    total_backups: 0,
+    completed_backups: 0,
+    failed_backups: 0,
+    trashed_backups: 0,
+    total_size: 0,
+    average_size: 0,
+    latest_backup: null,
+    oldest_backup: null,
+    ...overrides,
+  }
+}
+
+export function admin(overrides: Partial<User> = {}): User {
+  return {
+    id: 1,
+    email: 'admin@example.com',
+    role: 'admin',
+    is_active: true,
+    last_login_at: null,
+    created_at: '2026-01-01T00:00:00Z',
+    ...overrides,
+  }
+}
+
+/** A fetch Response carrying the contract's envelope. */
+export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  })
+}
