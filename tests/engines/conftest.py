@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.config import Settings
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
+from app.storage.base import StorageWriter
 from app.storage.local import LocalStorage
 from tests import support
+from tests.storage.conftest import tmpfs  # noqa: F401  (shared fixture)
 
 SCHEMA = """
 SET NAMES utf8mb4;
@@ -125,3 +129,53 @@ def checksums_by_table(database: str) -> dict[str, str]:
     """``support.table_checksums`` keyed by bare table name, to compare two databases."""
     checksums = support.table_checksums(database)
     return {name.split(".", 1)[1]: value for name, value in checksums.items()}
+
+
+class GatedWriter:
+    """Wraps a writer and stops accepting bytes after ``after`` of them until ``gate`` is set.
+
+    Back-pressure then holds the dump (and the server's query) mid-stream, so a test can act on
+    a dump that is still running without racing it.
+    """
+
+    def __init__(self, inner: StorageWriter, *, after: int) -> None:
+        self.key = inner.key
+        self.inner = inner
+        self.after = after
+        self.written = 0
+        self.reached = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def write(self, chunk: bytes) -> None:
+        self.written += len(chunk)
+        if self.written >= self.after:
+            self.reached.set()
+            await self.gate.wait()
+        await self.inner.write(chunk)
+
+    async def commit(self) -> int:
+        return await self.inner.commit()
+
+    async def abort(self) -> None:
+        await self.inner.abort()
+
+
+def fill_big_table(database: str, rows: int) -> None:
+    """About 160 bytes of dump per row, generated server-side in a second or two."""
+    support.admin_sql(
+        "CREATE TABLE big (id INT PRIMARY KEY, a CHAR(64), b VARCHAR(100)) ENGINE=InnoDB;"
+        f"INSERT INTO big SELECT seq, SHA2(seq, 256), MD5(seq) FROM seq_1_to_{rows};",
+        database=database,
+    )
+
+
+def dump_processes() -> list[psutil.Process]:
+    """Our mariadb-dump/mysqldump children, at any depth."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() in {"mariadb-dump", "mysqldump"} and proc.status() != "zombie":
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return found
