@@ -128,7 +128,7 @@ def leftover_files(root: Path) -> list[str]:
 def checksums_by_table(database: str) -> dict[str, str]:
     """``support.table_checksums`` keyed by bare table name, to compare two databases."""
     checksums = support.table_checksums(database)
-    return {name.split(".", 1)[1]: value for name, value in checksums.items()}
+    return {name.rsplit(".", 1)[-1]: value for name, value in checksums.items()}
 
 
 class GatedWriter:
