@@ -37,9 +37,10 @@ from app.backups.schemas import (
 )
 from app.backups.service import BulkItemResult, SortKey, View
 from app.deps import BackupServiceDep
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
+from app.pipeline.codecs import CorruptStream
 
 MAX_PAGE = 1_000_000
 
@@ -331,6 +332,12 @@ async def restore_backup_from_trash(
     return BackupMessageEnvelope(message="Backup restored from trash.", data=_read(backup))
 
 
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
 # ---- download --------------------------------------------------------------------------------
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -370,17 +377,24 @@ async def download_backup(
     download = await service.open_download(backup_id, raw=raw)
     chunks = download.chunks
     try:
-        # Reading the first chunk now turns a file that vanished since into a 404, not a
-        # response cut off after its headers.
+        # Reading the first chunk now turns a file that vanished or is damaged into a 404 or a
+        # 409, not a response cut off right after its headers.
         first = await anext(chunks, b"")
     except FileNotFoundError:
+        await _close(chunks)
         raise NotFound(f"The file of backup {backup_id} is gone.") from None
+    except CorruptStream:
+        await _close(chunks)
+        raise Conflict(f"The file of backup {backup_id} is damaged; it can't be read.") from None
 
     async def body() -> AsyncIterator[bytes]:
-        if first:
-            yield first
-        async for chunk in chunks:
-            yield chunk
+        try:
+            if first:
+                yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await _close(chunks)
 
     headers = {
         "Content-Disposition": content_disposition(download.filename),

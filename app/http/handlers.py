@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,9 +84,29 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = _STATUS_MESSAGES.get(exc.status_code, "The request failed.")
-    return error_response(
-        exc.status_code, message, headers=dict(exc.headers) if exc.headers else None
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405 and (documented := allowed_methods(request)):
+        headers["Allow"] = ", ".join(documented)
+    return error_response(exc.status_code, message, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every documented method on this path (Starlette's Allow names only one route's)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allowed_methods_table", None
     )
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), {m.upper() for m in operations}))
+        request.app.state.allowed_methods_table = table
+    path = request.url.path
+    methods: set[str] = set()
+    for pattern, route_methods in table:
+        if pattern.match(path):
+            methods |= route_methods
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:

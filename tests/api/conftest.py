@@ -37,6 +37,20 @@ async def app(database: Database, settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+    await forget_queue(settings)
+
+
+async def forget_queue(settings: Settings) -> None:
+    """Remove what the test's unique queue left in the shared Redis."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"*{settings.queue_name}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 def make_client(app: FastAPI) -> httpx.AsyncClient:
