@@ -98,8 +98,8 @@ def allowed_methods(request: Request) -> list[str]:
     if table is None:
         table = []
         for template, operations in request.app.openapi().get("paths", {}).items():
-            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-            table.append((re.compile(f"^{pattern}$"), {m.upper() for m in operations}))
+            regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
         request.app.state.allowed_methods_table = table
     path = request.url.path
     methods: set[str] = set()
