@@ -25,8 +25,9 @@ from app.engines.credentials import defaults_argument, defaults_file
 from app.engines.mysql_errors import classify
 from app.engines.mysql_tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream, PipelineError
+from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
-from app.pipeline.streams import load_dump, read_chunks, store_dump
+from app.pipeline.streams import RawStats, StoredStats, load_dump, store_dump
 from app.storage.base import StorageError, StorageWriter
 
 log = logging.getLogger(__name__)
@@ -150,25 +151,9 @@ class MySQLEngine:
         with defaults_file(target) as defaults:
             argv = build_dump_argv(tools.dump, defaults, target.database, flavour=tools.flavour)
             try:
-                async with spawn(argv, stdout=PIPE) as child:
-                    try:
-                        raw, stored = await store_dump(
-                            read_chunks(child),
-                            writer,
-                            compression=compression,
-                            level=self._levels.get(compression, 0),
-                            on_progress=on_progress,
-                        )
-                    except StorageError as exc:
-                        # Leaving ``spawn`` kills the dump; the storage reason is the one to show.
-                        raise EngineError(
-                            exc.message,
-                            kind=FailureKind.transient if exc.transient else FailureKind.permanent,
-                        ) from None
-                    except PipelineError as exc:
-                        raise EngineError(str(exc), kind=FailureKind.permanent) from None
-                    code = await child.wait()
-                    stderr = child.stderr_tail.text()
+                code, stderr, raw, stored = await self._run_dump(
+                    argv, writer, compression=compression, on_progress=on_progress
+                )
             except ToolNotFound:
                 raise EngineError(tools.missing_dump_message()) from None
         if code != 0:
@@ -191,6 +176,37 @@ class MySQLEngine:
             tool_version=tools.dump_version or tools.dump_name,
             server_version=raw.server_version(),
         )
+
+    async def _run_dump(
+        self,
+        argv: list[str],
+        writer: StorageWriter,
+        *,
+        compression: Compression,
+        on_progress: ProgressCallback | None,
+    ) -> tuple[int, str, RawStats, StoredStats]:
+        """Run the dump into the pipeline; return (exit status, stderr tail, stats)."""
+        # Nesting order matters: the dump is dead (spawn exited) before fd_io joins its threads.
+        async with fd_io() as io:
+            read_end, write_end = io.pipe()
+            async with spawn(argv, stdout=write_end) as child:
+                io.close(write_end)
+                try:
+                    raw, stored = await store_dump(
+                        io.chunks(read_end),
+                        writer,
+                        compression=compression,
+                        level=self._levels.get(compression, 0),
+                        on_progress=on_progress,
+                    )
+                except StorageError as exc:
+                    # Leaving ``spawn`` kills the dump; the storage reason is the one to show.
+                    kind = FailureKind.transient if exc.transient else FailureKind.permanent
+                    raise EngineError(exc.message, kind=kind) from None
+                except PipelineError as exc:
+                    raise EngineError(str(exc), kind=FailureKind.permanent) from None
+                code = await child.wait()
+                return code, child.stderr_tail.text(), raw, stored
 
     async def restore(
         self,

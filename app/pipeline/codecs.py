@@ -14,7 +14,6 @@ never mistaken for a complete one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +23,8 @@ from typing import Protocol
 import zstandard
 
 from app.config import Compression
-from app.pipeline.process import PIPE, Child, close_stdin, spawn
+from app.pipeline.fdio import FdIO, fd_io
+from app.pipeline.process import Child, spawn
 
 CHUNK_SIZE = 1024 * 1024
 # Upper bound on what one decoder step may produce, however compressible the input is.
@@ -286,34 +286,47 @@ async def _run_codec(chunks: AsyncIterator[bytes], codec: _Codec) -> AsyncIterat
 def _external(argv: list[str], *, decoding: bool, tool: str) -> Stage:
     @asynccontextmanager
     async def stage(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
-        async with spawn(argv, stdin=PIPE, stdout=PIPE) as child:
-            feeder = asyncio.create_task(_feed(source, child))
-            try:
-                yield _drain(child, feeder, decoding=decoding, tool=tool)
-            finally:
-                feeder.cancel()
-                await asyncio.gather(feeder, return_exceptions=True)
+        # Nesting matters: the child dies (spawn exits) before fd_io joins threads and closes fds.
+        async with fd_io() as io:
+            in_read, in_write = io.pipe()
+            out_read, out_write = io.pipe()
+            async with spawn(argv, stdin=in_read, stdout=out_write) as child:
+                io.close(in_read)
+                io.close(out_write)
+                feeder = asyncio.create_task(_feed(source, io, in_write))
+                try:
+                    yield _drain(child, io, out_read, feeder, decoding=decoding, tool=tool)
+                finally:
+                    feeder.cancel()
+                    await asyncio.gather(feeder, return_exceptions=True)
 
     return stage
 
 
-async def _feed(source: AsyncIterator[bytes], child: Child) -> None:
+async def _feed(source: AsyncIterator[bytes], io: FdIO, fd: int) -> None:
     try:
         async for chunk in source:
-            child.stdin.write(chunk)
-            await child.stdin.drain()
+            await io.write_all(fd, chunk)
     except (BrokenPipeError, ConnectionResetError):
         return  # the tool left early: its exit status says why
-    finally:
-        # End of file even when the source failed, so the reader below is not left waiting.
-        with contextlib.suppress(Exception):
-            await close_stdin(child)
+    except asyncio.CancelledError:
+        raise  # a write may still be in flight: fd_io closes the descriptor after it
+    except BaseException:
+        io.close(fd)  # end of file, so the reader is not left waiting; then report the error
+        raise
+    io.close(fd)
 
 
 async def _drain(
-    child: Child, feeder: asyncio.Task[None], *, decoding: bool, tool: str
+    child: Child,
+    io: FdIO,
+    fd: int,
+    feeder: asyncio.Task[None],
+    *,
+    decoding: bool,
+    tool: str,
 ) -> AsyncIterator[bytes]:
-    while chunk := await child.stdout.read(CHUNK_SIZE):
+    async for chunk in io.chunks(fd, CHUNK_SIZE):
         yield chunk
     await feeder  # re-raises what the source raised
     code = await child.wait()
