@@ -130,20 +130,28 @@ export async function startServer(): Promise<E2EServer> {
     detached: true,
     stdio: ['ignore', log, log],
   })
+  // `dbkeep serve` runs the worker itself; DBKEEP_E2E_SEPARATE_WORKER=1 adds a separate
+  // `dbkeep worker` process instead (the scale-out layout) for the same queue.
+  const workers: ChildProcess[] = []
+  if (process.env.DBKEEP_E2E_SEPARATE_WORKER === '1') {
+    workers.push(spawn(DBKEEP, ['worker'], { env, cwd: ROOT, detached: true, stdio: ['ignore', log, log] }))
+  }
   const baseURL = `http://127.0.0.1:${port}`
   try {
     await waitForHttp(`${baseURL}/api/auth/me`, server, 60_000)
   } catch (error) {
     killGroup(server, 'SIGKILL')
+    workers.forEach((worker) => killGroup(worker, 'SIGKILL'))
     throw new Error(`${(error as Error).message}; log: ${join(dir, 'serve.log')}`)
   }
 
   const stop = async (): Promise<void> => {
-    if (server.exitCode === null) {
-      killGroup(server, 'SIGTERM')
+    for (const child of [server, ...workers]) {
+      if (child.exitCode !== null) continue
+      killGroup(child, 'SIGTERM')
       const deadline = Date.now() + 10_000
-      while (server.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-      killGroup(server, 'SIGKILL')
+      while (child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      killGroup(child, 'SIGKILL')
     }
     try {
       rootSql(`DROP DATABASE IF EXISTS \`${database}\`; DROP USER IF EXISTS '${dbUser}'@'localhost'; DROP USER IF EXISTS '${dbUser}'@'127.0.0.1';`)
