@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginFailure, Role, User, UserSession
 from app.backups.models import (
+    BackupCounter,
     BackupStatus,
     BackupTrigger,
     DatabaseBackup,
@@ -13,6 +14,7 @@ from app.backups.models import (
 from app.db import Base
 
 __all__ = [
+    "BackupCounter",
     "ApiToken",
     "AuditEvent",
     "BackupStatus",

@@ -58,6 +58,9 @@ class DatabaseBackup(Base):
         Index("ix_database_backups_backup_date", "backup_date"),
         Index("ix_database_backups_trashed_at", "trashed_at"),
         Index("ix_database_backups_status_backup_date", "status", "backup_date"),
+        # Sorting a page by name or size must not sort the whole table.
+        Index("ix_database_backups_filename", "filename"),
+        Index("ix_database_backups_file_size", "file_size"),
     )
 
     # The original's columns
@@ -132,3 +135,20 @@ class RestoreOperation(Base):
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BackupCounter(Base):
+    """Row counts and sizes per (status, status before trash), kept by database triggers.
+
+    Counting a large table on every list request is the slow part of a page; these counters are
+    maintained in the same transaction as every insert, update and delete of ``database_backups``
+    (see migration 0002), so they are never stale.
+    """
+
+    __tablename__ = "backup_counters"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # '' when the row is not in the trash; the status it had otherwise.
+    status_before_trash: Mapped[str] = mapped_column(String(20), primary_key=True)
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    size_sum: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -8,10 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import (
+    BackupCounter,
     BackupStatus,
     DatabaseBackup,
     RestoreOperation,
@@ -113,14 +114,17 @@ class BackupRepository:
         view: View,
     ) -> tuple[list[DatabaseBackup], int]:
         """One page of backups and the total number matching the filters."""
-        total = await self.session.scalar(
-            self._filtered(
-                select(func.count()).select_from(DatabaseBackup),
-                search=search,
-                status=status,
-                view=view,
+        if search:
+            total = await self.session.scalar(
+                self._filtered(
+                    select(func.count()).select_from(DatabaseBackup),
+                    search=search,
+                    status=status,
+                    view=view,
+                )
             )
-        )
+        else:
+            total = await self._counted(status=status, view=view)
         rows = await self.session.scalars(
             self._filtered(select(DatabaseBackup), search=search, status=status, view=view)
             .order_by(*_ORDER[sort])
@@ -129,27 +133,42 @@ class BackupRepository:
         )
         return list(rows), int(total or 0)
 
+    async def _counted(self, *, status: BackupStatus | None, view: View) -> int:
+        """How many rows a filter without search matches, from the trigger-kept counters."""
+        stmt = select(func.coalesce(func.sum(BackupCounter.row_count), 0))
+        if view is View.trash:
+            stmt = stmt.where(BackupCounter.status == BackupStatus.in_trash.value)
+            if status is not None:
+                stmt = stmt.where(BackupCounter.status_before_trash == status.value)
+        elif status is not None:
+            stmt = stmt.where(BackupCounter.status == status.value)
+        else:
+            stmt = stmt.where(BackupCounter.status != BackupStatus.in_trash.value)
+        return int(await self.session.scalar(stmt) or 0)
+
     async def statistics(self) -> StatisticsRow:
-        status = DatabaseBackup.status
-        row = (
+        """Counts and sizes by status, read from the trigger-kept counters."""
+        rows = (
             await self.session.execute(
                 select(
-                    func.count(),
-                    func.sum(case((status == BackupStatus.completed, 1), else_=0)),
-                    func.sum(case((status == BackupStatus.failed, 1), else_=0)),
-                    func.sum(case((status == BackupStatus.in_trash, 1), else_=0)),
-                    func.sum(DatabaseBackup.file_size),
-                    func.avg(case((status == BackupStatus.completed, DatabaseBackup.file_size))),
-                ).select_from(DatabaseBackup)
+                    BackupCounter.status,
+                    func.sum(BackupCounter.row_count),
+                    func.sum(BackupCounter.size_sum),
+                ).group_by(BackupCounter.status)
             )
-        ).one()
+        ).all()
+        count = {status: int(n or 0) for status, n, _ in rows}
+        size = {status: int(total or 0) for status, _, total in rows}
+        completed = count.get(BackupStatus.completed.value, 0)
         return StatisticsRow(
-            total_backups=int(row[0] or 0),
-            completed_backups=int(row[1] or 0),
-            failed_backups=int(row[2] or 0),
-            trashed_backups=int(row[3] or 0),
-            total_size=int(row[4] or 0),
-            average_size=round(float(row[5] or 0)),
+            total_backups=sum(count.values()),
+            completed_backups=completed,
+            failed_backups=count.get(BackupStatus.failed.value, 0),
+            trashed_backups=count.get(BackupStatus.in_trash.value, 0),
+            total_size=sum(size.values()),
+            average_size=round(size.get(BackupStatus.completed.value, 0) / completed)
+            if completed
+            else 0,
         )
 
     async def edge_completed(self, *, newest: bool) -> DatabaseBackup | None:

@@ -320,3 +320,43 @@ async def test_restore_request_refuses_while_a_backup_of_the_target_runs(
     )
     with pytest.raises(Conflict, match=f"Backup {running.id}"):
         await service.request_restore(done.id)
+
+
+async def test_trigger_kept_counters_match_the_table_after_every_kind_of_change(
+    service: BackupService, database: Database, storage: BackupStorage
+) -> None:
+    from sqlalchemy import func, select, update
+
+    from app.backups.models import BackupCounter
+
+    rows = [await make_backup(database, storage, size=10 * (i + 1)) for i in range(5)]
+    await make_backup(database, status=BackupStatus.failed)
+    await service.trash(rows[0].id)
+    await service.trash(rows[1].id)
+    await service.restore_from_trash(rows[1].id)
+    await service.delete(rows[2].id)
+    await service.bulk_trash([rows[3].id, rows[4].id])
+    async with database.sessionmaker() as session:
+        await session.execute(
+            update(DatabaseBackup).where(DatabaseBackup.id == rows[3].id).values(file_size=999)
+        )
+        await session.commit()
+        actual = {
+            (status, before or ""): (n, size)
+            for status, before, n, size in (
+                await session.execute(
+                    select(
+                        DatabaseBackup.status,
+                        DatabaseBackup.status_before_trash,
+                        func.count(),
+                        func.sum(DatabaseBackup.file_size),
+                    ).group_by(DatabaseBackup.status, DatabaseBackup.status_before_trash)
+                )
+            ).all()
+        }
+        counters = {
+            (c.status, c.status_before_trash): (c.row_count, c.size_sum)
+            for c in await session.scalars(select(BackupCounter))
+            if c.row_count
+        }
+    assert counters == {(k[0].value, k[1] and k[1].value or ""): v for k, v in actual.items()}
