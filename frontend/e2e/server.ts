@@ -3,7 +3,7 @@
 // a unique queue name, then `dbkeep migrate`, a viewer account and `dbkeep serve`.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, openSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -77,6 +77,10 @@ function killGroup(server: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 export async function startServer(): Promise<E2EServer> {
+  const dist = resolve(import.meta.dirname, '..', 'dist')
+  if (!existsSync(join(dist, 'index.html'))) {
+    throw new Error('frontend/dist is not built: run `npm run build` before `npm run test:e2e`.')
+  }
   const suffix = randomBytes(4).toString('hex')
   const database = `dbkeep_e2e_${suffix}`
   const dbUser = `dbkeep_e2e_${suffix}`
@@ -111,7 +115,7 @@ export async function startServer(): Promise<E2EServer> {
     DBKEEP_ADMIN_PASSWORD: admin.password,
     DBKEEP_QUEUE_NAME: `dbkeep:e2e:${suffix}`,
     DBKEEP_SCHEDULE_ENABLED: 'false',
-    DBKEEP_FRONTEND_DIST: resolve(import.meta.dirname, '..', 'dist'),
+    DBKEEP_FRONTEND_DIST: dist,
     DBKEEP_HOST: '127.0.0.1',
     DBKEEP_PORT: String(port),
     DBKEEP_LOG_FORMAT: 'json',

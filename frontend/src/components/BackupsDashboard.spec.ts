@@ -1,0 +1,98 @@
+import { flushPromises, mount } from '@vue/test-utils'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createMemoryHistory, createRouter } from 'vue-router'
+
+import type { Backup } from '@/api/types'
+import { backup, jsonResponse, statistics } from '@/test/factories'
+
+import BackupsDashboard from './BackupsDashboard.vue'
+
+function page(items: Backup[], total: number) {
+  return { success: true, data: items, meta: { current_page: 2, per_page: 10, total, last_page: Math.ceil(total / 10) } }
+}
+
+describe('BackupsDashboard', () => {
+  let listCalls: URL[] = []
+  let rows: Backup[] = []
+
+  beforeEach(() => {
+    vi.useFakeTimers()
+    listCalls = []
+    rows = [backup({ id: 11, filename: 'eleven.sql.zst' }), backup({ id: 12, filename: 'twelve.sql.zst' })]
+    vi.stubGlobal('fetch', async (input: string) => {
+      const url = new URL(input, 'http://test')
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics({ trashed_backups: 3 }) })
+      if (url.searchParams.get('per_page') === null) listCalls.push(url)
+      return jsonResponse(page(rows, 25))
+    })
+  })
+  afterEach(() => {
+    vi.unstubAllGlobals()
+    vi.useRealTimers()
+  })
+
+  async function mountAt(path: string) {
+    const router = createRouter({
+      history: createMemoryHistory(),
+      routes: [{ path: '/admin/database-backups', component: BackupsDashboard }],
+    })
+    await router.push(path)
+    const wrapper = mount({ template: '<RouterView />' }, { global: { plugins: [router] }, attachTo: document.body })
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    return { wrapper, router }
+  }
+
+  it('starts from the URL and keeps page, filters and selection across refreshes', async () => {
+    const { wrapper, router } = await mountAt('/admin/database-backups?page=2&sort=oldest&status=completed&selected=12')
+    expect(Object.fromEntries(listCalls[0]!.searchParams)).toMatchObject({ page: '2', sort: 'oldest', status: 'completed' })
+    expect(wrapper.get<HTMLInputElement>('[data-testid="row-12"] input').element.checked).toBe(true)
+    expect(wrapper.get('[data-testid="bulk-bar"]').text()).toContain('1 selected')
+
+    rows = [...rows, backup({ id: 13 })]
+    await vi.advanceTimersByTimeAsync(30_000)
+    await flushPromises()
+    expect(listCalls).toHaveLength(2)
+    expect(wrapper.find('[data-testid="row-13"]').exists()).toBe(true)
+    expect(wrapper.get<HTMLInputElement>('[data-testid="row-12"] input').element.checked).toBe(true)
+    expect(router.currentRoute.value.query).toEqual({ page: '2', sort: 'oldest', status: 'completed', selected: '12' })
+    wrapper.unmount()
+  })
+
+  it('writes changes to the URL and goes back to page 1 when a filter changes', async () => {
+    const { wrapper, router } = await mountAt('/admin/database-backups?page=3')
+    await wrapper.get('[data-testid="row-11"] input').setValue(true)
+    await wrapper.get('[data-testid="sort"]').setValue('size_desc')
+    await flushPromises()
+    expect(router.currentRoute.value.query).toEqual({ sort: 'size_desc', selected: '11' })
+    expect(Object.fromEntries(listCalls.at(-1)!.searchParams)).toMatchObject({ page: '1', sort: 'size_desc' })
+    wrapper.unmount()
+  })
+
+  it('debounces the search', async () => {
+    const { wrapper, router } = await mountAt('/admin/database-backups')
+    const before = listCalls.length
+    const input = wrapper.get('[data-testid="search"]')
+    await input.setValue('sh')
+    await vi.advanceTimersByTimeAsync(100)
+    await input.setValue('shop')
+    await vi.advanceTimersByTimeAsync(100)
+    expect(listCalls.length).toBe(before)
+    await vi.advanceTimersByTimeAsync(400)
+    await flushPromises()
+    expect(listCalls.length).toBe(before + 1)
+    expect(listCalls.at(-1)!.searchParams.get('search')).toBe('shop')
+    expect(router.currentRoute.value.query).toEqual({ search: 'shop' })
+    wrapper.unmount()
+  })
+
+  it('switching to the trash clears the selection and shows the trash count', async () => {
+    const { wrapper, router } = await mountAt('/admin/database-backups?selected=11')
+    expect(wrapper.get('[data-testid="tab-trash"]').text()).toContain('3')
+    await wrapper.get('[data-testid="tab-trash"]').trigger('click')
+    await flushPromises()
+    expect(router.currentRoute.value.query).toEqual({ view: 'trash' })
+    expect(listCalls.at(-1)!.searchParams.get('view')).toBe('trash')
+    wrapper.unmount()
+  })
+})
