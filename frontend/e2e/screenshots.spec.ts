@@ -12,6 +12,19 @@ test.describe('screenshots', () => {
     await api.context.dispose()
   })
 
+  test('restore dialog and details drawer', async ({ adminPage: page, api }) => {
+    const [latest] = (await api.list({ status: 'completed', per_page: 1 })).data
+    await page.getByRole('button', { name: `Restore database from ${latest!.filename}` }).click()
+    await page.getByTestId('restore-confirm-input').fill('sho')
+    await page.screenshot({ path: 'screenshots/restore-dialog.png' })
+    await page.keyboard.press('Escape')
+    await page.getByRole('button', { name: `Details of ${latest!.filename}` }).click()
+    await expect(page.getByTestId('backup-details')).toBeVisible()
+    await page.screenshot({ path: 'screenshots/details-drawer.png' })
+    await page.setViewportSize({ width: 375, height: 812 })
+    await page.screenshot({ path: 'screenshots/details-drawer-375.png' })
+  })
+
   for (const scheme of ['light', 'dark'] as const) {
     test(`main page, desktop and 375 px, ${scheme}`, async ({ adminPage: page }) => {
       await page.emulateMedia({ colorScheme: scheme })
