@@ -149,6 +149,7 @@ def _add_security_schemes(app: FastAPI) -> None:
             "bearerToken": {"type": "http", "scheme": "bearer", "description": "An API token."},
             "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "dbkeep_session"},
         }
+        _exact_integer_bounds(schema)
         public = {"login", "health", "metrics"}
         for methods in schema.get("paths", {}).values():
             for operation in methods.values():
@@ -158,3 +159,20 @@ def _add_security_schemes(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_MAX_ID = 2**63 - 1
+
+
+def _exact_integer_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI model stores bounds as floats: 2**63-1 would come out as 2**63."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = _MAX_ID if value == float(_MAX_ID) else int(value)
+            else:
+                _exact_integer_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_integer_bounds(item)

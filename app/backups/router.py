@@ -52,10 +52,11 @@ def _digits_only(value: Any) -> Any:
     return value
 
 
+# Path/Query before the validator: the other order drops the bounds from the OpenAPI document.
 BackupId = Annotated[
     int,
-    BeforeValidator(_digits_only),
     Path(ge=1, le=MAX_ID, description="The backup's id.", examples=[42]),
+    BeforeValidator(_digits_only),
 ]
 # Strings the search may not contain: control characters would only ever be an attack.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -81,9 +82,9 @@ def _read(backup: DatabaseBackup) -> BackupRead:
 )
 async def list_backups(
     service: BackupServiceDep,
-    page: Annotated[int, BeforeValidator(_digits_only), Query(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE), BeforeValidator(_digits_only)] = 1,
     per_page: Annotated[
-        int, BeforeValidator(_digits_only), Query(ge=1, le=MAX_PER_PAGE)
+        int, Query(ge=1, le=MAX_PER_PAGE), BeforeValidator(_digits_only)
     ] = DEFAULT_PER_PAGE,
     search: Annotated[
         str | None,

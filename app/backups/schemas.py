@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.backups.models import (
     BackupStatus,
@@ -101,7 +101,18 @@ def _unique(ids: list[int]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-BackupIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+def _json_integer(value: Any) -> int:
+    # JSON Schema's "integer" includes 3.0; strings and booleans are not ids, whatever they say.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer, not a string or a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+BackupIdItem = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
 
 
 class BulkRequest(BaseModel):

@@ -83,6 +83,13 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it can't decode (e.g. JSON that is not UTF-8).
+        return error_response(
+            422,
+            "The request body could not be parsed as JSON.",
+            errors={"body": ["The body must be UTF-8 encoded JSON."]},
+        )
     message = _STATUS_MESSAGES.get(exc.status_code, "The request failed.")
     headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 405 and (documented := allowed_methods(request)):
@@ -92,21 +99,22 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 def allowed_methods(request: Request) -> list[str]:
     """Every documented method on this path (Starlette's Allow names only one route's)."""
-    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+    table: list[tuple[re.Pattern[str], bool, set[str]]] | None = getattr(
         request.app.state, "allowed_methods_table", None
     )
     if table is None:
         table = []
         for template, operations in request.app.openapi().get("paths", {}).items():
             regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-            table.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
+            literal = "{" not in template
+            table.append((re.compile(f"^{regex}$"), literal, {m.upper() for m in operations}))
         request.app.state.allowed_methods_table = table
     path = request.url.path
-    methods: set[str] = set()
-    for pattern, route_methods in table:
-        if pattern.match(path):
-            methods |= route_methods
-    return sorted(methods)
+    matches = [(literal, methods) for pattern, literal, methods in table if pattern.match(path)]
+    # A literal path (".../statistics") is its own resource, not an id of ".../{backup_id}".
+    if any(literal for literal, _ in matches):
+        matches = [m for m in matches if m[0]]
+    return sorted(set().union(*(methods for _, methods in matches)))
 
 
 def install_error_handlers(app: FastAPI) -> None:
