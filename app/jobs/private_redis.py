@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -43,12 +44,13 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask Linux to SIGTERM it when we die, even by
-    # SIGKILL, so a crashed ``dbkeep serve`` leaves no server behind.
+def _die_with_parent(parent_pid: int) -> None:
+    # Runs in the child between fork and exec (serve calls ``start`` before any thread exists):
+    # ask Linux to SIGTERM the server when dbkeep dies, even by SIGKILL.
     if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # dbkeep died before prctl took effect
+            os._exit(1)
 
 
 def _free_port() -> int:
@@ -98,7 +100,8 @@ class PrivateRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # serve calls this before any thread starts
+            # Dies with dbkeep even when it is SIGKILLed.
+            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
         server = cls(process=process, url=url, directory=directory)
         deadline = time.monotonic() + _START_TIMEOUT_S
