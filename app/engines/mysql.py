@@ -6,10 +6,12 @@ database name is validated and placed after ``--`` so it can never be read as an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from app.config import Compression, Settings
 from app.engines.base import (
@@ -21,9 +23,14 @@ from app.engines.base import (
     ToolStatus,
     validate_database_name,
 )
-from app.engines.credentials import defaults_argument, defaults_file
+from app.engines.credentials import (
+    defaults_argument,
+    defaults_file,
+    remove_stale_defaults_files,
+)
 from app.engines.mysql_errors import classify
 from app.engines.mysql_tools import ClientTools, detect
+from app.engines.parallel_restore import restore_parallel
 from app.pipeline.codecs import CorruptStream, PipelineError
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
@@ -92,10 +99,16 @@ class MySQLEngine:
         client_binary: str | None = None,
         zstd_level: int = 3,
         gzip_level: int = 6,
+        restore_parallelism: int = 1,
+        spool_dir: Path | None = None,
     ) -> None:
         self._dump_binary = dump_binary
         self._client_binary = client_binary
         self._levels = {Compression.zstd: zstd_level, Compression.gzip: gzip_level}
+        # Above 1, restores load tables in that many sessions (app.engines.parallel_restore),
+        # spooling the dump under ``spool_dir``.
+        self._restore_parallelism = restore_parallelism
+        self._spool_dir = spool_dir
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MySQLEngine:
@@ -104,10 +117,14 @@ class MySQLEngine:
             client_binary=settings.client_binary,
             zstd_level=settings.zstd_level,
             gzip_level=settings.gzip_level,
+            restore_parallelism=settings.restore_parallelism,
+            spool_dir=settings.var_dir / "restore-spool",
         )
 
     async def tools(self) -> ClientTools:
         """The installed tools (looked up each time: a package may be installed meanwhile)."""
+        # Also the moment to sweep option files a killed worker could not delete.
+        await asyncio.to_thread(remove_stale_defaults_files)
         return await detect(self._dump_binary, self._client_binary)
 
     async def probe(self) -> ToolStatus:
@@ -226,6 +243,18 @@ class MySQLEngine:
                 tools.client, defaults, database=target.database, sandbox=tools.sandbox
             )
             try:
+                if self._restore_parallelism > 1:
+                    await restore_parallel(
+                        target,
+                        source,
+                        compression=compression,
+                        client_argv=argv,
+                        parallelism=self._restore_parallelism,
+                        tool=tool,
+                        spool_dir=self._spool_dir,
+                        on_progress=on_progress,
+                    )
+                    return
                 async with spawn(argv, stdin=PIPE, stdout=DEVNULL) as child:
                     try:
                         raw = await load_dump(

@@ -2,7 +2,10 @@
 
 Cancelling an asyncio task does not stop its child (nor does Python's exit), so every child is
 started in a new session and, unless it exited by itself, its whole process group is sent SIGTERM
-then SIGKILL and reaped before ``spawn`` returns or raises.
+then SIGKILL and reaped before ``spawn`` returns or raises. When we are killed outright (SIGKILL,
+the OOM killer) none of that runs, so the kernel is also asked to kill each child when its parent
+dies: through ``setpriv --pdeathsig`` rather than a ``preexec_fn``, which is unsafe once threads
+exist (the pipeline's I/O threads do).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -118,6 +122,23 @@ async def _drain_into(stream: asyncio.StreamReader, tail: TailBuffer) -> None:
         tail.feed(chunk)
 
 
+def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    """Prefix ``setpriv --pdeathsig KILL`` so the child dies if we are SIGKILLed.
+
+    A new session protects the child from signals aimed at our group, which also means nothing
+    stops it when we die without cleaning up (a worker killed by the OOM killer or ``kill -9``).
+    setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs the tool itself, so argv and
+    /proc/PID/cmdline are the tool's own; without setpriv the child runs as is.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return list(argv)
+    program = argv[0] if os.sep in argv[0] else shutil.which(argv[0])
+    if program is None or not os.access(program, os.X_OK) or os.path.isdir(program):
+        raise ToolNotFound(os.path.basename(argv[0]))
+    return [setpriv, "--pdeathsig", "KILL", "--", program, *argv[1:]]
+
+
 @asynccontextmanager
 async def spawn(
     argv: Sequence[str],
@@ -126,14 +147,16 @@ async def spawn(
     stdout: StdSpec = PIPE,
     env: Mapping[str, str] | None = None,
     stderr_tail_bytes: int = STDERR_TAIL_BYTES,
+    die_with_parent: bool = True,
 ) -> AsyncIterator[Child]:
     """Start ``argv`` (no shell) in its own session; on leaving, kill its group unless it exited.
 
     Raises ``ToolNotFound`` when the program can't be executed.
     """
+    command = _with_parent_death_signal(argv) if die_with_parent else list(argv)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *command,
             stdin=stdin,
             stdout=stdout,
             stderr=PIPE,

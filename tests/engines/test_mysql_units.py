@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from app.engines.base import FailureKind, TargetSpec
-from app.engines.credentials import defaults_file, option_file_text, quote_option_value
+from app.engines.credentials import (
+    defaults_file,
+    option_file_text,
+    quote_option_value,
+    remove_stale_defaults_files,
+)
 from app.engines.mysql import DUMP_OPTIONS, build_client_argv, build_dump_argv
 from app.engines.mysql_errors import classify, find_error, sanitize
 from app.engines.mysql_tools import display_name, flavour_of, resolve
@@ -192,3 +201,14 @@ def test_tool_lookup(tmp_path: os.PathLike[str]) -> None:
         "mysql"
     )
     assert flavour_of("mariadb-dump Ver 10.19 Distrib 10.11.19-MariaDB") == "mariadb"
+
+
+def test_stale_option_files_of_killed_processes_are_swept() -> None:
+    with defaults_file(TARGET) as fresh:
+        stale = tempfile.mkdtemp(prefix="dbkeep-client-")
+        Path(stale, "client.cnf").write_text("[client]\npassword=x\n")
+        old = time.time() - 3600
+        os.utime(stale, (old, old))
+        assert remove_stale_defaults_files(timedelta(minutes=10)) >= 1
+        assert not os.path.exists(stale)
+        assert os.path.exists(fresh)

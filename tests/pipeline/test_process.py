@@ -113,3 +113,39 @@ async def test_children_do_not_inherit_the_target_url(monkeypatch: pytest.Monkey
     code, out, _ = await run_capture([sys.executable, "-c", "import os; print(dict(os.environ))"])
     assert code == 0 and b"topsecret" not in out
     assert os.environ["DBKEEP_TARGET_URL"]
+
+
+PARENT = (
+    "import asyncio, sys\n"
+    "from app.pipeline.process import spawn\n"
+    "async def main():\n"
+    "    async with spawn(['sleep', '300']) as child:\n"
+    "        print(child.pid, flush=True)\n"
+    "        await child.wait()\n"
+    "asyncio.run(main())\n"
+)
+
+
+async def test_children_die_when_the_parent_is_killed_outright() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, stdout=PIPE, cwd=Path(__file__).resolve().parents[2]
+    )
+    assert parent.stdout is not None
+    child = int(await asyncio.wait_for(parent.stdout.readline(), 10))
+    async with asyncio.timeout(10):  # setpriv execs the tool a moment after the fork
+        while not Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].endswith(b"sleep"):
+            await asyncio.sleep(0.01)
+    parent.kill()  # SIGKILL: no cleanup code runs in the parent
+    await parent.wait()
+    await _wait_gone(child)
+
+
+async def test_a_missing_program_is_reported() -> None:
+    with pytest.raises(process.ToolNotFound) as caught:
+        async with spawn(["/nonexistent/tool", "--version"]):
+            pass
+    assert caught.value.program == "tool"
+    for die_with_parent in (True, False):
+        with pytest.raises(process.ToolNotFound):
+            async with spawn(["no-such-tool-anywhere"], die_with_parent=die_with_parent):
+                pass
