@@ -1,6 +1,6 @@
 """The two streaming paths: dump output -> compression -> SHA-256 -> storage, and back.
 
-Memory stays flat whatever the size: chunks are at most ``CHUNK_SIZE`` and every stage applies
+Memory stays flat whatever the size: chunks are at most 1 MiB and every stage applies
 back-pressure (bounded queues, pipes, ``drain()``).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.config import Compression
 from app.pipeline.checksum import Sha256Counter
-from app.pipeline.codecs import CHUNK_SIZE, decoder, encoder
+from app.pipeline.codecs import decoder, encoder
 from app.pipeline.process import Child
 from app.pipeline.tail import TailBuffer
 from app.storage.base import StorageWriter
@@ -72,19 +72,6 @@ class ProgressThrottle:
         except Exception:
             # Progress is cosmetic: a failing status update must not fail the backup.
             log.warning("progress callback failed", exc_info=True)
-
-
-async def read_chunks(
-    reader: Child | AsyncIterator[bytes], size: int = CHUNK_SIZE
-) -> AsyncIterator[bytes]:
-    """Chunks of a child's stdout (or pass an iterator through)."""
-    if isinstance(reader, Child):
-        stream = reader.stdout
-        while chunk := await stream.read(size):
-            yield chunk
-    else:
-        async for chunk in reader:
-            yield chunk
 
 
 async def _observe(
