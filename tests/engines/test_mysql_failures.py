@@ -147,16 +147,18 @@ async def test_dump_that_exits_zero_without_its_trailer_is_incomplete(
     assert error.kind is FailureKind.permanent
 
 
+@pytest.mark.parametrize("compression", list(Compression))
 async def test_disk_full(
     engine: MySQLEngine,
     target: TargetSpec,
     target_database: str,
     tmpfs: Callable[..., Path],
+    compression: Compression,
 ) -> None:
-    fill_big_table(target_database, 20_000)  # ~3 MB of dump, the file system holds 1 MB
+    fill_big_table(target_database, 40_000)  # ~6 MB of dump (~3 MB compressed) for 1 MB of disk
     storage = LocalStorage(tmpfs("1m"))
     await storage.check_writable()
-    error = await _failed_dump(engine, storage, target, Compression.none)
+    error = await _failed_dump(engine, storage, target, compression)
     assert error.message == "disk full"
     assert error.kind is FailureKind.permanent
     assert dump_processes() == []
