@@ -1,0 +1,250 @@
+"""Health, metrics, OpenAPI and /docs, the dashboard's files, and the last-resort error handler."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.backups.models import BackupStatus
+from app.config import Settings
+from app.db import Database
+from app.health import CheckResult
+from app.main import create_app
+from tests.api.conftest import BackupFactory, assert_failure, make_client
+
+
+async def test_health_reports_every_check(
+    client: httpx.AsyncClient, make_backup: BackupFactory
+) -> None:
+    await make_backup()
+    response = await client.get("/health")
+    body = response.json()
+    checks = body["data"]["checks"]
+    assert {"metadata_store", "redis", "dump_tools", "newest_backup"} <= set(checks)
+    assert checks["metadata_store"]["status"] == "ok"
+    assert checks["redis"]["status"] == "ok"
+    assert checks["newest_backup"]["details"]["age_seconds"] is not None
+    assert checks["newest_backup"]["critical"] is False
+    if checks["dump_tools"]["status"] == "ok":
+        assert response.status_code == 200 and body["success"] is True
+    else:  # a machine without mariadb-dump: unhealthy, and it says which tool is missing
+        assert response.status_code == 503 and "dump_tools" in body["message"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_health_is_503_when_redis_is_down(database: Database, settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        response = await c.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["success"] is False and "redis" in body["message"]
+    assert body["data"]["checks"]["redis"]["status"] == "fail"
+    assert "127.0.0.1:1" not in response.text
+
+
+async def test_registered_checks_run_and_a_slow_one_fails(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def worker_ok(state: object) -> CheckResult:
+        return CheckResult("ok", "ok", {"queue_depth": 0})
+
+    async def hangs(state: object) -> CheckResult:
+        import asyncio
+
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    app.state.health.register("worker", worker_ok)
+    app.state.health.register("slow_optional", hangs, critical=False, timeout=0.05)
+    checks = (await client.get("/health")).json()["data"]["checks"]
+    assert checks["worker"] == {
+        "status": "ok", "critical": True, "message": "ok", "details": {"queue_depth": 0}
+    }  # fmt: skip
+    assert checks["slow_optional"]["status"] == "fail"
+    assert "within" in checks["slow_optional"]["message"]
+
+
+async def test_metrics_exposes_backup_counts_age_and_http_stats(
+    client: httpx.AsyncClient, admin_client: httpx.AsyncClient, make_backup: BackupFactory
+) -> None:
+    await make_backup()
+    await make_backup(status=BackupStatus.failed)
+    await admin_client.get("/admin/api/database-backups/12345")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'dbkeep_backups{status="completed"} 1.0' in text
+    assert 'dbkeep_backups{status="failed"} 1.0' in text
+    assert 'dbkeep_backups{status="pending"} 0.0' in text
+    assert "dbkeep_newest_completed_backup_age_seconds" in text
+    assert (
+        'dbkeep_http_requests_total{method="GET",route="/admin/api/database-backups/{backup_id}",'
+        'status="404"} 1.0'
+    ) in text
+    assert "dbkeep_http_request_duration_seconds_bucket" in text
+    assert "12345" not in text
+
+
+async def test_metrics_refreshers_can_be_added(app: FastAPI, client: httpx.AsyncClient) -> None:
+    from prometheus_client import Gauge
+
+    depth = Gauge("dbkeep_queue_depth", "Jobs waiting.", registry=app.state.metrics.registry)
+
+    async def refresh(state: object) -> None:
+        depth.set(7)
+
+    app.state.metrics.add_refresher(refresh)
+    assert "dbkeep_queue_depth 7.0" in (await client.get("/metrics")).text
+
+
+async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    operations = {
+        (method.upper(), path): op
+        for path, methods in document["paths"].items()
+        for method, op in methods.items()
+    }
+    expected = {
+        ("GET", "/admin/api/database-backups"): "list_backups",
+        ("POST", "/admin/api/database-backups"): "create_backup",
+        ("GET", "/admin/api/database-backups/statistics"): "backup_statistics",
+        ("GET", "/admin/api/database-backups/{backup_id}"): "get_backup",
+        ("DELETE", "/admin/api/database-backups/{backup_id}"): "delete_backup",
+        ("POST", "/admin/api/database-backups/{backup_id}/restore"): "restore_backup",
+        ("GET", "/admin/api/database-backups/{backup_id}/restores"): "list_backup_restores",
+        ("POST", "/admin/api/database-backups/{backup_id}/cancel"): "cancel_backup",
+        ("POST", "/admin/api/database-backups/{backup_id}/trash"): "trash_backup",
+        ("POST", "/admin/api/database-backups/{backup_id}/restore-from-trash"): (
+            "restore_backup_from_trash"
+        ),
+        ("DELETE", "/admin/api/database-backups/bulk-delete"): "bulk_delete_backups",
+        ("POST", "/admin/api/database-backups/bulk-trash"): "bulk_trash_backups",
+        ("GET", "/admin/database-backups/{backup_id}/download"): "download_backup",
+        ("GET", "/admin/api/audit-events"): "list_audit_events",
+        ("POST", "/api/auth/login"): "login",
+        ("POST", "/api/auth/logout"): "logout",
+        ("GET", "/api/auth/me"): "me",
+        ("GET", "/health"): "health",
+        ("GET", "/metrics"): "metrics",
+    }
+    assert {k: v["operationId"] for k, v in operations.items()} == expected
+    for (_method, path), op in operations.items():
+        assert (op["tags"] and op.get("description")) or op.get("summary"), path
+        assert any(code.startswith("2") for code in op["responses"]), path
+        if op["operationId"] not in {"login", "health", "metrics"}:
+            assert {"401"} <= set(op["responses"]), path
+            assert op["security"], path
+    search = next(
+        p for p in operations[("GET", "/admin/api/database-backups")]["parameters"]
+        if p["name"] == "search"
+    )  # fmt: skip
+    assert search["schema"]["anyOf"][0]["maxLength"] == 200
+
+
+async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200 and "swagger" in response.text.lower()
+    assert "cdn.jsdelivr.net" in response.headers["content-security-policy"]
+
+
+# ---- dashboard ------------------------------------------------------------------------------
+
+
+async def test_dashboard_routes_without_a_build_are_404_envelopes(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    app = create_app(settings.model_copy(update={"frontend_dist": tmp_path / "not-built"}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        for path in ("/admin/database-backups", "/login", "/admin/database-backups/anything"):
+            body = assert_failure(await c.get(path), 404)
+            assert "not built" in body["message"]
+        assert_failure(await c.get("/assets/app.js"), 404)
+
+
+@pytest.fixture
+async def spa_client(database: Database, settings: Settings, tmp_path: Path) -> httpx.AsyncClient:
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><div id=app></div>")
+    (dist / "assets" / "app-1a2b.js").write_text("console.log('dbkeep')")
+    (dist / "favicon.ico").write_bytes(b"\x00\x00\x01\x00")
+    (tmp_path / "secret.txt").write_text("not for the web")
+    app = create_app(settings.model_copy(update={"frontend_dist": dist}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        yield c
+
+
+async def test_dashboard_is_served_with_spa_fallback(
+    spa_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    for path in ("/admin/database-backups", "/admin/database-backups/42", "/login"):
+        response = await spa_client.get(path)
+        assert response.status_code == 200, path
+        assert response.text.startswith("<!doctype html>")
+        assert response.headers["content-type"].startswith("text/html")
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+    asset = await spa_client.get("/assets/app-1a2b.js")
+    assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+    assert asset.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert (await spa_client.get("/favicon.ico")).status_code == 200
+    root = await spa_client.get("/")
+    assert root.status_code == 307 and root.headers["location"] == "/admin/database-backups"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/assets/../index.html",
+        "/assets/%2e%2e/%2e%2e/secret.txt",
+        "/assets/..%2f..%2fsecret.txt",
+        "/assets/missing.js",
+        "/secret.txt",
+        "/backups/x.sql.zst",
+    ],
+)
+async def test_dashboard_serves_nothing_outside_dist(
+    spa_client: httpx.AsyncClient, path: str
+) -> None:
+    response = await spa_client.get(path)
+    assert response.status_code == 404
+    assert "not for the web" not in response.text
+
+
+async def test_backup_dir_is_never_served(
+    spa_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    settings.backup_dir.mkdir(parents=True, exist_ok=True)
+    (settings.backup_dir / "dump.sql").write_text("CREATE TABLE secret;")
+    for path in ("/dump.sql", "/backups/dump.sql", "/assets/../../backups/dump.sql"):
+        response = await spa_client.get(path)
+        assert "CREATE TABLE" not in response.text
+
+
+# ---- the last-resort handler ----------------------------------------------------------------
+
+
+async def test_unexpected_errors_are_a_generic_500_and_logged(
+    database: Database, settings: Settings, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("password=hunter2 at /var/lib/secret/path")
+
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        with caplog.at_level(logging.ERROR):
+            response = await c.get("/boom", headers={"X-Request-ID": "req-123"})
+    body = assert_failure(response, 500)
+    assert "hunter2" not in response.text and "/var/lib" not in response.text
+    assert "req-123" in body["message"] and response.headers["x-request-id"] == "req-123"
+    logged = capsys.readouterr().out + caplog.text
+    assert "http.unhandled_error" in logged and "RuntimeError" in logged
