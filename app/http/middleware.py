@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import traceback
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -58,13 +59,15 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
-                # Logged with its traceback for the operator; the client learns only the id.
+                # Logged with its traceback for the operator; the client learns only the id. The
+                # traceback is formatted here, without local variables (rich's formatter would
+                # print them, and they can hold credentials).
                 log.error(
                     "http.unhandled_error",
                     method=scope.get("method"),
                     path=scope.get("path"),
                     error_type=type(exc).__name__,
-                    exc_info=exc,
+                    traceback="".join(traceback.format_exception(exc)),
                 )
                 if started:
                     return  # headers are out: the server closes the connection
