@@ -113,28 +113,33 @@ class BackupRepository:
         status: BackupStatus | None,
         view: View,
     ) -> tuple[list[DatabaseBackup], int]:
-        """One page of backups and the total number matching the filters."""
-        if search:
-            total = await self.session.scalar(
-                self._filtered(
-                    select(func.count()).select_from(DatabaseBackup),
-                    search=search,
-                    status=status,
-                    view=view,
-                )
+        """One page of backups and the total number matching the filters, in one round trip."""
+        count = self._count_statement(search=search, status=status, view=view)
+        page_query = select(DatabaseBackup, count.scalar_subquery())
+        rows = (
+            await self.session.execute(
+                self._filtered(page_query, search=search, status=status, view=view)
+                .order_by(*_ORDER[sort])
+                .limit(per_page)
+                .offset((page - 1) * per_page)
             )
-        else:
-            total = await self._counted(status=status, view=view)
-        rows = await self.session.scalars(
-            self._filtered(select(DatabaseBackup), search=search, status=status, view=view)
-            .order_by(*_ORDER[sort])
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-        return list(rows), int(total or 0)
+        ).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1] or 0)
+        # Past the last page the page query has no row to carry the total.
+        return [], int(await self.session.scalar(count) or 0)
 
-    async def _counted(self, *, status: BackupStatus | None, view: View) -> int:
-        """How many rows a filter without search matches, from the trigger-kept counters."""
+    def _count_statement(
+        self, *, search: str | None, status: BackupStatus | None, view: View
+    ) -> Select[Any]:
+        """Counting: from the trigger-kept counters unless a search needs the table itself."""
+        if search:
+            return self._filtered(
+                select(func.count()).select_from(DatabaseBackup),
+                search=search,
+                status=status,
+                view=view,
+            )
         stmt = select(func.coalesce(func.sum(BackupCounter.row_count), 0))
         if view is View.trash:
             stmt = stmt.where(BackupCounter.status == BackupStatus.in_trash.value)
@@ -144,7 +149,7 @@ class BackupRepository:
             stmt = stmt.where(BackupCounter.status == status.value)
         else:
             stmt = stmt.where(BackupCounter.status != BackupStatus.in_trash.value)
-        return int(await self.session.scalar(stmt) or 0)
+        return stmt
 
     async def statistics(self) -> StatisticsRow:
         """Counts and sizes by status, read from the trigger-kept counters."""

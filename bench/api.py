@@ -1,0 +1,206 @@
+"""API benchmark: list, statistics and search over 100,000 backup rows in a MariaDB store.
+
+Seeds a MariaDB metadata store (``dbkeep_bench_api``) with N backup rows server-side, serves the
+real app with uvicorn (one process), and measures, beside a trivial route of the same app:
+latency one request at a time (p50/p95/p99) and throughput at 16 connections (wrk).
+
+    .venv/bin/python -m bench.api --rows 100000           # the full run
+    .venv/bin/python -m bench.api --rows 2000 --quick     # the CI smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import BENCH_USER, HOST, PORT, admin_sql, ensure_bench_account
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "dbkeep_bench_api"
+ENDPOINTS = {
+    "trivial route (same app)": "/__bench/trivial",
+    "list (page 1, meta.total)": "/admin/api/database-backups",
+    "list page 50, sort size_desc": "/admin/api/database-backups?page=50&sort=size_desc",
+    "list status=failed": "/admin/api/database-backups?status=failed",
+    "statistics": "/admin/api/database-backups/statistics",
+    "search (literal substring)": "/admin/api/database-backups?search=4242",
+}
+
+
+def seed(rows: int, password: str) -> str:
+    admin_sql(f"DROP DATABASE IF EXISTS `{DATABASE}`; CREATE DATABASE `{DATABASE}`")
+    url = f"mysql+asyncmy://{BENCH_USER}:{password}@{HOST}:{PORT}/{DATABASE}"
+    env = _env(url)
+    subprocess.run([_bin("dbkeep"), "migrate"], env=env, check=True, capture_output=True)
+    # Server-side generation: statuses mostly completed, some failed and trashed, dates spread
+    # over a year, sizes varied, names unique.
+    admin_sql(
+        "INSERT INTO database_backups (filename, unique_identifier, path, file_size, status, "
+        "backup_date, completed_at, created_at, updated_at, compression, `trigger`, "
+        "bytes_processed, attempts, status_before_trash, trashed_at) "
+        "SELECT CONCAT('backup_shop_', seq, '.sql.zst'), MD5(seq), CONCAT('2026/01/b', seq), "
+        "(seq * 7919) % 50000000, "
+        "CASE WHEN seq % 20 = 0 THEN 'failed' WHEN seq % 10 = 0 THEN 'in_trash' "
+        "ELSE 'completed' END, "
+        "NOW(6) - INTERVAL seq MINUTE, NOW(6) - INTERVAL seq MINUTE, NOW(6), NOW(6), 'zstd', "
+        "'scheduled', 0, 1, IF(seq % 10 = 0 AND seq % 20 <> 0, 'completed', NULL), "
+        f"IF(seq % 10 = 0 AND seq % 20 <> 0, NOW(6), NULL) FROM seq_1_to_{rows}",
+        database=DATABASE,
+    )
+    admin_sql("ANALYZE TABLE database_backups", database=DATABASE)
+    return url
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBKEEP_")}
+    env.update(
+        DBKEEP_DATABASE_URL=url,
+        DBKEEP_ENV="dev",
+        DBKEEP_VAR_DIR=tempfile.mkdtemp(prefix="dbkeep-bench-api-"),
+        DBKEEP_LOG_LEVEL="WARNING",
+        DBKEEP_SCHEDULE_ENABLED="false",
+    )
+    return env
+
+
+def make_token(env: dict[str, str]) -> str:
+    email = "bench-admin@example.com"
+    subprocess.run(
+        [_bin("dbkeep"), "user:create", email, "--role", "admin", "--password-stdin"],
+        input="bench-password-123456\n",
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out = subprocess.run(
+        [_bin("dbkeep"), "token:create", email, "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"dbk_[A-Za-z0-9_\-]+", out)
+    assert match, out
+    return match.group(0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [
+            _bin("uvicorn"),
+            "--factory",
+            "bench.api_app:create",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/__bench/trivial", timeout=1)
+            return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the API did not start")
+
+
+def latency(client: httpx.Client, path: str, n: int) -> tuple[float, float, float]:
+    for _ in range(max(5, n // 10)):
+        client.get(path).raise_for_status()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+    samples.sort()
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[94], q[98]
+
+
+def throughput(url: str, token: str, seconds: int) -> float | None:
+    if shutil.which("wrk") is None:
+        return None
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"wrk saw {non2xx.group(1)} failed responses for {url}")
+    return float(match.group(1)) if match else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--requests", type=int, default=500, help="sequential requests per endpoint"
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few requests, 2 s of wrk")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.seconds = 30, 2
+
+    password = ensure_bench_account()
+    url = seed(args.rows, password)
+    env = _env(url)
+    token = make_token(env)
+    port = free_port()
+    server = start_server(env, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        print(f"API benchmark: {args.rows:,} backup rows in MariaDB, uvicorn (1 process)")
+        print(f"{'endpoint':32} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s @16':>10}")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            for label, path in ENDPOINTS.items():
+                p50, p95, p99 = latency(client, path, args.requests)
+                rps = throughput(base + path, token, args.seconds)
+                rate = f"{rps:10.0f}" if rps is not None else f"{'n/a':>10}"
+                print(f"{label:32} {p50:8.2f} {p95:8.2f} {p99:8.2f} {rate}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(env["DBKEEP_VAR_DIR"], ignore_errors=True)
+        if not args.keep:
+            admin_sql(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+
+
+if __name__ == "__main__":
+    main()
