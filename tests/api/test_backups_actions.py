@@ -585,3 +585,14 @@ async def test_backup_routes_answer_even_without_cookie_when_token_used(
     client = admin_token.client
     assert (await client.get(f"/admin/database-backups/{completed.id}/download")).content == SQL
     assert (await client.post(f"{BACKUPS}/{completed.id}/trash")).status_code == 200
+
+
+async def test_create_without_a_target_is_409_that_says_what_to_set(
+    database: Database, settings: Settings, admin_user: User
+) -> None:
+    app = create_app(settings.model_copy(update={"target_url": None}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        await login(c, admin_user.email)
+        body = assert_failure(await c.post(BACKUPS), 409)
+    assert "DBKEEP_TARGET_URL" in body["message"]
+    assert await count(database, DatabaseBackup) == 0
