@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from typing import Any
 
 import structlog
@@ -60,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(queue.close)
         app.state.queue = queue
         await _ensure_first_admin(database, settings)
+        await stack.enter_async_context(_embedded_worker(settings))
         yield
 
 
@@ -78,6 +79,23 @@ def _optional_engine(settings: Settings) -> Any:
     except ImportError:
         return None
     return get_engine(settings)
+
+
+def _embedded_worker(settings: Settings) -> AbstractAsyncContextManager[Any]:
+    # `dbkeep serve` (without --no-worker) runs the worker and schedule in this process.
+    try:
+        from app.jobs.worker import embedded_worker, embedded_worker_requested
+    except ImportError:
+        return nullcontext()
+    return embedded_worker(settings) if embedded_worker_requested() else nullcontext()
+
+
+def _install_worker_observability(app: FastAPI) -> None:
+    try:
+        from app.jobs.observability import install
+    except ImportError:
+        return
+    install(app)
 
 
 def _optional_queue(settings: Settings) -> Any:
@@ -117,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.health = default_registry()
     app.state.metrics = Metrics()
+    _install_worker_observability(app)
 
     install_error_handlers(app)
     # Added innermost first: the request context (ids, last-resort 500) wraps everything else.

@@ -23,6 +23,9 @@ from app.errors import ServiceUnavailable
 RUN_BACKUP = "run_backup"
 RUN_RESTORE = "run_restore"
 
+# How often a worker records its heartbeat (arq's health-check key, which lives one second longer).
+HEALTH_CHECK_INTERVAL_S = 5
+
 # Fail fast at request time: an API call should answer 503 in about a second, not hang.
 _CONNECT_TIMEOUT_S = 2.0
 _COMMAND_TIMEOUT_S = 5.0
@@ -59,6 +62,7 @@ class QueueStatus:
     reachable: bool
     depth: int | None  # jobs waiting or running
     worker_seen: bool  # a worker wrote its heartbeat within the last few seconds
+    heartbeat_age_s: float | None  # seconds since the newest heartbeat, when one is seen
     worker_info: str | None  # arq's counters: "j_complete=3 j_failed=0 j_retried=1 ..."
 
 
@@ -121,15 +125,25 @@ class ArqJobQueue:
 
     async def status(self) -> QueueStatus:
         """Queue depth and worker heartbeat, or ``reachable=False`` when Redis does not answer."""
+        key = health_check_key(self.queue_name)
         try:
             depth = await self.redis.zcard(self.queue_name)
-            info = await self.redis.get(health_check_key(self.queue_name))
+            info = await self.redis.get(key)
+            ttl_ms = int(await self.redis.pttl(key))
         except (RedisError, OSError):
-            return QueueStatus(reachable=False, depth=None, worker_seen=False, worker_info=None)
+            return QueueStatus(
+                reachable=False, depth=None, worker_seen=False, heartbeat_age_s=None,
+                worker_info=None,
+            )  # fmt: skip
         text = info.decode(errors="replace") if isinstance(info, bytes) else info
         detail = text[text.index("j_complete=") :] if text and "j_complete=" in text else text
+        age = (HEALTH_CHECK_INTERVAL_S + 1) - ttl_ms / 1000 if info and ttl_ms >= 0 else None
         return QueueStatus(
-            reachable=True, depth=int(depth), worker_seen=info is not None, worker_info=detail
+            reachable=True,
+            depth=int(depth),
+            worker_seen=info is not None,
+            heartbeat_age_s=None if age is None else max(0.0, round(age, 1)),
+            worker_info=detail,
         )
 
     async def ping(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import (
@@ -47,3 +47,27 @@ class ReconcileRepository:
             .limit(limit)
         )
         return [(int(row_id), str(path)) for row_id, path in rows.all()]
+
+    async def backup_durations(self) -> list[tuple[str, int, int]]:
+        """``(status, count, total duration in ms)`` of finished backups, by status."""
+        rows = await self.session.execute(
+            select(
+                DatabaseBackup.status,
+                func.count(),
+                func.coalesce(func.sum(DatabaseBackup.duration_ms), 0),
+            )
+            .where(DatabaseBackup.status.in_((BackupStatus.completed, BackupStatus.failed)))
+            .group_by(DatabaseBackup.status)
+        )
+        return [(str(status), int(count), int(total or 0)) for status, count, total in rows.all()]
+
+    async def restore_durations(self) -> list[tuple[str, int, int]]:
+        """``(status, count, total duration in ms)`` of restore operations, by status."""
+        rows = await self.session.execute(
+            select(
+                RestoreOperation.status,
+                func.count(),
+                func.coalesce(func.sum(RestoreOperation.duration_ms), 0),
+            ).group_by(RestoreOperation.status)
+        )
+        return [(str(status), int(count), int(total or 0)) for status, count, total in rows.all()]

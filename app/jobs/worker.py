@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import Settings, get_settings
 from app.jobs import tasks
-from app.jobs.queue import RUN_BACKUP, RUN_RESTORE, ArqJobQueue
+from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import cron_jobs, schedule_timezone
 from app.runtime import open_runtime
@@ -37,8 +37,6 @@ log = structlog.get_logger("dbkeep.worker")
 
 # Set by ``dbkeep serve`` for the API process it starts: "1" runs a worker inside it.
 EMBEDDED_WORKER_ENV = "DBKEEP_SERVE_EMBEDDED_WORKER"
-# How often a worker records its heartbeat in Redis (arq's health-check key; /health reads it).
-HEALTH_CHECK_INTERVAL_S = 5
 # Waiting for a busy target is a retry too, so tries are not the limit here: the rows' attempts
 # counters and timeouts bound the real work.
 JOB_MAX_TRIES = 10_000
