@@ -31,6 +31,7 @@ test('download gives a valid SQL dump', async ({ adminPage: page, api }) => {
 })
 
 test('restore asks for the database name, replaces the data, and shows in the history', async ({ adminPage: page, api, database }) => {
+  test.setTimeout(120_000)
   const backup = await api.createCompleted()
   // A change made after the backup: the restore must take it away.
   rootSql(`INSERT INTO \`${database}\`.customers (name, email) VALUES ('Added Later', 'later@example.com');`)

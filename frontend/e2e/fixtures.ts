@@ -1,5 +1,7 @@
 // Fixtures: the running dbkeep's address, its accounts, a signed-in page, and an API
 // client (cookie session + CSRF header, like the dashboard) to seed and inspect data.
+import { existsSync, readFileSync } from 'node:fs'
+
 import { type APIRequestContext, type Page, expect, test as base, request as playwrightRequest } from '@playwright/test'
 
 import type { Backup, BulkResult, RestoreOperation, Statistics } from '../src/api/types'
@@ -129,6 +131,7 @@ export class Api {
 }
 
 interface Fixtures {
+  serverLog: void
   admin: Account
   viewer: Account
   database: string
@@ -137,6 +140,18 @@ interface Fixtures {
 }
 
 export const test = base.extend<Fixtures>({
+  // On failure, the server's last log lines go into the report: the backend's side of the story.
+  serverLog: [
+    async ({}, use, testInfo) => {
+      await use()
+      const file = process.env.DBKEEP_E2E_LOG
+      if (testInfo.status !== testInfo.expectedStatus && file && existsSync(file)) {
+        const tail = readFileSync(file, 'utf8').split('\n').slice(-150).join('\n')
+        await testInfo.attach('serve.log (tail)', { body: tail, contentType: 'text/plain' })
+      }
+    },
+    { auto: true },
+  ],
   // The server's port is only known once global setup has started it.
   baseURL: async ({}, use) => {
     await use(process.env.DBKEEP_E2E_BASE_URL)

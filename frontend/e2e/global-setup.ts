@@ -10,5 +10,6 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
   process.env.DBKEEP_E2E_ADMIN = JSON.stringify(server.admin)
   process.env.DBKEEP_E2E_VIEWER = JSON.stringify(server.viewer)
   process.env.DBKEEP_E2E_DATABASE = server.database
+  process.env.DBKEEP_E2E_LOG = server.logFile
   return server.stop
 }

@@ -14,6 +14,7 @@ const SOCKET = process.env.DBKEEP_TEST_MARIADB_SOCKET ?? '/run/mysqld/mysqld.soc
 
 export interface E2EServer {
   baseURL: string
+  logFile: string
   admin: { email: string; password: string }
   viewer: { email: string; password: string }
   database: string
@@ -163,5 +164,5 @@ export async function startServer(): Promise<E2EServer> {
       if (!process.env.DBKEEP_E2E_KEEP) rmSync(dir, { recursive: true, force: true })
     }
   }
-  return { baseURL, admin, viewer, database, stop }
+  return { baseURL, logFile: join(dir, 'serve.log'), admin, viewer, database, stop }
 }
