@@ -2,8 +2,9 @@ import { createRouter, createWebHistory } from 'vue-router'
 
 import { onUnauthorized } from '@/api/http'
 import { loadSession, setSessionUser } from '@/composables/useSession'
+import { HOME } from '@/utils/redirect'
 
-export const HOME = '/admin/database-backups'
+export { HOME }
 
 export const router = createRouter({
   history: createWebHistory(import.meta.env.BASE_URL),
@@ -51,11 +52,6 @@ onUnauthorized(() => {
     void router.push({ name: 'login', query: { redirect: current.fullPath } })
   }
 })
-
-/** Only same-app paths are followed after login (no open redirect). */
-export function safeRedirect(value: unknown): string {
-  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') ? value : HOME
-}
 
 declare module 'vue-router' {
   interface RouteMeta {
