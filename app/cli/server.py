@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Annotated
 
@@ -14,13 +13,6 @@ from app.config import Settings, get_settings
 from app.jobs.private_redis import PrivateRedis, redis_answers, redis_server_binary
 from app.jobs.schedule import schedule_timezone
 from app.jobs.worker import EMBEDDED_WORKER_ENV, redact_url, run_worker
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def _check_schedule(settings: Settings) -> None:
@@ -44,7 +36,6 @@ def worker(
     """
     settings = load_settings()
     _check_schedule(settings)
-    _configure_logging(settings)
     typer.echo(
         f"dbkeep worker: queue {settings.queue_name!r} on {redact_url(settings.redis_url)}",
         err=True,
@@ -77,7 +68,6 @@ def serve(
     """
     settings = load_settings()
     _check_schedule(settings)
-    _configure_logging(settings)
     private = _ensure_redis(settings)
     if private is not None:
         os.environ["DBKEEP_REDIS_URL"] = private.url
@@ -97,6 +87,7 @@ def serve(
             host=listen_host,
             port=listen_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's lines go through dbkeep's structured logging too
             proxy_headers=True,
             server_header=False,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -249,7 +248,6 @@ async def run_worker_async(settings: Settings, *, burst: bool = False) -> None:
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Blocking entry point of ``dbkeep worker``."""
-    logging.getLogger("arq").setLevel(settings.log_level.upper())
     asyncio.run(run_worker_async(settings, burst=burst))
 
 
