@@ -30,8 +30,16 @@ class AuthRepository:
 
     # ---- sessions ----------------------------------------------------------------------------
 
-    async def user_session(self, session_id: str) -> UserSession | None:
-        return await self.session.get(UserSession, session_id)
+    async def session_with_user(self, session_id: str) -> tuple[UserSession, User] | None:
+        """A session and its user in one query: this runs on every cookie request."""
+        row = (
+            await self.session.execute(
+                select(UserSession, User)
+                .join(User, User.id == UserSession.user_id)
+                .where(UserSession.id == session_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
 
     async def delete_session(self, session_id: str) -> None:
         await self.session.execute(delete(UserSession).where(UserSession.id == session_id))
@@ -41,8 +49,16 @@ class AuthRepository:
 
     # ---- API tokens --------------------------------------------------------------------------
 
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        return await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    async def token_with_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """A token and its user in one query: this runs on every bearer request."""
+        row = (
+            await self.session.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == token_hash)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
 
     async def token(self, token_id: int) -> ApiToken | None:
         return await self.session.get(ApiToken, token_id)

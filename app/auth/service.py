@@ -174,16 +174,16 @@ class AuthService:
         """The user behind a session cookie, or ``None`` when it is unknown or expired."""
         if not session_token or len(session_token) > MAX_CREDENTIAL_LENGTH:
             return None
-        row = await self.repository.user_session(sha256_hex(session_token))
+        found = await self.repository.session_with_user(sha256_hex(session_token))
         now = utcnow()
-        if row is None:
+        if found is None:
             return None
+        row, user = found
         if row.expires_at <= now:
             await self.repository.delete_session(row.id)
             await self.session.commit()
             return None
-        user = await self.repository.user(row.user_id)
-        if user is None or not user.is_active:
+        if not user.is_active:
             return None
         if now - row.last_seen_at >= SESSION_TOUCH_INTERVAL:
             row.last_seen_at = now
@@ -198,14 +198,14 @@ class AuthService:
         """The user behind a bearer token, or ``None`` when it is unknown, revoked or expired."""
         if not token or len(token) > MAX_CREDENTIAL_LENGTH:
             return None
-        row = await self.repository.token_by_hash(sha256_hex(token))
+        found = await self.repository.token_with_user(sha256_hex(token))
         now = utcnow()
-        if row is None or row.revoked_at is not None:
+        if found is None:
+            return None
+        row, user = found
+        if row.revoked_at is not None or not user.is_active:
             return None
         if row.expires_at is not None and row.expires_at <= now:
-            return None
-        user = await self.repository.user(row.user_id)
-        if user is None or not user.is_active:
             return None
         if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
             row.last_used_at = now
