@@ -1,0 +1,77 @@
+"""``dbkeep backup:restore`` run in the foreground and queued for a worker, as a person types it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import func, select
+
+from app.backups.models import BackupTrigger, DatabaseBackup, RestoreOperation, RestoreStatus
+from app.db import Database
+from tests import support
+from tests.worker.conftest import DBKEEP, WorkerFactory, seed, wait_for
+
+ReadRestore = Callable[[int], Awaitable[RestoreOperation]]
+
+
+def dbkeep(workers: WorkerFactory, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(DBKEEP), *args],
+        env=workers.env(),
+        cwd=workers.tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def safety_backups(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(DatabaseBackup)
+            .where(DatabaseBackup.trigger == BackupTrigger.pre_restore)
+        )
+    return int(count or 0)
+
+
+async def test_restore_in_the_foreground_and_queued(
+    workers: WorkerFactory,
+    database: Database,
+    read_restore: ReadRestore,
+    target_database: str,
+) -> None:
+    seed(target_database)
+    original = support.table_checksums(target_database)
+    made = dbkeep(workers, "backup:database")
+    assert made.returncode == 0, made.stderr
+    backup_id = re.search(r"Backup (\d+) completed", made.stdout)
+    assert backup_id is not None
+
+    support.admin_sql("DELETE FROM items WHERE id < 50", database=target_database)
+    restored = dbkeep(workers, "backup:restore", backup_id[1], "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert re.search(rf"Restore \d+ of backup {backup_id[1]} completed", restored.stdout)
+    assert support.table_checksums(target_database) == original
+    assert await safety_backups(database) == 1
+
+    support.admin_sql("DELETE FROM tags", database=target_database)
+    workers.start()
+    queued = dbkeep(
+        workers, "backup:restore", backup_id[1], "--yes", "--queue", "--no-safety-backup"
+    )
+    assert queued.returncode == 0, queued.stderr
+    restore_id = re.search(r"Restore (\d+) of backup \d+ queued", queued.stdout)
+    assert restore_id is not None
+
+    async def completed() -> RestoreOperation | None:
+        row = await read_restore(int(restore_id[1]))
+        return row if row.status is RestoreStatus.completed else None
+
+    done = await wait_for(completed, what="the queued restore")
+    assert not done.use_safety_backup and done.safety_backup_id is None
+    assert support.table_checksums(target_database) == original
+    assert await safety_backups(database) == 1  # none taken for the second one
