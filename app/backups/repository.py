@@ -94,14 +94,18 @@ class BackupRepository:
             if status is not None:
                 stmt = stmt.where(DatabaseBackup.status == status)
         if search:
-            pattern = f"%{escape_like(search)}%"
-            stmt = stmt.where(
-                or_(
-                    DatabaseBackup.filename.ilike(pattern, escape="\\"),
-                    DatabaseBackup.unique_identifier.ilike(pattern, escape="\\"),
-                )
-            )
+            stmt = stmt.where(self._matches(search))
         return stmt
+
+    def _matches(self, search: str) -> Any:
+        """Case-insensitive literal substring match on the filename or the unique identifier."""
+        pattern = f"%{escape_like(search)}%"
+        columns = (DatabaseBackup.filename, DatabaseBackup.unique_identifier)
+        if self.session.get_bind().dialect.name == "postgresql":
+            return or_(*(column.ilike(pattern, escape="\\") for column in columns))
+        # MySQL's default collations and SQLite's LIKE already ignore case; lower() on both
+        # sides (what ilike renders there) would only cost a function call per row.
+        return or_(*(column.like(pattern, escape="\\") for column in columns))
 
     async def list_page(
         self,

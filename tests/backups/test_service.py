@@ -261,6 +261,7 @@ async def test_list_searches_literally_filters_sorts_and_pages(
     underscore = await service.list_backups(search="_")
     assert {b.filename for b in underscore.items} == {"a_1%.sql", "mid_dle.sql"}
     assert (await service.list_backups(search="'; DROP TABLE users; --")).total == 0
+    assert [b.filename for b in (await service.list_backups(search="ZETA")).items] == ["zeta.sql"]
 
     by_size = await service.list_backups(sort=SortKey.size_asc, status=BackupStatus.completed)
     assert [b.file_size for b in by_size.items] == [10, 20, 30, 40]
