@@ -23,6 +23,8 @@ CRON_AUTO_TRASH = "cron:auto_trash"
 CRON_CLEANUP_TRASH = "cron:cleanup_trash"
 
 CronCoroutine = Callable[..., Awaitable[Any]]
+# arq's limit for each cron job (they only record a row and queue it, or run retention).
+CRON_TIMEOUT_S = 300
 
 
 def schedule_timezone(settings: Settings) -> ZoneInfo:
@@ -84,7 +86,7 @@ def cron_jobs(
                 microsecond=0,
                 # A few tries: the backup waits out a running restore; retention a Redis blip.
                 max_tries=max_tries,
-                timeout=300,
+                timeout=CRON_TIMEOUT_S,
                 keep_result=0,
             )
         )

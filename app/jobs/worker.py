@@ -29,7 +29,7 @@ from app.config import Settings, get_settings
 from app.jobs import tasks
 from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
-from app.jobs.schedule import cron_jobs, schedule_timezone
+from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
 from app.runtime import open_runtime
 
 log = structlog.get_logger("dbkeep.worker")
@@ -58,7 +58,10 @@ def job_timeouts(settings: Settings) -> tuple[int, int]:
 
 def in_progress_timeout(settings: Settings) -> float:
     """How long arq keeps a job's in-progress marker (its longest job timeout + 10 s)."""
-    return float(max(*job_timeouts(settings), 300) + 10)
+    timeouts = [*job_timeouts(settings)]
+    if settings.schedule_enabled:
+        timeouts.append(CRON_TIMEOUT_S)
+    return float(max(timeouts) + 10)
 
 
 class _OutageBackoff(AbstractBackoff):

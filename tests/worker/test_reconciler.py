@@ -165,3 +165,14 @@ async def test_a_row_running_past_its_timeout_is_failed(
     failed = await read_backup(row.id)
     assert failed.status is BackupStatus.failed
     assert "did not finish within" in (failed.error_message or "")
+
+
+@pytest.mark.parametrize("schedule_enabled", [True, False])
+async def test_the_reconciler_knows_how_long_arq_keeps_its_markers(
+    worker_settings: Settings, schedule_enabled: bool
+) -> None:
+    from app.jobs.worker import create_worker
+
+    settings = worker_settings.model_copy(update={"schedule_enabled": schedule_enabled})
+    worker = create_worker(settings, handle_signals=False)
+    assert in_progress_timeout(settings) == worker.in_progress_timeout_s
