@@ -132,9 +132,12 @@ class ArqJobQueue:
             ttl_ms = int(await self.redis.pttl(key))
         except (RedisError, OSError):
             return QueueStatus(
-                reachable=False, depth=None, worker_seen=False, heartbeat_age_s=None,
+                reachable=False,
+                depth=None,
+                worker_seen=False,
+                heartbeat_age_s=None,
                 worker_info=None,
-            )  # fmt: skip
+            )
         text = info.decode(errors="replace") if isinstance(info, bytes) else info
         detail = text[text.index("j_complete=") :] if text and "j_complete=" in text else text
         age = (HEALTH_CHECK_INTERVAL_S + 1) - ttl_ms / 1000 if info and ttl_ms >= 0 else None

@@ -151,9 +151,12 @@ async def _refuse_second_restore(state: WorkerState, restore_id: int, holder: st
         await RestoreRepository(session).transition(
             restore_id,
             from_statuses=(RestoreStatus.pending,),
-            values={"status": RestoreStatus.failed, "error_message": message,
-                    "completed_at": utcnow()},
-        )  # fmt: skip
+            values={
+                "status": RestoreStatus.failed,
+                "error_message": message,
+                "completed_at": utcnow(),
+            },
+        )
         await session.commit()
     log.warning("restore.refused", restore_id=restore_id, holder=holder)
     return "failed"
