@@ -40,10 +40,17 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    json = settings.log_format == "json"
+    if json:
+        # A plain-text traceback in one field: no local variables (they can hold secrets).
+        shared.append(structlog.processors.format_exc_info)
     renderer: Any = (
         structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if json
+        # Tracebacks without local variables: locals can hold passwords and tokens.
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
