@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from sqlalchemy import select
 
 from app.backups.models import (
     BackupStatus,
@@ -24,7 +25,7 @@ from app.errors import Conflict
 from app.jobs.queue import ArqJobQueue
 from app.storage import get_storage
 from tests import support
-from tests.worker.conftest import WorkerFactory, seed, wait_for
+from tests.worker.conftest import WorkerFactory, dump_processes, seed, wait_for
 
 ReadBackup = Callable[[int], Awaitable[DatabaseBackup]]
 ReadRestore = Callable[[int], Awaitable[RestoreOperation]]
@@ -284,3 +285,45 @@ async def test_two_restores_racing_on_two_workers_run_one_and_refuse_the_other(
     assert second.status is RestoreStatus.failed
     assert f"restore {ids[0]}" in (second.error_message or "")
     assert second.safety_backup_id is None  # it never touched the target
+
+
+@pytest.mark.slow
+async def test_a_restore_whose_worker_is_killed_is_resumed_by_another_worker(
+    workers: WorkerFactory,
+    queue: ArqJobQueue,
+    service_factory: Callable[..., Any],
+    read_backup: ReadBackup,
+    read_restore: ReadRestore,
+    database: Database,
+    target_database: str,
+    table_lock: Callable[..., Any],
+) -> None:
+    seed(target_database)
+    original = support.table_checksums(target_database)
+    first = workers.start()
+    backup = await backed_up(service_factory, queue, read_backup)
+    support.admin_sql("DELETE FROM items WHERE id > 10", database=target_database)
+    lock = table_lock()  # the safety backup blocks: the restore is under way
+    async with service_factory(queue) as service:
+        operation = await service.request_restore(backup.id)
+
+    async def safety_started() -> int | None:
+        row = await read_restore(operation.id)
+        return row.safety_backup_id if dump_processes(target_database) else None
+
+    safety_id = await wait_for(safety_started, what="the safety backup to run")
+    first.kill()
+    lock.release()
+    workers.start()
+    done = await restore_finished(read_restore, operation.id)
+
+    assert done.status is RestoreStatus.completed, done.error_message
+    assert done.attempts == 2
+    assert done.safety_backup_id == safety_id  # the same safety backup, finished, not a second
+    assert (await read_backup(safety_id)).status is BackupStatus.completed
+    async with database.sessionmaker() as session:
+        pre_restore = await session.scalars(
+            select(DatabaseBackup).where(DatabaseBackup.trigger == BackupTrigger.pre_restore)
+        )
+        assert len(list(pre_restore)) == 1
+    assert support.table_checksums(target_database) == original
