@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from datetime import timedelta
 from typing import Any
@@ -27,10 +26,9 @@ from app.backups.models import (
     RestoreOperation,
     RestoreStatus,
 )
-from app.backups.naming import backup_filename, storage_key
 from app.backups.repository import BackupRepository, RestoreRepository
 from app.backups.runner import HEARTBEAT_SECONDS, BackupRunner, TransientBackupFailure
-from app.backups.service import target_from_settings
+from app.backups.service import new_backup_row, target_from_settings
 from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import DatabaseEngine, EngineError, TargetSpec
@@ -231,26 +229,11 @@ class RestoreRunner:
         return safety_id
 
     async def _new_safety_backup(self, operation: RestoreOperation) -> int:
-        target = self._target_for(operation)
-        now = utcnow()
-        uid = secrets.token_hex(16)
-        compression = self.settings.compression
-        filename = backup_filename(
-            database=target.database, taken_at=now, unique_identifier=uid, compression=compression
-        )
-        backup = DatabaseBackup(
-            filename=filename,
-            unique_identifier=uid,
-            path=storage_key(filename, now),
-            file_size=0,
-            status=BackupStatus.pending,
-            backup_date=now,
-            created_by=operation.requested_by,
-            compression=compression.value,
+        backup = new_backup_row(
+            self.settings,
+            database=self._target_for(operation).database,
             trigger=BackupTrigger.pre_restore,
-            target_database=target.database,
-            bytes_processed=0,
-            attempts=0,
+            created_by=operation.requested_by,
         )
         async with self.database.sessionmaker() as session:
             BackupRepository(session).add(backup)

@@ -98,6 +98,38 @@ def target_from_settings(settings: Settings) -> TargetSpec:
         raise Conflict(f"DBKEEP_TARGET_URL is not usable: {exc}.") from None
 
 
+def new_backup_row(
+    settings: Settings,
+    *,
+    database: str,
+    trigger: BackupTrigger,
+    created_by: int | None,
+    schedule_slot: str | None = None,
+) -> DatabaseBackup:
+    """A ``pending`` backup row of ``database`` with a server-made name and storage key."""
+    now = utcnow()
+    uid = secrets.token_hex(16)
+    compression = settings.compression
+    filename = backup_filename(
+        database=database, taken_at=now, unique_identifier=uid, compression=compression
+    )
+    return DatabaseBackup(
+        filename=filename,
+        unique_identifier=uid,
+        path=storage_key(filename, now),
+        file_size=0,
+        status=BackupStatus.pending,
+        backup_date=now,
+        created_by=created_by,
+        compression=compression.value,
+        trigger=trigger,
+        target_database=database,
+        schedule_slot=schedule_slot,
+        bytes_processed=0,
+        attempts=0,
+    )
+
+
 def _not_found(backup_id: int) -> NotFound:
     return NotFound(f"Backup {backup_id} was not found.")
 
@@ -181,7 +213,13 @@ class BackupService:
         """Record a pending backup of the target and queue it (unless ``enqueue`` is False)."""
         target = target_from_settings(self.settings)
         await self._refuse_while_restoring(target.database)
-        backup = self._new_backup(target=target, trigger=trigger, schedule_slot=schedule_slot)
+        backup = new_backup_row(
+            self.settings,
+            database=target.database,
+            trigger=trigger,
+            created_by=self.actor.user_id,
+            schedule_slot=schedule_slot,
+        )
         self.backups.add(backup)
         await self.session.flush()
         record_event(
@@ -196,31 +234,6 @@ class BackupService:
         if enqueue:
             await self._enqueue_backup(backup)
         return backup
-
-    def _new_backup(
-        self, *, target: TargetSpec, trigger: BackupTrigger, schedule_slot: str | None
-    ) -> DatabaseBackup:
-        now = utcnow()
-        uid = secrets.token_hex(16)
-        compression = self.settings.compression
-        filename = backup_filename(
-            database=target.database, taken_at=now, unique_identifier=uid, compression=compression
-        )
-        return DatabaseBackup(
-            filename=filename,
-            unique_identifier=uid,
-            path=storage_key(filename, now),
-            file_size=0,
-            status=BackupStatus.pending,
-            backup_date=now,
-            created_by=self.actor.user_id,
-            compression=compression.value,
-            trigger=trigger,
-            target_database=target.database,
-            schedule_slot=schedule_slot,
-            bytes_processed=0,
-            attempts=0,
-        )
 
     async def _enqueue_backup(self, backup: DatabaseBackup) -> None:
         if self.queue is None:

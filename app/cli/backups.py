@@ -22,9 +22,8 @@ from app.backups.models import BackupStatus, BackupTrigger, DatabaseBackup, Rest
 from app.backups.runner import TransientBackupFailure
 from app.backups.service import BackupService
 from app.cli import app
-from app.cli.common import fail, load_settings, run
+from app.cli.common import fail, load_settings, migrate_or_fail, run
 from app.config import Settings
-from app.migrate import upgrade_head
 from app.queue import JobQueue
 from app.runtime import Runtime, open_runtime
 
@@ -246,9 +245,5 @@ def verify(backup_id: Annotated[int, typer.Argument(min=1)]) -> None:
 @app.command("migrate")
 def migrate() -> None:
     """Bring the metadata store to the newest schema (alembic upgrade head)."""
-    settings = load_settings()
-    try:
-        upgrade_head(settings.database_url)
-    except Exception as exc:
-        fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    migrate_or_fail(load_settings())
     typer.echo("Metadata store is up to date.")

@@ -11,7 +11,8 @@ import typer
 
 from app.config import Settings, get_settings
 from app.errors import AppError
-from app.logs import configure_logging
+from app.logs import configure_logging, redact_text
+from app.migrate import upgrade_head
 
 T = TypeVar("T")
 
@@ -46,3 +47,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         typer.echo("dbkeep: interrupted", err=True)
         sys.exit(130)
+
+
+def migrate_or_fail(settings: Settings) -> None:
+    """Bring the metadata store to the newest schema, or exit with one line saying why not."""
+    try:
+        upgrade_head(settings.database_url)
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        fail(
+            f"could not migrate the metadata store: {type(exc).__name__}: {redact_text(first_line)}"
+        )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from app.cli import app
-from app.cli.common import fail, load_settings
+from app.cli.common import fail, load_settings, migrate_or_fail
 from app.config import Settings, get_settings
 from app.jobs.private_redis import PrivateRedis, redis_answers, redis_server_binary
 from app.jobs.schedule import schedule_timezone
@@ -60,6 +60,14 @@ def serve(
             help="Serve the API only; run `dbkeep worker` processes separately (scale-out).",
         ),
     ] = False,
+    no_migrate: Annotated[
+        bool,
+        typer.Option(
+            "--no-migrate",
+            help="Don't bring the metadata store up to date at start (run `dbkeep migrate` once "
+            "instead when several API processes share it).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API and dashboard, with the worker and schedule in the same process.
 
@@ -68,6 +76,8 @@ def serve(
     """
     settings = load_settings()
     _check_schedule(settings)
+    if not no_migrate:
+        migrate_or_fail(settings)
     private = _ensure_redis(settings)
     if private is not None:
         os.environ["DBKEEP_REDIS_URL"] = private.url
