@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 
-import { rootSql } from './server'
+import { holdTableLock, rootSql } from './server'
 import { expect, row, test } from './fixtures'
 
 const toast = (page: import('@playwright/test').Page, text: string | RegExp) =>
@@ -173,4 +173,34 @@ test.describe('finding backups', () => {
     await expect.poll(() => rowIds(page)).toEqual(second)
     await expect(page.getByRole('button', { name: 'Page 2' })).toHaveAttribute('aria-current', 'page')
   })
+})
+
+test('a running backup shows its progress and can be cancelled', async ({ adminPage: page, api, database }) => {
+  await api.idle()
+  const lock = holdTableLock(database, 'orders')
+  try {
+    await page.getByTestId('create-backup').click()
+    await expect(toast(page, 'Backup queued.')).toBeVisible()
+    const running = page.getByTestId('running-jobs')
+    await expect(running).toBeVisible()
+    const newest = (await api.list({ sort: 'latest', per_page: 1 })).data[0]!
+    // The dump waits on the lock: the backup stays in progress until cancelled.
+    await expect.poll(async () => (await api.get(newest.id)).status, { timeout: 30_000 }).toBe('in_progress')
+    await expect(row(page, newest.id).getByTestId('status-badge')).toHaveText('In progress')
+    await expect(running.getByRole('progressbar')).toBeVisible()
+    await expect(running).toContainText(/so far|of ~|estimating|left|done/)
+    await running.getByRole('button', { name: `Cancel backup ${newest.filename}` }).click()
+    await expect(page.getByRole('dialog', { name: 'Cancel this backup?' })).toBeVisible()
+    await page.getByTestId('confirm-button').click()
+    await expect(toast(page, 'Cancellation requested; the backup stops shortly.')).toBeVisible()
+    await expect(row(page, newest.id).getByTestId('status-badge')).toHaveText('Failed', { timeout: 30_000 })
+    await expect(running).toBeHidden()
+    // The reason is shown as the server wrote it, in a notice and in the row.
+    const reason = (await api.get(newest.id)).error_message!
+    expect(reason).toBeTruthy()
+    await expect(toast(page, reason)).toBeVisible()
+    await expect(row(page, newest.id)).toContainText(reason)
+  } finally {
+    lock.release()
+  }
 })

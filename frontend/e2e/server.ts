@@ -32,6 +32,22 @@ export function rootSql(sql: string): string {
   return result.stdout
 }
 
+/**
+ * Holds a write lock on one table of `database` from a root session until released: a
+ * backup started meanwhile waits inside its dump, so it can be watched and cancelled.
+ */
+export function holdTableLock(database: string, table: string): { release: () => void } {
+  const child = spawn('mariadb', ['--protocol=socket', `--socket=${SOCKET}`, '-uroot', database], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  child.stdin.write(`LOCK TABLES \`${table}\` WRITE;\nSELECT SLEEP(120);\n`)
+  return {
+    release: () => {
+      child.kill('SIGKILL')
+    },
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer()
