@@ -34,6 +34,7 @@ from app.engines.parallel_restore import restore_parallel
 from app.pipeline.codecs import CorruptStream, PipelineError
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
+from app.pipeline.splice import PipeSource
 from app.pipeline.streams import RawStats, StoredStats, load_dump, store_dump
 from app.storage.base import StorageError, StorageWriter
 
@@ -210,7 +211,7 @@ class MySQLEngine:
                 io.close(write_end)
                 try:
                     raw, stored = await store_dump(
-                        io.chunks(read_end),
+                        PipeSource(io, read_end),
                         writer,
                         compression=compression,
                         level=self._levels.get(compression, 0),

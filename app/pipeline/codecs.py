@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import shutil
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import zstandard
 
 from app.config import Compression
+from app.pipeline import splice
 from app.pipeline.fdio import FdIO, fd_io
 from app.pipeline.process import Child, spawn
+from app.pipeline.splice import OnMoved, PipeSource
 
 CHUNK_SIZE = 1024 * 1024
 # Upper bound on what one decoder step may produce, however compressible the input is.
@@ -286,19 +288,67 @@ async def _run_codec(chunks: AsyncIterator[bytes], codec: _Codec) -> AsyncIterat
 def _external(argv: list[str], *, decoding: bool, tool: str) -> Stage:
     @asynccontextmanager
     async def stage(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
-        # Nesting matters: the child dies (spawn exits) before fd_io joins threads and closes fds.
-        async with fd_io() as io:
-            in_read, in_write = io.pipe()
-            out_read, out_write = io.pipe()
-            async with spawn(argv, stdin=in_read, stdout=out_write) as child:
-                io.close(in_read)
-                io.close(out_write)
-                feeder = asyncio.create_task(_feed(source, io, in_write))
-                try:
-                    yield _drain(child, io, out_read, feeder, decoding=decoding, tool=tool)
-                finally:
-                    feeder.cancel()
-                    await asyncio.gather(feeder, return_exceptions=True)
+        async with _run_external(
+            argv, lambda io, fd: _feed(source, io, fd), decoding=decoding, tool=tool
+        ) as out:
+            yield out
+
+    return stage
+
+
+@asynccontextmanager
+async def _run_external(
+    argv: list[str],
+    feed: Callable[[FdIO, int], Coroutine[Any, Any, None]],
+    *,
+    decoding: bool,
+    tool: str,
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Run ``argv`` with ``feed(io, stdin_fd)`` writing its input; yield its output."""
+    # Nesting matters: the child dies (spawn exits) before fd_io joins threads and closes fds.
+    async with fd_io() as io:
+        in_read, in_write = io.pipe()
+        out_read, out_write = io.pipe()
+        async with spawn(argv, stdin=in_read, stdout=out_write) as child:
+            io.close(in_read)
+            io.close(out_write)
+            feeder = asyncio.create_task(feed(io, in_write))
+            try:
+                yield _drain(child, io, out_read, feeder, decoding=decoding, tool=tool)
+            finally:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+
+
+def spliced_encoder(
+    compression: Compression, *, level: int
+) -> Callable[[PipeSource, OnMoved], AbstractAsyncContextManager[AsyncIterator[bytes]]] | None:
+    """A zstd stage fed straight from a child's pipe (``splice``), or None where it can't be.
+
+    The uncompressed dump never enters our process; ``on_moved`` still sees every byte count
+    and the first and last bytes (see ``app.pipeline.splice``).
+    """
+    binary = zstd_binary() if compression is Compression.zstd else None
+    if binary is None or not splice.supported():
+        return None
+    argv = [binary, f"-{level}", "-q", "-c"]
+
+    def stage(
+        source: PipeSource, on_moved: OnMoved
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        async def feed(io: FdIO, fd: int) -> None:
+            try:
+                await splice.forward(io, source.fd, fd, on_moved)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # zstd left early: its exit status says why
+            except asyncio.CancelledError:
+                raise  # a splice may still be in flight: fd_io closes the descriptor after it
+            except BaseException:
+                io.close(fd)
+                raise
+            io.close(fd)
+
+        return _run_external(argv, feed, decoding=False, tool="zstd")
 
     return stage
 

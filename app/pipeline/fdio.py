@@ -14,9 +14,12 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 PIPE_SIZE = 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
@@ -80,6 +83,11 @@ class FdIO:
     async def write_all(self, fd: int, data: bytes) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, _write_all, fd, data)
+
+    async def run(self, func: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking I/O on our descriptors in our threads (joined before they are closed)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
 
     async def chunks(self, fd: int, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Everything read from ``fd`` until end of file."""

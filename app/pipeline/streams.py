@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from app.config import Compression
 from app.pipeline.checksum import Sha256Counter
-from app.pipeline.codecs import decoder, encoder
+from app.pipeline.codecs import decoder, encoder, spliced_encoder
 from app.pipeline.process import Child
+from app.pipeline.splice import PipeSource
 from app.pipeline.tail import TailBuffer
 from app.storage.base import StorageWriter
 
@@ -90,18 +91,36 @@ class StoredStats:
 
 
 async def store_dump(
-    raw: AsyncIterator[bytes],
+    raw: AsyncIterator[bytes] | PipeSource,
     writer: StorageWriter,
     *,
     compression: Compression,
     level: int,
     on_progress: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[RawStats, StoredStats]:
-    """Compress ``raw`` into ``writer``, hashing the stored bytes; does not commit the writer."""
+    """Compress ``raw`` into ``writer``, hashing the stored bytes; does not commit the writer.
+
+    ``raw`` is a stream of chunks, or the pipe a dump tool writes into: then, with an external
+    zstd, the uncompressed bytes go from one pipe to the other without entering this process.
+    """
     stats = RawStats()
     progress = ProgressThrottle(on_progress)
     hasher = Sha256Counter()
-    async with encoder(compression, level=level)(_observe(raw, stats, progress)) as stored:
+    stage = spliced_encoder(compression, level=level) if isinstance(raw, PipeSource) else None
+    if isinstance(raw, PipeSource) and stage is not None:
+
+        async def on_moved(count: int, data: bytes) -> None:
+            if data:
+                stats.feed(data)  # the head or the tail
+            else:
+                stats.raw_bytes += count
+            await progress.update(stats.raw_bytes)
+
+        compressed = stage(raw, on_moved)
+    else:
+        chunks = raw.io.chunks(raw.fd) if isinstance(raw, PipeSource) else raw
+        compressed = encoder(compression, level=level)(_observe(chunks, stats, progress))
+    async with compressed as stored:
         async for chunk in stored:
             await hasher.update(chunk)
             await writer.write(chunk)
