@@ -67,6 +67,10 @@ def ensure_bench_account() -> str:
             f"CREATE USER IF NOT EXISTS '{BENCH_USER}'@'{host}' IDENTIFIED BY '{password}';"
             f"ALTER USER '{BENCH_USER}'@'{host}' IDENTIFIED BY '{password}';"
             f"GRANT ALL PRIVILEGES ON `dbkeep\\_bench\\_%`.* TO '{BENCH_USER}'@'{host}';"
+            # Dumping routine bodies reads mysql.proc; restoring objects whose definer is
+            # root (the generator's) needs SET USER.
+            f"GRANT SELECT ON mysql.proc TO '{BENCH_USER}'@'{host}';"
+            f"GRANT SET USER ON *.* TO '{BENCH_USER}'@'{host}';"
         )
     admin_sql("".join(statements))
     return password
