@@ -22,8 +22,11 @@ from app.storage.base import BackupStorage
 
 ADMIN_ONLY = "Only administrators can manage database backups."
 
+# Every dependency is ``async def`` even when it does no I/O: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hop that cost more than the rest of a list request.
 
-def get_app_settings(request: Request) -> Settings:
+
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -42,7 +45,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_storage_dep(request: Request) -> BackupStorage:
+async def get_storage_dep(request: Request) -> BackupStorage:
     storage: BackupStorage | None = getattr(request.app.state, "storage", None)
     if storage is None:
         raise ServiceUnavailable("Backup storage is not available in this process.")
@@ -52,7 +55,7 @@ def get_storage_dep(request: Request) -> BackupStorage:
 StorageDep = Annotated[BackupStorage, Depends(get_storage_dep)]
 
 
-def get_queue(request: Request) -> JobQueue | None:
+async def get_queue(request: Request) -> JobQueue | None:
     queue: JobQueue | None = getattr(request.app.state, "queue", None)
     return queue
 
@@ -65,7 +68,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host[:45] if request.client else None
 
 
-def get_auth_service(session: SessionDep, settings: SettingsDep) -> AuthService:
+async def get_auth_service(session: SessionDep, settings: SettingsDep) -> AuthService:
     return AuthService(session, settings=settings)
 
 
@@ -96,14 +99,14 @@ async def get_principal(request: Request, auth: AuthServiceDep) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_current_user(principal: CurrentPrincipal) -> User:
+async def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_admin(principal: CurrentPrincipal) -> Principal:
+async def require_admin(principal: CurrentPrincipal) -> Principal:
     """The caller, who must be an admin (the original's System Admin)."""
     if principal.user.role is not Role.admin:
         raise Forbidden(ADMIN_ONLY)
@@ -113,14 +116,14 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
-def get_current_admin(principal: AdminPrincipal) -> User:
+async def get_current_admin(principal: AdminPrincipal) -> User:
     return principal.user
 
 
 CurrentAdmin = Annotated[User, Depends(get_current_admin)]
 
 
-def get_actor(request: Request, principal: AdminPrincipal) -> Actor:
+async def get_actor(request: Request, principal: AdminPrincipal) -> Actor:
     """The admin making this request, for the audit log."""
     return principal.actor(client_ip(request))
 
@@ -128,7 +131,7 @@ def get_actor(request: Request, principal: AdminPrincipal) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def get_backup_service(
+async def get_backup_service(
     actor: ActorDep,
     session: SessionDep,
     settings: SettingsDep,
