@@ -14,9 +14,9 @@ from app.backups.models import (
 from app.db import Base
 
 __all__ = [
-    "BackupCounter",
     "ApiToken",
     "AuditEvent",
+    "BackupCounter",
     "BackupStatus",
     "BackupTrigger",
     "Base",

@@ -11,9 +11,9 @@ from typing import Protocol
 
 class JobQueue(Protocol):
     async def enqueue_backup(self, backup_id: int) -> None:
-        """Queue the dump of an existing ``pending`` row; ``ServiceUnavailable`` if Redis is down."""
+        """Queue the dump of a ``pending`` row; ``ServiceUnavailable`` if Redis is down."""
         ...
 
     async def enqueue_restore(self, restore_id: int) -> None:
-        """Queue an existing ``pending`` restore operation; ``ServiceUnavailable`` if Redis is down."""
+        """Queue a ``pending`` restore operation; ``ServiceUnavailable`` if Redis is down."""
         ...

@@ -28,7 +28,7 @@ from app.backups.models import (
 )
 from app.backups.repository import BackupRepository, RestoreRepository
 from app.backups.runner import HEARTBEAT_SECONDS, BackupRunner, TransientBackupFailure
-from app.backups.service import new_backup_row, target_from_settings
+from app.backups.service import new_backup_row, target_for
 from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import DatabaseEngine, EngineError, TargetSpec
@@ -163,10 +163,7 @@ class RestoreRunner:
         return operation
 
     def _target_for(self, operation: RestoreOperation) -> TargetSpec:
-        target = target_from_settings(self.settings)
-        if operation.target_database and operation.target_database != target.database:
-            target = target.with_database(operation.target_database)
-        return target
+        return target_for(self.settings, operation.target_database)
 
     async def _update(self, restore_id: int, values: dict[str, Any]) -> bool:
         async with self.database.sessionmaker() as session:

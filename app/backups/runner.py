@@ -19,7 +19,7 @@ from sqlalchemy import or_
 
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
-from app.backups.service import target_from_settings
+from app.backups.service import target_for
 from app.config import Compression, Settings
 from app.db import Database, utcnow
 from app.engines.base import (
@@ -176,10 +176,7 @@ class BackupRunner:
         return backup
 
     def _target_for(self, backup: DatabaseBackup) -> TargetSpec:
-        target = target_from_settings(self.settings)
-        if backup.target_database and backup.target_database != target.database:
-            target = target.with_database(backup.target_database)
-        return target
+        return target_for(self.settings, backup.target_database)
 
     async def _record_estimate(self, backup_id: int, target: TargetSpec) -> None:
         try:

@@ -98,6 +98,14 @@ def target_from_settings(settings: Settings) -> TargetSpec:
         raise Conflict(f"DBKEEP_TARGET_URL is not usable: {exc}.") from None
 
 
+def target_for(settings: Settings, database: str | None) -> TargetSpec:
+    """The configured target, pointed at ``database`` when a row recorded another one."""
+    target = target_from_settings(settings)
+    if database and database != target.database:
+        target = target.with_database(database)
+    return target
+
+
 def new_backup_row(
     settings: Settings,
     *,

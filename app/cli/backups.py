@@ -141,35 +141,25 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+async def _retention(settings: Settings, *, purge: bool) -> list[int]:
+    async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
+        service = BackupService(
+            session, settings=settings, storage=rt.storage, queue=None, actor=CLI_ACTOR
+        )
+        return await (service.cleanup_trash() if purge else service.auto_trash())
+
+
 @app.command("backup:auto-trash")
 def auto_trash() -> None:
     """Move backups older than the trash age (15 days) to the trash; never the newest completed."""
-    settings = load_settings()
-
-    async def main() -> list[int]:
-        async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
-            service = BackupService(
-                session, settings=settings, storage=rt.storage, queue=None, actor=CLI_ACTOR
-            )
-            return await service.auto_trash()
-
-    moved = run(main())
+    moved = run(_retention(load_settings(), purge=False))
     typer.echo(f"Moved {len(moved)} backup(s) to the trash" + (f": {moved}" if moved else "."))
 
 
 @app.command("backup:cleanup-trash")
 def cleanup_trash() -> None:
     """Permanently delete trash items trashed longer ago than the purge age (7 days)."""
-    settings = load_settings()
-
-    async def main() -> list[int]:
-        async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
-            service = BackupService(
-                session, settings=settings, storage=rt.storage, queue=None, actor=CLI_ACTOR
-            )
-            return await service.cleanup_trash()
-
-    purged = run(main())
+    purged = run(_retention(load_settings(), purge=True))
     typer.echo(f"Deleted {len(purged)} trashed backup(s)" + (f": {purged}" if purged else "."))
 
 

@@ -360,4 +360,4 @@ async def test_trigger_kept_counters_match_the_table_after_every_kind_of_change(
             for c in await session.scalars(select(BackupCounter))
             if c.row_count
         }
-    assert counters == {(k[0].value, k[1] and k[1].value or ""): v for k, v in actual.items()}
+    assert counters == {(k[0].value, k[1].value if k[1] else ""): v for k, v in actual.items()}
