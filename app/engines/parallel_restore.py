@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +62,7 @@ _LONG_LINE = 1024 * 1024
 _MAX_CREATE = 1024 * 1024
 _MAX_PROLOGUE = 64 * 1024
 _PIPE_SIZE = 1024 * 1024
+_IOV_MAX = 512
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 _MARKER = re.compile(
@@ -78,6 +79,8 @@ _REPLAYABLE = re.compile(
     rb"/\*M!999999\\- enable the sandbox mode \*/)\s*$",
     re.IGNORECASE,
 )
+# One pass finds either stop: cheaper than two finds (the rows are full of "-" and " ").
+_STOP = re.compile(rb"\n(?:-- |DELIMITER )")
 _FK_CHECKS_OFF = re.compile(rb"FOREIGN_KEY_CHECKS\s*=\s*0", re.IGNORECASE)
 _CHARSET_CLIENT = re.compile(rb"^/\*!40101 SET character_set_client = \w+ \*/;\s*$")
 _KEY_FIRST_COLUMN = re.compile(rb"^\s*(?:UNIQUE )?KEY `(?:[^`]|``)*` \(`((?:[^`]|``)*)`")
@@ -108,8 +111,9 @@ class Begin:
 
 @dataclass(frozen=True)
 class Data:
-    data: bytes
+    data: bytes | memoryview  # rows are views of the chunk fed: no copy
     line: int
+    lines: int  # newlines in ``data``
 
 
 @dataclass(frozen=True)
@@ -190,19 +194,20 @@ def defer_indexes(statement: bytes) -> DeferredIndexes | None:
 class DumpSplitter:
     """Turns a dump stream into header, section-begin, data and section-end events.
 
-    Most bytes are rows, one per line; they are passed through in large slices ("fast mode"),
-    looking only for the next ``\\n-- `` or ``\\nDELIMITER``. Headers, section starts, CREATE
-    TABLE statements and ``DELIMITER`` blocks (triggers, routines, events) are read line by line;
-    markers inside a ``DELIMITER`` block are body text, not markers.
+    Most bytes are rows, one per line; they are skimmed in place ("fast mode"): a chunk is
+    searched for the next ``\n-- `` or ``\nDELIMITER `` and passed on as views of itself, never
+    copied. Headers, section starts, CREATE TABLE statements and ``DELIMITER`` blocks (triggers,
+    routines, events) are read line by line; markers inside a ``DELIMITER`` block are body text.
     """
 
-    _FAST_STOPS = (b"\n-- ", b"\nDELIMITER ")
-    _KEEP = 11  # bytes held back in fast mode: a stop pattern may straddle two chunks
+    _STOP_LINES = (b"-- ", b"DELIMITER ")
 
     def __init__(self) -> None:
+        # Line mode: bytes not yet read. Fast mode: at most a partial last line that may be
+        # the start of a stop line, held until its end arrives.
         self._buf = bytearray()
-        self._line = 1  # dump line number of the first byte of _buf
-        self._line_start = True  # _buf starts at the beginning of a line
+        self._line = 1  # dump line number of the next byte
+        self._line_start = True  # the next byte begins a line
         self._fast = False
         self._in_section = False
         self._is_table = False
@@ -216,96 +221,131 @@ class DumpSplitter:
         self._deferred: DeferredIndexes | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """Events for ``chunk``; bytes of an unfinished line are kept for the next call."""
-        self._buf += chunk
-        return list(self._drain(final=False))
+        """Events for ``chunk``; an unfinished line is kept for the next call."""
+        events: list[Event] = []
+        if self._fast and not self._buf:
+            self._skim(chunk, events)
+        else:
+            self._buf += chunk
+            self._drain(events, final=False)
+        return events
 
     def close(self) -> list[Event]:
         """Events for what is left at the end of the stream, and the last section's end."""
-        events = list(self._drain(final=True))
+        events: list[Event] = []
+        self._drain(events, final=True)
         if self._create is not None:
-            events.append(Data(bytes(self._create), self._create_line))
-            self._create = None
+            self._emit_create(bytes(self._create), events)
         if self._in_section:
             events.append(self._end())
         return events
 
-    def _drain(self, *, final: bool) -> Iterator[Event]:
+    # -- fast mode --
+
+    def _skim(self, data: bytes, events: list[Event]) -> None:
+        """Fast mode over a chunk, ``_buf`` being empty: pass rows on as views of ``data``."""
+        stop = self._find_stop(data)
+        if stop >= 0:
+            self._emit(data, events, 0, stop)
+            self._fast = False
+            self._buf += memoryview(data)[stop:]
+            self._drain(events, final=False)
+            return
+        held = self._held_from(data)
+        self._emit(data, events, 0, held)
+        if held < len(data):
+            self._buf += memoryview(data)[held:]
+
+    def _find_stop(self, data: bytes | bytearray) -> int:
+        """Offset of the first line that may end fast mode (a marker, DELIMITER), or -1."""
+        if self._line_start and data.startswith(self._STOP_LINES):
+            return 0
+        found = _STOP.search(data)
+        return found.start() + 1 if found else -1
+
+    def _held_from(self, data: bytes | bytearray) -> int:
+        """Where the last, unfinished line starts if it could still become a stop line."""
+        newline = data.rfind(b"\n")
+        if newline < 0 and not self._line_start:
+            return len(data)
+        start = newline + 1
+        partial = data[start : start + 10]
+        if any(partial[: len(s)] == s[: len(partial)] for s in self._STOP_LINES):
+            return start
+        return len(data)
+
+    # -- the buffer: line mode, and fast mode right after it --
+
+    def _drain(self, events: list[Event], *, final: bool) -> None:
         while self._buf:
             if self._fast:
-                stop = self._next_stop()
+                stop = self._find_stop(self._buf)
                 if stop < 0:
-                    keep = 0 if final else self._KEEP
-                    if len(self._buf) <= keep:
-                        return
-                    yield self._take(len(self._buf) - keep)
-                    if not final:
-                        return
-                    continue
+                    held = len(self._buf) if final else self._held_from(self._buf)
+                    if held:
+                        self._emit(bytes(self._buf[:held]), events)
+                        del self._buf[:held]
+                    return
                 if stop > 0:
-                    yield self._take(stop)
+                    self._emit(bytes(self._buf[:stop]), events)
+                    del self._buf[:stop]
                 self._fast = False
                 continue
             newline = self._buf.find(b"\n")
             if newline < 0:
                 if final:
-                    yield from self._line_events(bytes(self._buf))
+                    self._line_events(bytes(self._buf), events)
                     self._buf.clear()
                 elif len(self._buf) > _LONG_LINE:
-                    yield from self._long_line()
+                    self._long_line(events)
                 return
             line = bytes(self._buf[: newline + 1])
             del self._buf[: newline + 1]
-            yield from self._line_events(line)
+            self._line_events(line, events)
 
-    def _next_stop(self) -> int:
-        """Offset of the next line that may end fast mode, -1 if none in the buffer."""
-        if self._line_start and self._buf.startswith((b"-- ", b"DELIMITER ")):
-            return 0
-        found = [i for i in (self._buf.find(p) for p in self._FAST_STOPS) if i >= 0]
-        return min(found) + 1 if found else -1
-
-    def _take(self, size: int) -> Event:
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return self._data(data)
-
-    def _data(self, data: bytes) -> Event:
+    def _emit(
+        self, data: bytes, events: list[Event], start: int = 0, end: int | None = None
+    ) -> None:
+        """Pass ``data[start:end]`` on as part of the current section (or the header)."""
+        end = len(data) if end is None else end
+        if end <= start:
+            return
+        lines = data.count(b"\n", start, end)
         line = self._line
-        self._line += data.count(b"\n")
-        self._line_start = data.endswith(b"\n")
-        if not self._in_section:
-            return Header(data, line, replayable=False)
-        return Data(data, line)
+        self._line += lines
+        self._line_start = data[end - 1] == 0x0A
+        piece = data if start == 0 and end == len(data) else memoryview(data)[start:end]
+        if self._in_section:
+            events.append(Data(piece, line, lines))
+        else:
+            events.append(Header(bytes(piece), line, replayable=False))
 
-    def _long_line(self) -> Iterator[Event]:
+    def _long_line(self, events: list[Event]) -> None:
         # A huge line in line mode (a view or routine definition): pass it on uninterpreted.
         if self._create is not None:
-            yield Data(bytes(self._create), self._create_line)
-            self._create = None
+            self._emit_create(bytes(self._create), events, rewrite=False)
         data = bytes(self._buf)
         self._buf.clear()
         self._mid_line = True
-        yield self._data(data)
+        self._emit(data, events)
 
-    def _line_events(self, line: bytes) -> Iterator[Event]:
+    def _line_events(self, line: bytes, events: list[Event]) -> None:
         if self._mid_line:
             self._mid_line = False
-            yield self._data(line)
+            self._emit(line, events)
             return
         if self._create is not None:
-            yield from self._create_line_events(line)
+            self._create_line_events(line, events)
             return
         if line.startswith(b"DELIMITER "):
             self._delimiter = line[len(b"DELIMITER ") :].strip() or b";"
-            yield self._data(line)
-            if self._delimiter == b";" and self._is_table and self._create_seen:
-                self._fast = True
+            self._emit(line, events)
+            self._fast = self._delimiter == b";" and self._is_table and self._create_seen
             return
         if self._delimiter == b";" and line.startswith(b"-- "):
             marker = _MARKER.match(line)
             if marker is not None:
-                yield from self._marker(line, marker)
+                self._marker(line, marker, events)
                 return
         if not self._in_section:
             line_no = self._line
@@ -313,7 +353,7 @@ class DumpSplitter:
             self._line_start = True
             stripped = line.strip()
             replayable = not stripped or line.startswith(b"--") or bool(_REPLAYABLE.match(line))
-            yield Header(line, line_no, replayable)
+            events.append(Header(line, line_no, replayable))
             return
         if self._is_table and not self._create_seen and self._delimiter == b";":
             if _CHARSET_CLIENT.match(line):
@@ -321,13 +361,13 @@ class DumpSplitter:
             elif line.startswith(b"CREATE TABLE `"):
                 self._create = bytearray()
                 self._create_line = self._line
-                yield from self._create_line_events(line)
+                self._create_line_events(line, events)
                 return
-        yield self._data(line)
+        self._emit(line, events)
         # Back to skimming once past a stray comment line between a table's rows.
         self._fast = self._is_table and self._create_seen and self._delimiter == b";"
 
-    def _marker(self, line: bytes, marker: re.Match[bytes]) -> Iterator[Event]:
+    def _marker(self, line: bytes, marker: re.Match[bytes], events: list[Event]) -> None:
         kind = marker.group(1)
         name = (marker.group(2) or b"").decode("utf-8", errors="replace")
         continues = (
@@ -338,7 +378,7 @@ class DumpSplitter:
         )
         if not continues:
             if self._in_section:
-                yield self._end()
+                events.append(self._end())
             self._in_section = True
             self._is_table = kind in _TABLE_MARKERS
             self._table_name = name
@@ -348,30 +388,31 @@ class DumpSplitter:
             section = (
                 "table" if self._is_table else "database" if kind == _DATABASE_MARKER else "other"
             )
-            yield Begin(kind=section, name=name, line=self._line)
-        yield self._data(line)
+            events.append(Begin(kind=section, name=name, line=self._line))
+        self._emit(line, events)
         if kind == b"Dumping data for table":
             self._create_seen = True  # no CREATE TABLE comes after the rows
             self._fast = True
 
-    def _create_line_events(self, line: bytes) -> Iterator[Event]:
+    def _create_line_events(self, line: bytes, events: list[Event]) -> None:
         assert self._create is not None
         self._create += line
-        self._line += line.count(b"\n")
-        self._line_start = True
         if len(self._create) > _MAX_CREATE:
-            yield Data(bytes(self._create), self._create_line)
-            self._create = None
-            self._create_seen = True
-            self._fast = True
+            self._emit_create(bytes(self._create), events, rewrite=False)
             return
-        if not line.rstrip().endswith(b";"):
-            return
-        statement = bytes(self._create)
+        if line.rstrip().endswith(b";"):
+            self._emit_create(bytes(self._create), events)
+
+    def _emit_create(self, statement: bytes, events: list[Event], *, rewrite: bool = True) -> None:
+        """Pass on a CREATE TABLE statement, without its deferrable indexes when it can."""
         self._create = None
         self._create_seen = True
-        self._deferred = defer_indexes(statement)
-        yield Data(self._deferred.create if self._deferred else statement, self._create_line)
+        self._deferred = defer_indexes(statement) if rewrite else None
+        text = self._deferred.create if self._deferred else statement
+        lines = statement.count(b"\n")
+        events.append(Data(text, self._line, text.count(b"\n")))
+        self._line += lines
+        self._line_start = statement.endswith(b"\n")
         self._fast = True
 
     def _end(self) -> End:
@@ -408,18 +449,20 @@ class _Script:
     size: int = 0  # bytes on disk
     complete: bool = False
     lines: int = 0
-    pending: bytearray = field(default_factory=bytearray)
+    pending: list[bytes | memoryview] = field(default_factory=list)
+    pending_size: int = 0
     # (first script line, dump line it came from), to report errors at the dump's line numbers
     segments: list[tuple[int, int]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, data: bytes, dump_line: int) -> None:
-        if not data:
+    def add(self, data: bytes | memoryview, dump_line: int, lines: int | None = None) -> None:
+        if not len(data):
             return
         if not self.segments or self._dump_line(self.lines + 1) != dump_line:
             self.segments.append((self.lines + 1, dump_line))
-        self.pending += data
-        self.lines += data.count(b"\n")
+        self.pending.append(data)
+        self.pending_size += len(data)
+        self.lines += bytes(data).count(b"\n") if lines is None else lines
 
     def _dump_line(self, script_line: int) -> int:
         first, dump = self.segments[-1]
@@ -439,21 +482,44 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _write_pieces(fd: int, pieces: list[bytes | memoryview]) -> None:
+    """Write every piece, in order, with as few system calls as the kernel allows."""
+    views = [memoryview(p) for p in pieces]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while written:
+            if written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][written:]
+                written = 0
+
+
 def _send(out_fd: int, in_fd: int, offset: int, count: int) -> int:
-    """Copy file bytes to a pipe inside the kernel; the bytes moved (0 when the reader left)."""
+    """Copy ``count`` file bytes to a pipe inside the kernel; the bytes moved (fewer: the reader
+    left). Loops here rather than in the event loop: a pipe takes a few pages per call."""
+    sent = 0
+    try:
+        while sent < count:
+            moved = _send_some(out_fd, in_fd, offset + sent, count - sent)
+            if moved == 0:
+                break
+            sent += moved
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
+
+
+def _send_some(out_fd: int, in_fd: int, offset: int, count: int) -> int:
     try:
         return os.sendfile(out_fd, in_fd, offset, count)
-    except (BrokenPipeError, ConnectionResetError):
-        return 0
     except OSError as exc:
-        if exc.errno in (errno.EINVAL, errno.ENOSYS):  # no sendfile here: copy through memory
-            data = os.pread(in_fd, count, offset)
-            try:
-                _write_all(out_fd, data)
-            except (BrokenPipeError, ConnectionResetError):
-                return 0
-            return len(data)
-        raise
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+            raise
+    data = os.pread(in_fd, count, offset)  # no sendfile to a pipe here: copy through memory
+    _write_all(out_fd, data)
+    return len(data)
 
 
 class _Spool:
@@ -484,9 +550,10 @@ class _Spool:
     async def flush(self, script: _Script) -> None:
         if not script.pending:
             return
-        data, script.pending = script.pending, bytearray()
+        pieces, size = script.pending, script.pending_size
+        script.pending, script.pending_size = [], 0
         try:
-            await self.run(_write_all, script.fd, data)
+            await self.run(_write_pieces, script.fd, pieces)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise EngineError(
@@ -495,7 +562,7 @@ class _Spool:
                     kind=FailureKind.permanent,
                 ) from None
             raise
-        script.size += len(data)
+        script.size += size
         script.changed.set()
 
     def pipe(self) -> tuple[int, int]:
@@ -615,8 +682,8 @@ class _ParallelLoad:
             elif isinstance(event, Data):
                 target = self.header if self.serial else self.current
                 assert target is not None
-                target.add(event.data, event.line)
-                if len(target.pending) >= _FLUSH_BYTES:
+                target.add(event.data, event.line, event.lines)
+                if target.pending_size >= _FLUSH_BYTES:
                     await self.spool.flush(target)
             else:
                 await self._on_end(event)
@@ -743,7 +810,7 @@ class _ParallelLoad:
             if sent < script.size:
                 count = min(script.size - sent, _SEND_BYTES)
                 moved = await self.spool.run(_send, write_fd, script.fd, sent, count)
-                if moved == 0:
+                if moved < count:
                     return False  # the client left: its exit status says why
                 sent += moved
                 self.loaded += moved
