@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text, inspect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm.base import NO_VALUE
 
+from app.auth.models import User
 from app.db import Base, UTCDateTime, utcnow
 from app.types import BigIntId
 
@@ -105,6 +107,13 @@ class DatabaseBackup(Base):
     integrity_status: Mapped[IntegrityStatus | None] = mapped_column(_enum(IntegrityStatus, 16))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Joined when rows are read, so a page names who started each backup in the same query.
+    creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])
+
+    @property
+    def created_by_email(self) -> str | None:
+        return _loaded_email(self, "creator")
+
 
 class RestoreOperation(Base):
     """One restore of a backup into the target database, tracked like a backup."""
@@ -135,6 +144,18 @@ class RestoreOperation(Base):
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    requester: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[requested_by])
+
+    @property
+    def requested_by_email(self) -> str | None:
+        return _loaded_email(self, "requester")
+
+
+def _loaded_email(row: Base, relation: str) -> str | None:
+    """The related user's e-mail if it was loaded with the row; never a lazy load (async)."""
+    user = inspect(row).attrs[relation].loaded_value
+    return None if user is NO_VALUE or user is None else str(user.email)
 
 
 class BackupCounter(Base):

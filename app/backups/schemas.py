@@ -45,6 +45,9 @@ class BackupRead(BaseModel):
     trashed_at: datetime | None
     completed_at: datetime | None
     created_by: int | None
+    created_by_email: str | None = Field(
+        default=None, description="E-mail of the user who started it, when a user did."
+    )
     created_at: datetime
     updated_at: datetime
     compression: str = Field(examples=["zstd"])
@@ -70,6 +73,9 @@ class RestoreRead(BaseModel):
     backup_id: int = Field(examples=[42])
     status: RestoreStatus
     requested_by: int | None
+    requested_by_email: str | None = Field(
+        default=None, description="E-mail of the user who asked for it, when a user did."
+    )
     use_safety_backup: bool
     safety_backup_id: int | None
     target_database: str | None

@@ -361,3 +361,27 @@ async def test_trigger_kept_counters_match_the_table_after_every_kind_of_change(
             if c.row_count
         }
     assert counters == {(k[0].value, k[1].value if k[1] else ""): v for k, v in actual.items()}
+
+
+async def test_pages_name_who_started_each_backup(
+    database: Database, settings: Settings, storage: BackupStorage
+) -> None:
+    from app.auth.models import Role, User
+
+    async with database.sessionmaker() as session:
+        user = User(email="ops@example.com", password_hash="x", role=Role.admin)
+        session.add(user)
+        await session.commit()
+        service = BackupService(
+            session,
+            settings=settings,
+            storage=storage,
+            queue=None,
+            actor=Actor(user_id=user.id, name=user.email),
+        )
+        created = await service.create(enqueue=False)
+        await make_backup(database, storage)  # started by nobody (the CLI, say)
+        page = await service.list_backups()
+    by_id = {b.id: b.created_by_email for b in page.items}
+    assert by_id.pop(created.id) == "ops@example.com"
+    assert list(by_id.values()) == [None]

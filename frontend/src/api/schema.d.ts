@@ -482,6 +482,11 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: number | null;
+            /**
+             * Created By Email
+             * @description E-mail of the user who started it, when a user did.
+             */
+            created_by_email?: string | null;
             /** Duration Ms */
             duration_ms: number | null;
             /** Error Message */
@@ -820,6 +825,11 @@ export interface components {
             id: number;
             /** Requested By */
             requested_by: number | null;
+            /**
+             * Requested By Email
+             * @description E-mail of the user who asked for it, when a user did.
+             */
+            requested_by_email?: string | null;
             /** Safety Backup Id */
             safety_backup_id: number | null;
             /** Started At */

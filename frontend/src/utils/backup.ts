@@ -1,23 +1,28 @@
 import type { Backup, RestoreOperation, User } from '@/api/types'
 
-/** A user id in words: the API gives ids only, so only "you" can be named. */
-export function userLabel(id: number | null, me: Readonly<User> | null): string | null {
+/** A user in words: their e-mail (marked when it is you), or their id if the server gave none. */
+export function userLabel(
+  id: number | null,
+  email: string | null | undefined,
+  me: Readonly<User> | null,
+): string | null {
   if (id === null) return null
-  return me && me.id === id ? `${me.email} (you)` : `User #${id}`
+  const name = email ?? `User #${id}`
+  return me && me.id === id ? `${me.email} (you)` : name
 }
 
 /** Who or what started the backup. */
 export function startedBy(backup: Backup, me: Readonly<User> | null = null): string {
   if (backup.trigger === 'scheduled') return 'Schedule'
   if (backup.trigger === 'pre_restore') return 'Safety backup'
-  const user = userLabel(backup.created_by, me)
+  const user = userLabel(backup.created_by, backup.created_by_email, me)
   if (user) return user
   return backup.trigger === 'cli' ? 'Command line' : '—'
 }
 
 /** Who asked for a restore. */
 export function requestedBy(op: RestoreOperation, me: Readonly<User> | null = null): string {
-  return userLabel(op.requested_by, me) ?? 'Command line'
+  return userLabel(op.requested_by, op.requested_by_email, me) ?? 'Command line'
 }
 
 export const canDownload = (b: Backup) => b.status === 'completed'
