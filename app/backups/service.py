@@ -334,11 +334,27 @@ class BackupService:
 
     async def cancel(self, backup_id: int) -> DatabaseBackup:
         """Cancel a pending backup now, or ask the worker to stop a running one."""
-        backup = await self.get(backup_id)
+        for _ in range(2):
+            if await self._request_cancel(await self.get(backup_id)):
+                record_event(
+                    self.session,
+                    actor=self.actor,
+                    action="backup.cancel",
+                    target_type="backup",
+                    target_id=backup_id,
+                )
+                await self.session.commit()
+                return await self.get(backup_id)
+            # It moved on between our read and our update (a worker just claimed it, say):
+            # look again with fresh eyes.
+            await self.session.rollback()
+        return await self._reload_conflict(backup_id, "cancelled")
+
+    async def _request_cancel(self, backup: DatabaseBackup) -> bool:
         now = utcnow()
         if backup.status is BackupStatus.pending:
-            changed = await self.backups.transition(
-                backup_id,
+            return await self.backups.transition(
+                backup.id,
                 from_statuses=(BackupStatus.pending,),
                 values={
                     "status": BackupStatus.failed,
@@ -347,25 +363,13 @@ class BackupService:
                     "completed_at": now,
                 },
             )
-        elif backup.status is BackupStatus.in_progress:
-            changed = await self.backups.transition(
-                backup_id,
+        if backup.status is BackupStatus.in_progress:
+            return await self.backups.transition(
+                backup.id,
                 from_statuses=(BackupStatus.in_progress,),
                 values={"cancel_requested_at": now},
             )
-        else:
-            raise _state_conflict(backup, "cancelled")
-        if not changed:  # it moved on while we looked
-            return await self._reload_conflict(backup_id, "cancelled")
-        record_event(
-            self.session,
-            actor=self.actor,
-            action="backup.cancel",
-            target_type="backup",
-            target_id=backup_id,
-        )
-        await self.session.commit()
-        return await self.get(backup_id)
+        raise _state_conflict(backup, "cancelled")
 
     async def _reload_conflict(self, backup_id: int, action: str) -> DatabaseBackup:
         await self.session.rollback()

@@ -186,9 +186,13 @@ async def test_a_user_can_cancel_a_running_backup(
                 actor=Actor.system(),
             )
             for _ in range(100):
+                # A new transaction each time: MariaDB's repeatable read keeps one snapshot.
+                await session.rollback()
                 if (await service.get(backup_id)).status is BackupStatus.in_progress:
                     break
                 await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the backup never started")
             await service.cancel(backup_id)
         backup = await asyncio.wait_for(task, timeout=30)
     finally:
