@@ -106,7 +106,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [
             _bin("uvicorn"),
@@ -117,6 +117,8 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env=env,
@@ -173,6 +175,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
     parser.add_argument("--quick", action="store_true", help="smoke run: few requests, 2 s of wrk")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.seconds = 30, 2
@@ -182,10 +185,13 @@ def main() -> None:
     env = _env(url)
     token = make_token(env)
     port = free_port()
-    server = start_server(env, port)
+    server = start_server(env, port, args.workers)
     base = f"http://127.0.0.1:{port}"
     try:
-        print(f"API benchmark: {args.rows:,} backup rows in MariaDB, uvicorn (1 process)")
+        print(
+            f"API benchmark: {args.rows:,} backup rows in MariaDB, "
+            f"uvicorn ({args.workers} process(es))"
+        )
         print(f"{'endpoint':32} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s @16':>10}")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:

@@ -60,6 +60,14 @@ def serve(
             help="Serve the API only; run `dbkeep worker` processes separately (scale-out).",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes serving HTTP (each with its own embedded worker unless --no-worker).",
+        ),
+    ] = 1,
     no_migrate: Annotated[
         bool,
         typer.Option(
@@ -100,6 +108,7 @@ def serve(
             log_config=None,  # uvicorn's lines go through dbkeep's structured logging too
             proxy_headers=True,
             server_header=False,
+            workers=workers,
         )
     finally:
         if private is not None:
