@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from app.engines.parallel_restore import (
 )
 from app.storage.local import LocalStorage
 from tests import support
-from tests.engines.conftest import checksums_by_table, definitions
+from tests.engines.conftest import checksums_by_table, definitions, fill_big_table
 
 # Beside the shared fixture's tables: secondary, unique, prefix and full-text indexes, foreign
 # keys both ways, a CHECK constraint, an AUTO_INCREMENT column that is not the primary key, a
@@ -542,3 +545,74 @@ def test_defer_indexes_keeps_what_the_load_needs() -> None:
 )
 def test_defer_indexes_leaves_unusual_tables_alone(create: bytes) -> None:
     assert defer_indexes(create) is None
+
+
+# ---- memory ----------------------------------------------------------------------------------
+
+# A fresh interpreter, so its peak (VmHWM) shows only this work; parameters (with the password)
+# arrive on stdin, never in argv or the environment.
+MEMORY_CHILD = r"""
+import asyncio, json, sys
+from pathlib import Path
+
+from app.config import Compression
+from app.engines.base import TargetSpec
+from app.engines.mysql import MySQLEngine
+from app.storage.local import LocalStorage
+
+params = json.loads(sys.stdin.read())
+
+
+def status(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+
+
+async def main():
+    engine = MySQLEngine(restore_parallelism=2, spool_dir=Path(params["spool"]))
+    storage = LocalStorage(Path(params["dir"]))
+    target = TargetSpec.from_url(params["url"])
+    writer = await storage.open_writer("big.sql.zstd")
+    await engine.dump(target, writer, compression=Compression.zstd)
+    await writer.commit()
+    scratch = target.with_database(params["restore_into"])
+    await engine.recreate_database(scratch)
+    base = status("VmRSS")
+    await engine.restore(scratch, storage.read("big.sql.zstd"), compression=Compression.zstd)
+    print(json.dumps({"base": base, "peak": status("VmHWM")}))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_parallel_restore_of_a_big_database_keeps_memory_flat(
+    target: TargetSpec, populated: str, mariadb_password: str, tmp_path: Path
+) -> None:
+    fill_big_table(populated, 1_000_000)  # about 160 MB of dump, most of it in one table
+    scratch = support.unique_name("dbkeep_scratch")
+    params = {
+        "url": support.target_url(populated, password=mariadb_password),
+        "dir": str(tmp_path / "backups"),
+        "spool": str(tmp_path / "spool"),
+        "restore_into": scratch,
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD],
+            input=json.dumps(params),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert checksums_by_table(scratch) == checksums_by_table(populated)
+    finally:
+        support.admin_sql(f"DROP DATABASE IF EXISTS `{scratch}`")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    growth = report["peak"] - report["base"]
+    assert growth < 64 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.0f} MiB"
+    assert spooled_files(tmp_path / "spool") == []
