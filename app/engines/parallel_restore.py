@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -529,9 +530,7 @@ class _Spool:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             _remove_abandoned(root)
-        self.dir = Path(
-            tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=root)
-        )  # mkdtemp makes it 0700
+        self.dir = Path(tempfile.mkdtemp(prefix=_spool_prefix(), dir=root))  # mkdtemp makes it 0700
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="dbkeep-restore")
         self._fds: set[int] = set()
         self._count = 0
@@ -596,11 +595,23 @@ class _Spool:
         await asyncio.shield(done)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _spool_prefix() -> str:
+    """``dbkeep-restore-<pid>@<host>@``: who owns a spool directory, for the clean-up."""
+    return f"{SPOOL_PREFIX}{os.getpid()}@{_host()}@"
+
+
 def _remove_abandoned(root: Path) -> None:
-    """Delete spool directories whose process is gone (a worker killed mid-restore)."""
-    for entry in root.glob(f"{SPOOL_PREFIX}*"):
-        pid = entry.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
+    """Delete spool directories whose process is gone (a worker killed mid-restore).
+
+    Only this host's: ``var_dir`` may be shared with containers whose pids we can't see.
+    """
+    for entry in root.glob(f"{SPOOL_PREFIX}*@*@*"):
+        pid, host, _ = entry.name[len(SPOOL_PREFIX) :].split("@", 2)
+        if not pid.isdigit() or int(pid) == os.getpid() or host != _host():
             continue
         try:
             os.kill(int(pid), 0)

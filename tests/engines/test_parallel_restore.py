@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import stat
 import subprocess
 import sys
@@ -373,6 +374,27 @@ async def test_spool_disk_full_is_reported(
     with pytest.raises(EngineError, match="not enough disk space"):
         await run_parallel(scratch, chunks_of(dump, 65536), spool=small)
     assert client_children() == []
+
+
+async def test_spool_left_by_a_killed_worker_is_removed(
+    scratch: TargetSpec, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    dead = subprocess.Popen(["true"])  # a pid that no longer runs
+    dead.wait()
+    host = socket.gethostname()
+    abandoned = spool / f"dbkeep-restore-{dead.pid}@{host}@x1"
+    elsewhere = spool / f"dbkeep-restore-{dead.pid}@another-host@x2"
+    for directory in (abandoned, elsewhere):
+        directory.mkdir()
+        (directory / "00001.sql").write_bytes(b"SELECT 1;\n")
+
+    script = b"SELECT 1;\n-- Dump completed on 2024-01-01\n"
+    await run_parallel(scratch, chunks_of(script), spool=spool)
+
+    assert not abandoned.exists()
+    assert elsewhere.exists()  # another container's pid: not ours to judge
 
 
 # ---- splitting -----------------------------------------------------------------------------
