@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text, inspect
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.orm.base import NO_VALUE
 
 from app.auth.models import User
 from app.db import Base, UTCDateTime, utcnow
@@ -153,9 +152,13 @@ class RestoreOperation(Base):
 
 
 def _loaded_email(row: Base, relation: str) -> str | None:
-    """The related user's e-mail if it was loaded with the row; never a lazy load (async)."""
-    user = inspect(row).attrs[relation].loaded_value
-    return None if user is NO_VALUE or user is None else str(user.email)
+    """The related user's e-mail if it was loaded with the row; never a lazy load (async).
+
+    A loaded relationship sits in the instance's ``__dict__``; reading it there costs nothing,
+    where ``inspect(row).attrs`` built a state object per attribute on every call.
+    """
+    user = row.__dict__.get(relation)
+    return None if user is None else str(user.email)
 
 
 class BackupCounter(Base):
