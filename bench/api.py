@@ -24,10 +24,16 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import BENCH_USER, HOST, PORT, admin_sql, ensure_bench_account
+from bench.common import (
+    BENCH_USER,
+    HOST,
+    PORT,
+    admin_sql,
+    check_database_name,
+    ensure_bench_account,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "dbkeep_bench_api"
 ENDPOINTS = {
     "trivial route (same app)": "/__bench/trivial",
     "list (page 1, meta.total)": "/admin/api/database-backups",
@@ -38,9 +44,9 @@ ENDPOINTS = {
 }
 
 
-def seed(rows: int, password: str) -> str:
-    admin_sql(f"DROP DATABASE IF EXISTS `{DATABASE}`; CREATE DATABASE `{DATABASE}`")
-    url = f"mysql+asyncmy://{BENCH_USER}:{password}@{HOST}:{PORT}/{DATABASE}"
+def seed(database: str, rows: int, password: str) -> str:
+    admin_sql(f"DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}`")
+    url = f"mysql+asyncmy://{BENCH_USER}:{password}@{HOST}:{PORT}/{database}"
     env = _env(url)
     subprocess.run([_bin("dbkeep"), "migrate"], env=env, check=True, capture_output=True)
     # Server-side generation: statuses mostly completed, some failed and trashed, dates spread
@@ -56,9 +62,9 @@ def seed(rows: int, password: str) -> str:
         "NOW(6) - INTERVAL seq MINUTE, NOW(6) - INTERVAL seq MINUTE, NOW(6), NOW(6), 'zstd', "
         "'scheduled', 0, 1, IF(seq % 10 = 0 AND seq % 20 <> 0, 'completed', NULL), "
         f"IF(seq % 10 = 0 AND seq % 20 <> 0, NOW(6), NULL) FROM seq_1_to_{rows}",
-        database=DATABASE,
+        database=database,
     )
-    admin_sql("ANALYZE TABLE database_backups", database=DATABASE)
+    admin_sql("ANALYZE TABLE database_backups", database=database)
     return url
 
 
@@ -176,12 +182,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: few requests, 2 s of wrk")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--database", default="dbkeep_bench_api", help="dbkeep_bench_* name")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.seconds = 30, 2
 
     password = ensure_bench_account()
-    url = seed(args.rows, password)
+    database = check_database_name(args.database)
+    url = seed(database, args.rows, password)
     env = _env(url)
     token = make_token(env)
     port = free_port()
@@ -205,7 +213,7 @@ def main() -> None:
         server.wait(timeout=30)
         shutil.rmtree(env["DBKEEP_VAR_DIR"], ignore_errors=True)
         if not args.keep:
-            admin_sql(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+            admin_sql(f"DROP DATABASE IF EXISTS `{database}`")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,7 @@ if missing:
     sys.exit(f"bench smoke: no results for {sorted(missing)}")
 print("bench smoke: ok")
 PYTHON
+
+# The API benchmark end to end on 2,000 rows (wrk is used when installed).
+timeout 300 "$PY" -m bench.api --rows 2000 --quick --database "dbkeep_bench_api_smoke_$$"
+echo "bench api smoke: ok"

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-apt_install mariadb-client zstd
+apt_install mariadb-client zstd wrk
 [ "${QUICK:-0}" = 1 ] || apt_install chromium
 ensure_venv
 ensure_mariadb
