@@ -7,5 +7,5 @@ cd "$ROOT"
 
 ensure_venv
 ensure_frontend_built
-"$VENV/bin/dbkeep" migrate
+# `serve` migrates the metadata store before it starts listening.
 exec "$VENV/bin/dbkeep" serve "$@"
