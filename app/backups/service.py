@@ -30,6 +30,7 @@ from app.backups.repository import (
     BackupRepository,
     RestoreRepository,
     SortKey,
+    StatisticsRow,
     View,
 )
 from app.config import Compression, Settings
@@ -58,13 +59,9 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Statistics:
-    total_backups: int
-    completed_backups: int
-    failed_backups: int
-    trashed_backups: int
-    total_size: int
-    average_size: int
+class Statistics(StatisticsRow):
+    """The counts and sizes, plus the newest and oldest completed backups."""
+
     latest_backup: DatabaseBackup | None
     oldest_backup: DatabaseBackup | None
 
@@ -194,12 +191,7 @@ class BackupService:
         """The original's eight statistics."""
         row = await self.backups.statistics()
         return Statistics(
-            total_backups=row.total_backups,
-            completed_backups=row.completed_backups,
-            failed_backups=row.failed_backups,
-            trashed_backups=row.trashed_backups,
-            total_size=row.total_size,
-            average_size=row.average_size,
+            **vars(row),
             latest_backup=await self.backups.edge_completed(newest=True),
             oldest_backup=await self.backups.edge_completed(newest=False),
         )

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.backups.models import BackupStatus, BackupTrigger, DatabaseBackup, RestoreStatus
@@ -36,6 +37,17 @@ def _queue(settings: Settings) -> JobQueue:
     except ModuleNotFoundError:
         fail("--queue needs the worker (dbkeep worker), which is not installed in this build")
     return ArqJobQueue.from_settings(settings)
+
+
+def _service(rt: Runtime, session: AsyncSession, *, queue: bool) -> BackupService:
+    """The backup service as the CLI uses it: acting as "cli", queueing only with --queue."""
+    return BackupService(
+        session,
+        settings=rt.settings,
+        storage=rt.storage,
+        queue=_queue(rt.settings) if queue else None,
+        actor=CLI_ACTOR,
+    )
 
 
 class _ProgressReporter:
@@ -89,13 +101,7 @@ def backup_database(
     async def main() -> DatabaseBackup:
         async with open_runtime(settings) as rt:
             async with rt.database.sessionmaker() as session:
-                service = BackupService(
-                    session,
-                    settings=settings,
-                    storage=rt.storage,
-                    queue=_queue(settings) if queue else None,
-                    actor=CLI_ACTOR,
-                )
+                service = _service(rt, session, queue=queue)
                 backup = await service.create(trigger=BackupTrigger.cli, enqueue=queue)
             if queue:
                 return backup
@@ -143,9 +149,7 @@ def _size(n: int) -> str:
 
 async def _retention(settings: Settings, *, purge: bool) -> list[int]:
     async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
-        service = BackupService(
-            session, settings=settings, storage=rt.storage, queue=None, actor=CLI_ACTOR
-        )
+        service = _service(rt, session, queue=False)
         return await (service.cleanup_trash() if purge else service.auto_trash())
 
 
@@ -191,13 +195,7 @@ def restore(
     async def main() -> tuple[int, RestoreStatus, str | None]:
         async with open_runtime(settings) as rt:
             async with rt.database.sessionmaker() as session:
-                service = BackupService(
-                    session,
-                    settings=settings,
-                    storage=rt.storage,
-                    queue=_queue(settings) if queue else None,
-                    actor=CLI_ACTOR,
-                )
+                service = _service(rt, session, queue=queue)
                 operation = await service.request_restore(
                     backup_id, use_safety_backup=not no_safety_backup
                 )
