@@ -100,8 +100,11 @@ class RestoreRunner:
                 await self._load(operation, target, progress)
             except _LoadFailed as exc:
                 return await self._roll_back(operation, target, exc.reason, started, safety_id)
+            # Progress reports are throttled to one a second, so a short load may never have
+            # reported; a completed load read the whole backup.
+            loaded = max(progress.bytes, operation.total_bytes or 0)
             return await self._finish(
-                restore_id, RestoreStatus.completed, None, started, bytes_done=progress.bytes
+                restore_id, RestoreStatus.completed, None, started, bytes_done=loaded
             )
         except asyncio.CancelledError:
             # The worker is stopping: make the operation look abandoned at once so the rerun
