@@ -87,6 +87,13 @@ _CHARSET_CLIENT = re.compile(rb"^/\*!40101 SET character_set_client = \w+ \*/;\s
 _KEY_FIRST_COLUMN = re.compile(rb"^\s*(?:UNIQUE )?KEY `(?:[^`]|``)*` \(`((?:[^`]|``)*)`")
 _COLUMN_NAME = re.compile(rb"^  `((?:[^`]|``)*)` ")
 _ERROR_LINE = re.compile(r"(ERROR \d+ \([0-9A-Z]{5}\) at line )(\d+)")
+# Lock wait timeout and deadlock. MariaDB's DDL takes the locks of tables linked by foreign keys
+# without waiting: DROP TABLE `parent` fails at once while another session drops or loads its
+# child. A table's section starts with DROP TABLE IF EXISTS, so running it again is safe.
+_LOCK_CONFLICT = re.compile(r"^ERROR (?:1205|1213) ", re.MULTILINE)
+# A section that met a lock conflict runs again as soon as another load finishes; with no other
+# load running (the lock belongs to someone else) after these waits, then the restore fails.
+_LONE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 # ---- splitting the dump ----------------------------------------------------------------------
@@ -455,6 +462,10 @@ class _Script:
     # (first script line, dump line it came from), to report errors at the dump's line numbers
     segments: list[tuple[int, int]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    retryable: bool = False  # a table's section: self-contained, safe to run again
+    sent_before: int = 0  # bytes already counted in the progress by earlier tries
+    lone_retries: int = 0
+    not_before: float = 0.0  # loop time before which a retry waits
 
     def add(self, data: bytes | memoryview, dump_line: int, lines: int | None = None) -> None:
         if not len(data):
@@ -621,6 +632,14 @@ def _remove_abandoned(root: Path) -> None:
             continue  # alive, someone else's
 
 
+class _LockConflict(Exception):
+    """A table's section met another session's lock; it can run again from its start."""
+
+    def __init__(self, error: EngineError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class _ParallelLoad:
     """Reads the dump into scripts while ``parallelism`` client sessions load them."""
 
@@ -656,6 +675,7 @@ class _ParallelLoad:
         self.tail: _Script | None = None
         self.foreign_keys: list[bytes] = []
         self.tables = 0
+        self.active = 0  # loads running now
 
     # -- reading --
 
@@ -733,6 +753,7 @@ class _ParallelLoad:
         if event.kind == "table":
             self.tables += 1
             script = self.spool.new_script(event.name)
+            script.retryable = True
             self._add_prologue(script)
             self.current = script
             self._enqueue(script)
@@ -774,21 +795,57 @@ class _ParallelLoad:
     async def work(self) -> None:
         """One session slot: load scripts until none are left."""
         while (script := await self._next()) is not None:
+            try:
+                await self._load_counted(script)
+            except _LockConflict as conflict:
+                self._retry_later(script, conflict.error)
+                continue
+            # A finished load may have released what a waiting section's DDL needs.
+            for waiting in self.queue:
+                waiting.not_before = 0.0
+            self.wake.set()
+
+    async def _load_counted(self, script: _Script) -> None:
+        self.active += 1
+        try:
             await self.load(script)
+        finally:
+            self.active -= 1
+
+    def _retry_later(self, script: _Script, error: EngineError) -> None:
+        if self.active == 0:
+            # Nothing of ours holds the lock: someone else does. Wait a little, then give up.
+            if script.lone_retries >= len(_LONE_RETRY_DELAYS):
+                raise error
+            delay = _LONE_RETRY_DELAYS[script.lone_retries]
+            script.lone_retries += 1
+        else:
+            delay = _LONE_RETRY_DELAYS[-1]  # or sooner: when one of the other loads finishes
+        log.info("restore.section_retry name=%s reason=lock conflict", script.name)
+        script.not_before = asyncio.get_running_loop().time() + delay
+        self._enqueue(script)
 
     async def _next(self) -> _Script | None:
+        loop = asyncio.get_running_loop()
         while True:
-            if self.queue:
+            now = loop.time()
+            ready = [s for s in self.queue if s.not_before <= now]
+            if ready:
                 # Largest finished script first (they can't be split, so big ones go early);
                 # otherwise the one being written, followed as it grows.
-                done = [s for s in self.queue if s.complete]
-                script = max(done, key=lambda s: s.size) if done else self.queue[0]
+                done = [s for s in ready if s.complete]
+                script = max(done, key=lambda s: s.size) if done else ready[0]
                 self.queue.remove(script)
                 return script
-            if not self.reading:
+            if not self.queue and not self.reading:
                 return None
             self.wake.clear()
-            await self.wake.wait()
+            if self.queue:
+                wait = min(s.not_before for s in self.queue) - now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
+            else:
+                await self.wake.wait()
 
     async def load(self, script: _Script) -> None:
         """Run one client on ``script``; raise ``EngineError`` with the server's reason."""
@@ -799,19 +856,22 @@ class _ParallelLoad:
             self.spool.close(write_fd)  # end of file: the client finishes and exits
             code = await child.wait()
             stderr = child.stderr_tail.text()
-        self.spool.discard(script)
         if code == 0 and not sent_all:
             raise EngineError(
                 f"{self.tool} stopped reading the dump before its end", kind=FailureKind.permanent
             )
         if code != 0:
-            raise classify(
+            error = classify(
                 code,
                 _dump_line_numbers(stderr, script),
                 tool=self.tool,
                 user=self.target.user,
                 password=self.target.password,
             )
+            if script.retryable and _LOCK_CONFLICT.search(stderr):
+                raise _LockConflict(error)
+            raise error
+        self.spool.discard(script)
         log.debug("restore.section_loaded name=%s bytes=%d", script.name, script.size)
 
     async def _pump(self, script: _Script, write_fd: int) -> bool:
@@ -824,7 +884,9 @@ class _ParallelLoad:
                 if moved < count:
                     return False  # the client left: its exit status says why
                 sent += moved
-                self.loaded += moved
+                if sent > script.sent_before:  # a retry counts only what it adds
+                    self.loaded += sent - script.sent_before
+                    script.sent_before = sent
                 await self.progress.update(self.loaded)
                 continue
             if script.complete:

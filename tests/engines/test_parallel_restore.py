@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from app.config import Compression
+from app.engines import parallel_restore
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.credentials import defaults_file
 from app.engines.mysql import MySQLEngine, build_client_argv
@@ -227,6 +228,100 @@ async def test_restore_over_existing_tables_replaces_them(
 
     assert checksums_by_table(rich) == expected
     assert "a_top_customers" in support.admin_sql("SHOW FULL TABLES", database=rich)
+
+
+async def test_restoring_over_tables_linked_by_foreign_keys_never_fails_on_a_lock(
+    storage: LocalStorage, scratch: TargetSpec, tmp_path: Path
+) -> None:
+    # MariaDB's DROP TABLE of a parent takes its children's locks without waiting, so two
+    # sessions replacing a parent and its child used to fail about one restore in five with
+    # "Lock wait timeout exceeded" at once; the section that meets the lock now runs again.
+    support.admin_sql(
+        "CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100)) "
+        "ENGINE=InnoDB; "
+        "CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, customer_id INT NOT NULL, "
+        "FOREIGN KEY (customer_id) REFERENCES customers (id)) ENGINE=InnoDB; "
+        "INSERT INTO customers (name) VALUES ('Ada'), ('Alan'); "
+        "INSERT INTO orders (customer_id) VALUES (1), (2), (1);",
+        database=scratch.database,
+    )
+    engine = MySQLEngine(restore_parallelism=2, spool_dir=tmp_path / "spool")
+    await dump_to(engine, storage, scratch, "linked.sql.none")
+    expected = checksums_by_table(scratch.database)
+
+    for _ in range(25):
+        support.admin_sql(
+            "INSERT INTO customers (name) VALUES ('Added Later')", database=scratch.database
+        )
+        await engine.restore(scratch, storage.read("linked.sql.none"), compression=Compression.none)
+        assert checksums_by_table(scratch.database) == expected
+    assert spooled_files(tmp_path / "spool") == []
+
+
+FAKE_CLIENT = """
+import pathlib, sys
+state = pathlib.Path(sys.argv[1])
+script = sys.stdin.buffer.read()
+if b"Table structure for table `parent`" in script:
+    tries = state / "parent-tries"
+    tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
+    if sys.argv[2] == "always" or not (state / "parent-failed").exists():
+        (state / "parent-failed").touch()
+        sys.stderr.write("ERROR 1205 (HY000) at line 4: Lock wait timeout exceeded; "
+                         "try restarting transaction\\n")
+        sys.exit(1)
+with (state / "loaded").open("ab") as log:
+    log.write(script)
+"""
+LINKED_DUMP = (
+    b"/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n"
+    b"--\n-- Table structure for table `parent`\n--\n\n"
+    b"DROP TABLE IF EXISTS `parent`;\nINSERT INTO `parent` VALUES (1);\n"
+    b"--\n-- Table structure for table `child`\n--\n\n"
+    b"DROP TABLE IF EXISTS `child`;\nINSERT INTO `child` VALUES (1);\n"
+    b"-- Dump completed on 2024-01-01\n"
+)
+
+
+async def restore_with_fake_client(tmp_path: Path, mode: str) -> None:
+    """Runs LINKED_DUMP through FAKE_CLIENT sessions."""
+    (tmp_path / "fake.py").write_text(FAKE_CLIENT)
+    await restore_parallel(
+        TargetSpec(scheme="mysql", host="127.0.0.1", port=3306, user="u", database="d"),
+        chunks_of(LINKED_DUMP, 16),
+        compression=Compression.none,
+        client_argv=[sys.executable, str(tmp_path / "fake.py"), str(tmp_path), mode],
+        parallelism=2,
+        tool="mariadb",
+        spool_dir=tmp_path / "spool",
+    )
+
+
+async def test_a_section_that_meets_a_lock_conflict_runs_again_from_its_start(
+    tmp_path: Path,
+) -> None:
+    await restore_with_fake_client(tmp_path, "once")
+
+    assert (tmp_path / "parent-tries").read_text() == "2"
+    loaded = (tmp_path / "loaded").read_bytes()
+    assert loaded.count(b"DROP TABLE IF EXISTS `parent`;") == 1
+    assert loaded.count(b"DROP TABLE IF EXISTS `child`;") == 1
+    assert spooled_files(tmp_path / "spool") == []
+
+
+async def test_a_lock_held_by_someone_else_fails_the_restore_after_a_few_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel_restore, "_LONE_RETRY_DELAYS", (0.01, 0.02))
+
+    with pytest.raises(EngineError, match="Lock wait timeout exceeded") as caught:
+        await restore_with_fake_client(tmp_path, "always")
+
+    assert caught.value.kind is FailureKind.transient
+    # The first try, then one per delay once the other section had finished.
+    tries = int((tmp_path / "parent-tries").read_text())
+    assert 3 <= tries <= 4
+    assert spooled_files(tmp_path / "spool") == []
 
 
 async def test_dump_without_sections_is_replayed_as_it_is(
