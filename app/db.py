@@ -18,6 +18,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from app.fastread import READER_KEY, FastReader, supports
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -98,21 +100,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """The engine of the fast reader: autocommit, so a pooled connection never keeps an old
+    snapshot and needs no rollback when it goes back to the pool."""
+    if url.startswith("sqlite"):
+        # SQLite's driver opens no transaction for a SELECT, and an in-memory database exists
+        # only on the main engine's one connection: share it.
+        return engine
+    return create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_recycle=1800,
+        pool_size=10,
+        max_overflow=20,
+    )
 
 
 class Database:
-    """The metadata store of one process: an engine and its session factory."""
+    """The metadata store of one process: an engine, its session factory and the fast reader
+    that the sessions offer to repositories (``app.fastread``)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = make_sessionmaker(self.engine)
+        self.read_engine: AsyncEngine | None = None
+        info: dict[str, Any] = {}
+        if supports(self.engine):
+            self.read_engine = make_read_engine(url, self.engine)
+            info[READER_KEY] = FastReader(self.read_engine)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False, info=info
+        )
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
 
     async def dispose(self) -> None:
+        if self.read_engine is not None and self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()

@@ -191,6 +191,7 @@ class AuthService:
                 now + timedelta(hours=self.settings.session_ttl_hours),
                 row.created_at + SESSION_MAX_LIFETIME,
             )
+            await self.repository.touch_session(row.id, seen=now, expires=row.expires_at)
             await self.session.commit()
         return Principal(user=user, session=row)
 
@@ -209,6 +210,7 @@ class AuthService:
             return None
         if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
             row.last_used_at = now
+            await self.repository.touch_token(row.id, used=now)
             await self.session.commit()
         return Principal(user=user, token=row)
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.models import User
 from app.backups.models import (
     BackupCounter,
     BackupStatus,
@@ -18,6 +19,7 @@ from app.backups.models import (
     RestoreOperation,
     RestoreStatus,
 )
+from app.fastread import HotQuery, hot_rows
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
 RUNNING_RESTORE = (RestoreStatus.pending, RestoreStatus.in_progress)
@@ -45,6 +47,46 @@ _ORDER: dict[SortKey, tuple[Any, ...]] = {
     SortKey.size_asc: (DatabaseBackup.file_size.asc(), DatabaseBackup.id.asc()),
     SortKey.size_desc: (DatabaseBackup.file_size.desc(), DatabaseBackup.id.desc()),
 }
+
+
+# A backup as the list and the statistics read it: every column by attribute name, plus
+# ``created_by_email`` (read on the fast reader, never an ORM instance: see app/fastread.py).
+BackupRecord = Mapping[str, Any]
+
+_RECORD_COLUMNS = (*DatabaseBackup.__table__.c, User.email.label("created_by_email"))
+_RECORD_KEYS = tuple(column.key for column in _RECORD_COLUMNS)
+
+
+def _records_select(*extra: Any) -> Select[Any]:
+    return select(*_RECORD_COLUMNS, *extra).outerjoin(User, User.id == DatabaseBackup.created_by)
+
+
+def _record(row: Sequence[Any]) -> BackupRecord:
+    return dict(zip(_RECORD_KEYS, row, strict=False))
+
+
+def _edge_query(*, newest: bool) -> HotQuery:
+    order = DatabaseBackup.backup_date.desc() if newest else DatabaseBackup.backup_date.asc()
+    tie = DatabaseBackup.id.desc() if newest else DatabaseBackup.id.asc()
+    return HotQuery(
+        _records_select()
+        .where(DatabaseBackup.status == BackupStatus.completed)
+        .order_by(order, tie)
+        .limit(1)
+    )
+
+
+_NEWEST_COMPLETED = _edge_query(newest=True)
+_OLDEST_COMPLETED = _edge_query(newest=False)
+_COUNTERS = HotQuery(
+    select(
+        BackupCounter.status,
+        func.sum(BackupCounter.row_count),
+        func.sum(BackupCounter.size_sum),
+    ).group_by(BackupCounter.status)
+)
+# Page queries by (dialect, sort, view, status given, search given): built on first use.
+_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, bool], tuple[HotQuery, HotQuery]] = {}
 
 
 def escape_like(text: str) -> str:
@@ -82,9 +124,12 @@ class BackupRepository:
         )
         return {row.id: row for row in rows}
 
-    def _filtered(
-        self, stmt: Select[Any], *, search: str | None, status: BackupStatus | None, view: View
-    ) -> Select[Any]:
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def _filtered(self, stmt: Select[Any], *, search: Any, status: Any, view: View) -> Select[Any]:
+        """``stmt`` restricted to a view, a status and a search (values or bind parameters)."""
         if view is View.trash:
             stmt = stmt.where(DatabaseBackup.status == BackupStatus.in_trash)
             if status is not None:
@@ -93,15 +138,14 @@ class BackupRepository:
             stmt = stmt.where(DatabaseBackup.status != BackupStatus.in_trash)
             if status is not None:
                 stmt = stmt.where(DatabaseBackup.status == status)
-        if search:
+        if search is not None:
             stmt = stmt.where(self._matches(search))
         return stmt
 
-    def _matches(self, search: str) -> Any:
-        """Case-insensitive literal substring match on the filename or the unique identifier."""
-        pattern = f"%{escape_like(search)}%"
+    def _matches(self, pattern: Any) -> Any:
+        """Case-insensitive LIKE ``pattern`` on the filename or the unique identifier."""
         columns = (DatabaseBackup.filename, DatabaseBackup.unique_identifier)
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             return or_(*(column.ilike(pattern, escape="\\") for column in columns))
         # MySQL's default collations and SQLite's LIKE already ignore case; lower() on both
         # sides (what ilike renders there) would only cost a function call per row.
@@ -116,28 +160,50 @@ class BackupRepository:
         sort: SortKey,
         status: BackupStatus | None,
         view: View,
-    ) -> tuple[list[DatabaseBackup], int]:
+    ) -> tuple[list[BackupRecord], int]:
         """One page of backups and the total number matching the filters, in one round trip."""
-        count = self._count_statement(search=search, status=status, view=view)
-        page_query = select(DatabaseBackup, count.scalar_subquery())
-        rows = (
-            await self.session.execute(
-                self._filtered(page_query, search=search, status=status, view=view)
-                .order_by(*_ORDER[sort])
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            )
-        ).all()
-        if rows:
-            return [row[0] for row in rows], int(rows[0][1] or 0)
-        # Past the last page the page query has no row to carry the total.
-        return [], int(await self.session.scalar(count) or 0)
-
-    def _count_statement(
-        self, *, search: str | None, status: BackupStatus | None, view: View
-    ) -> Select[Any]:
-        """Counting: from the trigger-kept counters unless a search needs the table itself."""
+        page_query, count_query = self._page_queries(
+            sort=sort, view=view, by_status=status is not None, by_search=bool(search)
+        )
+        params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
+        if status is not None:
+            params["status"] = status.value
         if search:
+            params["pattern"] = f"%{escape_like(search)}%"
+        rows = await hot_rows(self.session, page_query, **params)
+        if rows:
+            return [_record(row) for row in rows], int(rows[0][-1] or 0)
+        # Past the last page the page query has no row to carry the total.
+        del params["limit"], params["offset"]
+        counted = await hot_rows(self.session, count_query, **params)
+        return [], int(counted[0][0] or 0) if counted else 0
+
+    def _page_queries(
+        self, *, sort: SortKey, view: View, by_status: bool, by_search: bool
+    ) -> tuple[HotQuery, HotQuery]:
+        key = (self._dialect, sort, view, by_status, by_search)
+        found = _PAGE_QUERIES.get(key)
+        if found is None:
+            status: Any = bindparam("status") if by_status else None
+            search: Any = bindparam("pattern") if by_search else None
+            count = self._count_statement(search=search, status=status, view=view)
+            page = (
+                self._filtered(
+                    _records_select(count.scalar_subquery()),
+                    search=search,
+                    status=status,
+                    view=view,
+                )
+                .order_by(*_ORDER[sort])
+                .limit(bindparam("limit", type_=Integer))
+                .offset(bindparam("offset", type_=Integer))
+            )
+            found = _PAGE_QUERIES[key] = (HotQuery(page), HotQuery(count))
+        return found
+
+    def _count_statement(self, *, search: Any, status: Any, view: View) -> Select[Any]:
+        """Counting: from the trigger-kept counters unless a search needs the table itself."""
+        if search is not None:
             return self._filtered(
                 select(func.count()).select_from(DatabaseBackup),
                 search=search,
@@ -148,24 +214,16 @@ class BackupRepository:
         if view is View.trash:
             stmt = stmt.where(BackupCounter.status == BackupStatus.in_trash.value)
             if status is not None:
-                stmt = stmt.where(BackupCounter.status_before_trash == status.value)
+                stmt = stmt.where(BackupCounter.status_before_trash == status)
         elif status is not None:
-            stmt = stmt.where(BackupCounter.status == status.value)
+            stmt = stmt.where(BackupCounter.status == status)
         else:
             stmt = stmt.where(BackupCounter.status != BackupStatus.in_trash.value)
         return stmt
 
     async def statistics(self) -> StatisticsRow:
         """Counts and sizes by status, read from the trigger-kept counters."""
-        rows = (
-            await self.session.execute(
-                select(
-                    BackupCounter.status,
-                    func.sum(BackupCounter.row_count),
-                    func.sum(BackupCounter.size_sum),
-                ).group_by(BackupCounter.status)
-            )
-        ).all()
+        rows = await hot_rows(self.session, _COUNTERS)
         count = {status: int(n or 0) for status, n, _ in rows}
         size = {status: int(total or 0) for status, _, total in rows}
         completed = count.get(BackupStatus.completed.value, 0)
@@ -179,6 +237,12 @@ class BackupRepository:
             if completed
             else 0,
         )
+
+    async def edge_completed_record(self, *, newest: bool) -> BackupRecord | None:
+        """``edge_completed`` as a record, on the fast reader (for the statistics)."""
+        query = _NEWEST_COMPLETED if newest else _OLDEST_COMPLETED
+        rows = await hot_rows(self.session, query)
+        return _record(rows[0]) if rows else None
 
     async def edge_completed(self, *, newest: bool) -> DatabaseBackup | None:
         """The newest (or oldest) completed backup that is not in the trash."""

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator
 from starlette.responses import StreamingResponse
 
 from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.repository import BackupRecord
 from app.backups.schemas import (
     DEFAULT_PER_PAGE,
     MAX_ID,
@@ -67,7 +68,7 @@ download_router = APIRouter(prefix="/admin/database-backups", tags=["backups"])
 AUTH_ERRORS = (401, 403)
 
 
-def _read(backup: DatabaseBackup) -> BackupRead:
+def _read(backup: DatabaseBackup | BackupRecord) -> BackupRead:
     return BackupRead.model_validate(backup)
 
 

@@ -27,6 +27,7 @@ from app.backups.models import (
 from app.backups.naming import backup_filename, download_name, storage_key
 from app.backups.repository import (
     RUNNING_BACKUP,
+    BackupRecord,
     BackupRepository,
     RestoreRepository,
     SortKey,
@@ -48,7 +49,7 @@ FINISHED = (BackupStatus.completed, BackupStatus.failed)
 
 @dataclass(frozen=True)
 class Page:
-    items: list[DatabaseBackup]
+    items: list[BackupRecord]
     total: int
     page: int
     per_page: int
@@ -62,8 +63,8 @@ class Page:
 class Statistics(StatisticsRow):
     """The counts and sizes, plus the newest and oldest completed backups."""
 
-    latest_backup: DatabaseBackup | None
-    oldest_backup: DatabaseBackup | None
+    latest_backup: BackupRecord | None
+    oldest_backup: BackupRecord | None
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,8 @@ class BackupService:
         row = await self.backups.statistics()
         return Statistics(
             **vars(row),
-            latest_backup=await self.backups.edge_completed(newest=True),
-            oldest_backup=await self.backups.edge_completed(newest=False),
+            latest_backup=await self.backups.edge_completed_record(newest=True),
+            oldest_backup=await self.backups.edge_completed_record(newest=False),
         )
 
     async def list_restores(self, backup_id: int) -> list[RestoreOperation]:

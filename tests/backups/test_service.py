@@ -257,28 +257,30 @@ async def test_list_searches_literally_filters_sorts_and_pages(
     await make_backup(database, filename="broken.sql", status=BackupStatus.failed)
 
     literal = await service.list_backups(search="_1%")
-    assert [b.filename for b in literal.items] == ["a_1%.sql"]
+    assert [b["filename"] for b in literal.items] == ["a_1%.sql"]
     underscore = await service.list_backups(search="_")
-    assert {b.filename for b in underscore.items} == {"a_1%.sql", "mid_dle.sql"}
+    assert {b["filename"] for b in underscore.items} == {"a_1%.sql", "mid_dle.sql"}
     assert (await service.list_backups(search="'; DROP TABLE users; --")).total == 0
-    assert [b.filename for b in (await service.list_backups(search="ZETA")).items] == ["zeta.sql"]
+    assert [b["filename"] for b in (await service.list_backups(search="ZETA")).items] == [
+        "zeta.sql"
+    ]
 
     by_size = await service.list_backups(sort=SortKey.size_asc, status=BackupStatus.completed)
-    assert [b.file_size for b in by_size.items] == [10, 20, 30, 40]
+    assert [b["file_size"] for b in by_size.items] == [10, 20, 30, 40]
     by_name = await service.list_backups(sort=SortKey.name_desc)
-    assert by_name.items[0].filename == "zeta.sql"
+    assert by_name.items[0]["filename"] == "zeta.sql"
     oldest = await service.list_backups(sort=SortKey.oldest, status=BackupStatus.completed)
-    assert oldest.items[0].filename == "mid_dle.sql"
+    assert oldest.items[0]["filename"] == "mid_dle.sql"
     failed = await service.list_backups(status=BackupStatus.failed)
-    assert [b.filename for b in failed.items] == ["broken.sql"]
+    assert [b["filename"] for b in failed.items] == ["broken.sql"]
 
     page2 = await service.list_backups(page=2, per_page=2, sort=SortKey.name_asc)
     assert page2.total == 5 and page2.last_page == 3
-    assert [b.filename for b in page2.items] == ["broken.sql", "mid_dle.sql"]
+    assert [b["filename"] for b in page2.items] == ["broken.sql", "mid_dle.sql"]
 
-    await service.trash(failed.items[0].id)
+    await service.trash(failed.items[0]["id"])
     trash = await service.list_backups(view=View.trash, status=BackupStatus.failed)
-    assert [b.filename for b in trash.items] == ["broken.sql"]
+    assert [b["filename"] for b in trash.items] == ["broken.sql"]
     assert (await service.list_backups()).total == 4
 
 
@@ -296,8 +298,8 @@ async def test_statistics_has_the_originals_eight_fields(
     assert stats.trashed_backups == 1
     assert stats.total_size == 450
     assert stats.average_size == 200
-    assert stats.latest_backup is not None and stats.latest_backup.id == new.id
-    assert stats.oldest_backup is not None and stats.oldest_backup.id == old.id
+    assert stats.latest_backup is not None and stats.latest_backup["id"] == new.id
+    assert stats.oldest_backup is not None and stats.oldest_backup["id"] == old.id
 
 
 async def test_restore_request_refuses_a_missing_or_resized_file(
@@ -382,6 +384,6 @@ async def test_pages_name_who_started_each_backup(
         created = await service.create(enqueue=False)
         await make_backup(database, storage)  # started by nobody (the CLI, say)
         page = await service.list_backups()
-    by_id = {b.id: b.created_by_email for b in page.items}
+    by_id = {b["id"]: b["created_by_email"] for b in page.items}
     assert by_id.pop(created.id) == "ops@example.com"
     assert list(by_id.values()) == [None]

@@ -61,11 +61,11 @@ async def test_redis_down_at_enqueue_is_503_and_leaves_nothing_pending(
         async with service_factory(None) as service:
             page = await service.list_backups()
         [row] = page.items
-        assert row.status is BackupStatus.failed  # not pending forever
-        assert row.error_message == raised.value.message
+        assert row["status"] is BackupStatus.failed  # not pending forever
+        assert row["error_message"] == raised.value.message
 
         completed = await make_backup(
-            database, get_storage(worker_settings), target_database=row.target_database or ""
+            database, get_storage(worker_settings), target_database=row["target_database"] or ""
         )
         async with service_factory(down) as service:
             with pytest.raises(ServiceUnavailable, match="restore was not queued"):

@@ -1,0 +1,157 @@
+"""Reads on every request's path (the caller's credentials, the list, the statistics) straight
+on the database driver.
+
+Each SELECT is compiled once per dialect and runs on a pooled connection in autocommit mode, with
+no ORM and no greenlet hop; its values still go through the conversions SQLAlchemy would apply
+(UTC datetimes, enums, SQLite's text dates). On MariaDB, SQLAlchemy's async ``execute`` of a
+one-row query costs ~0.37 ms of CPU against ~0.1 ms here, which is most of a list request
+(``bench/api.py``, docs/benchmarks.md).
+
+Use it only where a request starts reading: it runs outside the caller's ORM session and its
+transaction, so it never sees that session's unflushed or uncommitted writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.errors import ServiceUnavailable
+
+# Where ``Database`` leaves its reader for the sessions it makes (``session.info``).
+READER_KEY = "dbkeep.fast_reader"
+
+Row = tuple[Any, ...]
+AnySelect = Select[*tuple[Any, ...]]
+_Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    binds: tuple[tuple[str, _Processor], ...]  # positional order: name and value conversion
+    defaults: Mapping[str, Any]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, conversion)
+
+
+class HotQuery:
+    """A SELECT whose SQL is built once and compiled once per dialect."""
+
+    def __init__(self, statement: AnySelect) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect)
+        return found
+
+
+def _compile(statement: AnySelect, dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
+        raise TypeError(f"{dialect.name}: a hot query needs plain positional parameters")
+    binds = tuple(
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup
+    )
+    processors = (
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in statement.selected_columns
+    )
+    results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+    return _Compiled(compiled.string, binds, compiled.params, results)
+
+
+class FastReader:
+    """Runs hot queries on one autocommit engine's pooled connections."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._fetch = _FETCHERS[self.dialect.driver]
+
+    async def rows(self, query: HotQuery, params: Mapping[str, Any]) -> list[Row]:
+        compiled = query.compiled(self.dialect)
+        values = []
+        for name, process in compiled.binds:
+            value = params[name] if name in params else compiled.defaults[name]
+            values.append(process(value) if process is not None else value)
+        raw = await self._run(compiled.sql, values)
+        if not compiled.results:
+            return [tuple(row) for row in raw]
+        rows = []
+        for row in raw:
+            converted = list(row)
+            for index, process in compiled.results:
+                converted[index] = process(converted[index])
+            rows.append(tuple(converted))
+        return rows
+
+    async def _run(self, sql: str, values: Sequence[Any]) -> list[Sequence[Any]]:
+        # A pooled connection may have died with the server since its last use (there is no
+        # ping before each checkout here): such a failure is retried once on a new connection.
+        for attempt in (1, 2):
+            async with self._driver_connection() as (connection, invalidate):
+                try:
+                    return await self._fetch(connection, sql, values)
+                except Exception as exc:
+                    await invalidate()
+                    if attempt == 2 or not _is_connection_error(exc):
+                        raise ServiceUnavailable(
+                            "The metadata store is unavailable; try again shortly."
+                        ) from exc
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _driver_connection(self) -> Any:
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield raw.driver_connection, connection.invalidate
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = f"{type(exc).__module__}.{type(exc).__name__} {exc}".lower()
+    return any(
+        hint in text
+        for hint in ("connection", "operationalerror", "interfaceerror", "gone away", "lost")
+    )
+
+
+async def _fetch_asyncmy(connection: Any, sql: str, values: Sequence[Any]) -> list[Any]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, values)
+        return list(await cursor.fetchall())
+
+
+async def _fetch_asyncpg(connection: Any, sql: str, values: Sequence[Any]) -> list[Any]:
+    return list(await connection.fetch(sql, *values))
+
+
+async def _fetch_aiosqlite(connection: Any, sql: str, values: Sequence[Any]) -> list[Any]:
+    async with connection.execute(sql, values) as cursor:
+        return list(await cursor.fetchall())
+
+
+_FETCHERS = {"asyncmy": _fetch_asyncmy, "asyncpg": _fetch_asyncpg, "aiosqlite": _fetch_aiosqlite}
+
+
+def supports(engine: AsyncEngine) -> bool:
+    return engine.dialect.driver in _FETCHERS
+
+
+async def hot_rows(session: AsyncSession, query: HotQuery, **params: Any) -> list[Row]:
+    """``query``'s rows: on the fast reader of the session's ``Database``, else through the
+    session itself (sessions made elsewhere, e.g. by tests)."""
+    reader: FastReader | None = session.info.get(READER_KEY)
+    if reader is None:
+        result = await session.execute(query.statement, params)
+        return [tuple(row) for row in result]
+    return await reader.rows(query, params)

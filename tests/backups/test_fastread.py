@@ -1,0 +1,107 @@
+"""The fast reader (app/fastread.py) on each metadata store: the same values as SQLAlchemy,
+never a stale snapshot, and a pooled connection that died is replaced."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, timedelta
+
+import pytest
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.repository import BackupRepository, SortKey, View
+from app.db import Database, utcnow
+from app.fastread import READER_KEY, FastReader, HotQuery, hot_rows
+from tests.backups.factories import make_backup
+
+ALL_COLUMNS = HotQuery(
+    select(*DatabaseBackup.__table__.c)
+    .where(DatabaseBackup.id == bindparam("id"))
+    .order_by(DatabaseBackup.id)
+)
+
+
+def as_dict(row: tuple[object, ...]) -> dict[str, object]:
+    return dict(zip([c.key for c in DatabaseBackup.__table__.c], row, strict=True))
+
+
+def reader_of(database: Database) -> FastReader:
+    reader = database.sessionmaker.kw["info"][READER_KEY]
+    assert isinstance(reader, FastReader)
+    return reader
+
+
+async def test_the_fast_reader_gives_the_values_sqlalchemy_gives(database: Database) -> None:
+    backup = await make_backup(
+        database,
+        status=BackupStatus.in_trash,
+        status_before_trash=BackupStatus.failed,
+        backup_date=utcnow() - timedelta(days=3),
+        trashed_at=utcnow(),
+        filename="it's 100% ünïcode_.sql",
+    )
+    fast = await reader_of(database).rows(ALL_COLUMNS, {"id": backup.id})
+    async with AsyncSession(database.engine) as plain:  # no reader: SQLAlchemy executes it
+        orm = await hot_rows(plain, ALL_COLUMNS, id=backup.id)
+
+    assert fast == orm and len(fast) == 1
+    values = as_dict(fast[0])
+    assert values["status"] is BackupStatus.in_trash
+    assert values["status_before_trash"] is BackupStatus.failed
+    assert values["filename"] == "it's 100% ünïcode_.sql"
+    assert values["backup_date"].tzinfo is UTC
+    assert values["trashed_at"].tzinfo is UTC and values["completed_at"].tzinfo is UTC
+
+
+async def test_a_page_read_fast_matches_the_orm_rows(database: Database) -> None:
+    made = [
+        await make_backup(database, size=size, backup_date=utcnow() - timedelta(minutes=size))
+        for size in (5, 50, 500)
+    ]
+    async with database.sessionmaker() as session:
+        items, total = await BackupRepository(session).list_page(
+            page=1, per_page=2, search=None, sort=SortKey.size_desc, status=None, view=View.active
+        )
+        orm = await BackupRepository(session).get_many([m.id for m in made])
+
+    assert total == 3
+    assert [item["file_size"] for item in items] == [500, 50]
+    for item in items:
+        expected = orm[item["id"]]
+        for column in DatabaseBackup.__table__.c:
+            assert item[column.key] == getattr(expected, column.key), column.key
+
+
+async def test_a_read_after_a_commit_elsewhere_sees_it(database: Database) -> None:
+    # The reader runs in autocommit: a pooled connection never keeps an old snapshot (with
+    # MariaDB's REPEATABLE READ it would, and the list would show old statuses forever).
+    backup = await make_backup(database, status=BackupStatus.pending)
+    reader = reader_of(database)
+    for status in (BackupStatus.in_progress, BackupStatus.completed, BackupStatus.failed):
+        async with database.sessionmaker() as session:
+            await session.execute(
+                update(DatabaseBackup).where(DatabaseBackup.id == backup.id).values(status=status)
+            )
+            await session.commit()
+        [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
+        assert as_dict(row)["status"] is status
+
+
+@pytest.mark.skipif(
+    os.environ.get("DBKEEP_TEST_METADATA", "sqlite") != "mysql",
+    reason="kills the connection on the MariaDB server",
+)
+async def test_a_pooled_connection_killed_by_the_server_is_replaced(database: Database) -> None:
+    backup = await make_backup(database)
+    reader = reader_of(database)
+    assert reader.engine is not database.engine
+    async with reader.engine.connect() as connection:
+        connection_id = (await connection.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+    async with database.engine.connect() as admin:
+        await admin.execute(text(f"KILL {int(connection_id)}"))
+
+    [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
+
+    assert row[0] == backup.id
