@@ -9,6 +9,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from app.backups.search import include_name
 from app.config import get_settings
 from app.db import make_engine
 from app.models import Base
@@ -33,6 +34,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=dialect.startswith("sqlite"),
         compare_type=True,
+        include_name=include_name,
         literal_binds=connection is None,
     )
 

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from app.backups.search import include_name
 from app.db import make_engine
 from app.migrate import alembic_config
 from app.models import Base
@@ -45,7 +46,9 @@ async def test_upgrade_downgrade_upgrade_matches_models(empty_store_url: str) ->
     async with engine.connect() as conn:
 
         def diff(sync_conn):  # type: ignore[no-untyped-def]
-            ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(
+                sync_conn, opts={"compare_type": True, "include_name": include_name}
+            )
             return compare_metadata(ctx, Base.metadata)
 
         def backup_indexes(sync_conn):  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from app.backups.models import (
     RestoreOperation,
     RestoreStatus,
 )
+from app.backups.search import candidates, search_grams
 from app.fastread import HotQuery, hot_rows
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
@@ -57,8 +58,12 @@ _RECORD_COLUMNS = (*DatabaseBackup.__table__.c, User.email.label("created_by_ema
 _RECORD_KEYS = tuple(column.key for column in _RECORD_COLUMNS)
 
 
-def _records_select(*extra: Any) -> Select[Any]:
-    return select(*_RECORD_COLUMNS, *extra).outerjoin(User, User.id == DatabaseBackup.created_by)
+def _records_select(*extra: Any, only: Any = None) -> Select[Any]:
+    """Records (and ``extra`` columns); with ``only``, just the backups it holds the ids of."""
+    stmt = select(*_RECORD_COLUMNS, *extra)
+    if only is not None:
+        stmt = stmt.select_from(only).join(DatabaseBackup, DatabaseBackup.id == only.c.backup_id)
+    return stmt.outerjoin(User, User.id == DatabaseBackup.created_by)
 
 
 def _record(row: Sequence[Any]) -> BackupRecord:
@@ -86,7 +91,7 @@ _COUNTERS = HotQuery(
     ).group_by(BackupCounter.status)
 )
 # Page queries by (dialect, sort, view, status given, search given): built on first use.
-_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, bool], tuple[HotQuery, HotQuery]] = {}
+_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, str], tuple[HotQuery, HotQuery]] = {}
 
 
 def escape_like(text: str) -> str:
@@ -162,14 +167,20 @@ class BackupRepository:
         view: View,
     ) -> tuple[list[BackupRecord], int]:
         """One page of backups and the total number matching the filters, in one round trip."""
-        page_query, count_query = self._page_queries(
-            sort=sort, view=view, by_status=status is not None, by_search=bool(search)
-        )
         params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
+        searching = "no"
         if status is not None:
             params["status"] = status.value
         if search:
+            searching = "scan"
             params["pattern"] = f"%{escape_like(search)}%"
+            grams = search_grams(search) if self._dialect == "mysql" else None
+            if grams is not None:
+                searching = "grams"
+                params.update(grams)
+        page_query, count_query = self._page_queries(
+            sort=sort, view=view, by_status=status is not None, searching=searching
+        )
         rows = await hot_rows(self.session, page_query, **params)
         if rows:
             return [_record(row) for row in rows], int(rows[0][-1] or 0)
@@ -179,17 +190,20 @@ class BackupRepository:
         return [], int(counted[0][0] or 0) if counted else 0
 
     def _page_queries(
-        self, *, sort: SortKey, view: View, by_status: bool, by_search: bool
+        self, *, sort: SortKey, view: View, by_status: bool, searching: str
     ) -> tuple[HotQuery, HotQuery]:
-        key = (self._dialect, sort, view, by_status, by_search)
+        """The page and count queries; ``searching``: "no", "scan" or "grams" (the prefilter
+        of app/backups/search.py first)."""
+        key = (self._dialect, sort, view, by_status, searching)
         found = _PAGE_QUERIES.get(key)
         if found is None:
             status: Any = bindparam("status") if by_status else None
-            search: Any = bindparam("pattern") if by_search else None
-            count = self._count_statement(search=search, status=status, view=view)
+            search: Any = bindparam("pattern") if searching != "no" else None
+            only = candidates() if searching == "grams" else None
+            count = self._count_statement(search=search, status=status, view=view, only=only)
             page = (
                 self._filtered(
-                    _records_select(count.scalar_subquery()),
+                    _records_select(count.scalar_subquery(), only=only),
                     search=search,
                     status=status,
                     view=view,
@@ -201,14 +215,16 @@ class BackupRepository:
             found = _PAGE_QUERIES[key] = (HotQuery(page), HotQuery(count))
         return found
 
-    def _count_statement(self, *, search: Any, status: Any, view: View) -> Select[Any]:
+    def _count_statement(
+        self, *, search: Any, status: Any, view: View, only: Any = None
+    ) -> Select[Any]:
         """Counting: from the trigger-kept counters unless a search needs the table itself."""
         if search is not None:
+            rows: Any = DatabaseBackup
+            if only is not None:
+                rows = only.join(DatabaseBackup, DatabaseBackup.id == only.c.backup_id)
             return self._filtered(
-                select(func.count()).select_from(DatabaseBackup),
-                search=search,
-                status=status,
-                view=view,
+                select(func.count()).select_from(rows), search=search, status=status, view=view
             )
         stmt = select(func.coalesce(func.sum(BackupCounter.row_count), 0))
         if view is View.trash:
