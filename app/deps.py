@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,8 +14,8 @@ from app.auth.models import Role, User
 from app.auth.service import AuthService, Principal
 from app.backups.service import BackupService
 from app.config import Settings
-from app.db import Database
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.http.sessions import request_session
 from app.queue import JobQueue
 from app.storage.base import BackupStorage
 
@@ -34,15 +33,12 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One metadata-store session per request, closed as soon as the route returns."""
-    database: Database = request.app.state.database
-    async with database.sessionmaker() as session:
-        yield session
+async def get_session(request: Request) -> AsyncSession:
+    """The request's metadata-store session, closed after the response (app/http/sessions.py)."""
+    return request_session(request)
 
 
-# "function" scope: the connection goes back to the pool before a download starts streaming.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_storage_dep(request: Request) -> BackupStorage:

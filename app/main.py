@@ -26,6 +26,7 @@ from app.http.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.http.sessions import SessionScopeMiddleware
 from app.http.spa import build_spa_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.metrics import router as metrics_router
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     # Added innermost first: the request context (ids, last-resort 500) wraps everything else.
+    app.add_middleware(SessionScopeMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_url_https)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

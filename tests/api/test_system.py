@@ -248,3 +248,27 @@ async def test_unexpected_errors_are_a_generic_500_and_logged(
     assert "req-123" in body["message"] and response.headers["x-request-id"] == "req-123"
     logged = capsys.readouterr().out + caplog.text
     assert "http.unhandled_error" in logged and "RuntimeError" in logged
+
+
+async def test_every_request_gives_its_metadata_connections_back(
+    app: FastAPI, admin_client: httpx.AsyncClient, make_backup: BackupFactory
+) -> None:
+    # Sessions are closed by a middleware after the response (app/http/sessions.py): whether
+    # the route read, wrote, failed or was refused, no connection stays checked out.
+    backup = await make_backup()
+    pool = app.state.database.engine.pool
+    requests = [
+        ("GET", "/admin/api/database-backups", 200),
+        ("GET", f"/admin/api/database-backups/{backup.id}", 200),
+        ("GET", "/admin/api/database-backups/424242", 404),
+        ("POST", f"/admin/api/database-backups/{backup.id}/trash", 200),
+        ("POST", f"/admin/api/database-backups/{backup.id}/trash", 409),
+        ("GET", f"/admin/api/database-backups/{backup.id}/restores", 200),
+        ("GET", "/admin/api/audit-events", 200),
+        ("POST", "/api/auth/logout", 200),
+        ("GET", "/admin/api/database-backups", 401),
+    ]
+    for method, path, expected in requests:
+        response = await admin_client.request(method, path)
+        assert response.status_code == expected, (path, response.text)
+        assert pool.checkedout() == 0, (method, path)
