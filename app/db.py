@@ -100,6 +100,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections the fast reader keeps between queries (at most; more are opened under load).
+READ_POOL_SIZE = 10
+
+
 def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     """The engine of the fast reader: autocommit, so a pooled connection never keeps an old
     snapshot and needs no rollback when it goes back to the pool."""
@@ -111,8 +115,7 @@ def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
         url,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
-        pool_recycle=1800,
-        pool_size=10,
+        pool_size=READ_POOL_SIZE,
         max_overflow=20,
     )
 
@@ -125,10 +128,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.read_engine: AsyncEngine | None = None
+        self.reader: FastReader | None = None
         info: dict[str, Any] = {}
         if supports(self.engine):
             self.read_engine = make_read_engine(url, self.engine)
-            info[READER_KEY] = FastReader(self.read_engine)
+            own_engine = self.read_engine is not self.engine
+            self.reader = FastReader(
+                self.read_engine, keep_idle=READ_POOL_SIZE if own_engine else 0
+            )
+            info[READER_KEY] = self.reader
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False, info=info
         )
@@ -138,6 +146,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self.reader is not None:
+            await self.reader.close()
         if self.read_engine is not None and self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()

@@ -105,3 +105,18 @@ async def test_a_pooled_connection_killed_by_the_server_is_replaced(database: Da
     [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
 
     assert row[0] == backup.id
+
+
+async def test_connections_are_kept_between_reads_and_given_back_on_close(
+    database: Database,
+) -> None:
+    backup = await make_backup(database)
+    reader = reader_of(database)
+    for _ in range(3):
+        assert len(await reader.rows(ALL_COLUMNS, {"id": backup.id})) == 1
+    kept = 1 if reader.engine is not database.engine else 0  # SQLite shares the main pool
+    assert reader.engine.pool.checkedout() == kept  # type: ignore[attr-defined]
+
+    await reader.close()
+
+    assert reader.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
