@@ -126,3 +126,27 @@ def test_migrate_is_idempotent(env: dict[str, str]) -> None:
     for _ in range(2):
         result = dbkeep("migrate", env=env)
         assert result.returncode == 0, result.stderr
+
+
+def test_a_command_imports_only_its_own_module_and_help_lists_them_all() -> None:
+    probe = (
+        "import sys; from app.cli import _register; _register(sys.argv[1:]); "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'app.cli.backups', 'app.cli.users', "
+        "'app.cli.server') if m in sys.modules))"
+    )
+
+    def loaded(*argv: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", probe, "dbkeep", *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    assert loaded("backup:database") == "['app.cli.backups']"
+    assert loaded("token:list") == "['app.cli.users']"
+    assert "app.cli.server" in loaded("serve")
+    assert loaded("--help").count("app.cli") == 3
+    listed = subprocess.run([DBKEEP, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("backup:database", "backup:restore", "migrate", "user:create", "serve"):
+        assert command in listed
