@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     auto_trash_at: str = "01:00"
     cleanup_trash_at: str = "02:00"
     schedule_timezone: str = "UTC"
+    # A worker that starts up to this long after a backup time no worker was running for takes
+    # that backup then (0: never); later, the next slot waits for its own time.
+    schedule_catch_up_hours: Annotated[float, Field(ge=0)] = 6
     reconcile_every_seconds: Annotated[int, Field(ge=5)] = 120
 
     # HTTP

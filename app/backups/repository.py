@@ -344,6 +344,13 @@ class BackupRepository:
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def slot_taken(self, slot: str) -> bool:
+        """Whether a scheduled backup was recorded for ``slot``."""
+        found = await self.session.scalar(
+            select(DatabaseBackup.id).where(DatabaseBackup.schedule_slot == slot).limit(1)
+        )
+        return found is not None
+
     async def running_backups(self, target_database: str | None) -> list[DatabaseBackup]:
         return list(
             await self.session.scalars(

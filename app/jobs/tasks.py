@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -29,7 +30,7 @@ from app.engines.base import TargetSpec
 from app.errors import Conflict, ServiceUnavailable
 from app.jobs.locks import LockBusy, LockLost, TargetLock
 from app.jobs.queue import ArqJobQueue
-from app.jobs.schedule import schedule_slot, schedule_timezone
+from app.jobs.schedule import schedule_slot, schedule_timezone, slot_start
 from app.runtime import Runtime
 
 log = structlog.get_logger("dbkeep.jobs")
@@ -170,6 +171,37 @@ async def scheduled_backup(ctx: dict[str, Any]) -> str:
     state = _state(ctx)
     settings = state.settings
     slot = schedule_slot("backup", settings.backup_at, schedule_timezone(settings), utcnow())
+    return await _backup_for_slot(state, slot)
+
+
+async def catch_up_missed_backup(state: WorkerState, *, now: datetime | None = None) -> str:
+    """At start-up: take the latest slot's backup if no worker took it and it is recent.
+
+    arq's cron never runs a slot that passed while no worker was up (a reboot at midnight
+    would skip the night's backup); the slot's UNIQUE row still makes it one backup however
+    many workers start.
+    """
+    settings = state.settings
+    now = now or utcnow()
+    window = timedelta(hours=settings.schedule_catch_up_hours)
+    tz = schedule_timezone(settings)
+    if not settings.schedule_enabled or not window:
+        return "catch-up is off"
+    if now - slot_start(settings.backup_at, tz, now) > window:
+        return "no recent slot was missed"
+    slot = schedule_slot("backup", settings.backup_at, tz, now)
+    async with state.runtime.database.sessionmaker() as session:
+        if await BackupRepository(session).slot_taken(slot):
+            return f"{slot}: taken"
+    log.warning("schedule.catching_up", slot=slot)
+    try:
+        return await _backup_for_slot(state, slot)
+    except Retry:
+        return f"{slot}: a restore is running; the slot is left to the next day"
+
+
+async def _backup_for_slot(state: WorkerState, slot: str) -> str:
+    settings = state.settings
     if _target(settings, None) is None:
         log.warning("schedule.no_target", slot=slot)
         return "skipped: no target database is configured"

@@ -104,7 +104,8 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """Open the metadata store, storage and engine; reconcile once, then every few minutes."""
+    """Open the metadata store, storage and engine; reconcile once, then every few minutes;
+    take the night's backup if no worker was up at its time."""
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     stack = AsyncExitStack()
@@ -122,6 +123,11 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["state"] = state
     await reconciler.run_once()
     state.reconcile_task = asyncio.create_task(reconciler.run_forever(), name="reconciler")
+    try:
+        outcome = await tasks.catch_up_missed_backup(state)
+    except Exception as exc:  # the worker must start even if the metadata store hiccups now
+        outcome = f"failed: {type(exc).__name__}"
+    log.info("schedule.catch_up", outcome=outcome)
     log.info(
         "worker.started",
         queue=settings.queue_name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +23,7 @@ from app.jobs.schedule import (
     schedule_slot,
     schedule_timezone,
 )
+from app.runtime import open_runtime
 from tests.worker.conftest import WorkerFactory, seed, wait_for
 
 UTC_TZ = ZoneInfo("UTC")
@@ -148,3 +151,82 @@ async def test_the_real_cron_on_two_workers_makes_one_backup_in_the_next_minute(
     assert len(rows) == 1
     assert rows[0].schedule_slot == f"backup:{minute:%Y-%m-%dT%H:%M}Z"
     assert rows[0].created_by is None
+
+
+@pytest.fixture
+async def schedule_state(
+    worker_settings: Settings, queue: ArqJobQueue, database: Database
+) -> AsyncIterator[Callable[..., tasks.WorkerState]]:
+    """A worker's state with the schedule on, backups at 00:00 UTC, catch-up within 6 hours."""
+    async with open_runtime(worker_settings) as runtime:
+
+        def make(**changes: Any) -> tasks.WorkerState:
+            settings = worker_settings.model_copy(
+                update={
+                    "schedule_enabled": True,
+                    "backup_at": "00:00",
+                    "schedule_timezone": "UTC",
+                    "schedule_catch_up_hours": 6,
+                    **changes,
+                }
+            )
+            return tasks.WorkerState(
+                settings=settings, runtime=runtime, redis=queue.redis, queue=queue
+            )
+
+        yield make
+
+
+async def test_a_worker_starting_soon_after_a_missed_slot_takes_its_backup(
+    schedule_state: Callable[..., tasks.WorkerState], database: Database, queue: ArqJobQueue
+) -> None:
+    state = schedule_state()
+
+    outcome = await tasks.catch_up_missed_backup(state, now=at("2026-11-27 00:10:00"))
+
+    [row] = await scheduled_rows(database)
+    assert outcome == f"backup:2026-11-27T00:00Z: backup {row.id}"
+    assert row.schedule_slot == "backup:2026-11-27T00:00Z" and row.status is BackupStatus.pending
+    assert await queue.redis.zcard(queue.queue_name) == 1  # queued for the worker
+    # A second worker starting, or the same one again: the slot is taken, nothing more.
+    again = await tasks.catch_up_missed_backup(state, now=at("2026-11-27 00:20:00"))
+    assert again == "backup:2026-11-27T00:00Z: taken"
+    assert len(await scheduled_rows(database)) == 1
+
+
+@pytest.mark.parametrize(
+    ("now", "changes", "outcome"),
+    [
+        ("2026-11-27 06:00:01", {}, "no recent slot was missed"),
+        ("2026-11-27 00:10:00", {"schedule_catch_up_hours": 0}, "catch-up is off"),
+        ("2026-11-27 00:10:00", {"schedule_enabled": False}, "catch-up is off"),
+    ],
+)
+async def test_no_catch_up_when_the_slot_is_old_or_catch_up_is_off(
+    schedule_state: Callable[..., tasks.WorkerState],
+    database: Database,
+    now: str,
+    changes: dict[str, Any],
+    outcome: str,
+) -> None:
+    assert await tasks.catch_up_missed_backup(schedule_state(**changes), now=at(now)) == outcome
+    assert await scheduled_rows(database) == []
+
+
+async def test_a_worker_started_after_the_backup_time_takes_the_missed_backup(
+    workers: WorkerFactory, database: Database, target_database: str
+) -> None:
+    seed(target_database, rows=20)
+    now = datetime.now(UTC)
+    missed = (now - timedelta(minutes=3)).strftime("%H:%M")
+    far = (now + timedelta(hours=12)).strftime("%H:%M")
+    workers.start(schedule_enabled="true", backup_at=missed, auto_trash_at=far,
+                  cleanup_trash_at=far)  # fmt: skip
+
+    async def completed() -> list[DatabaseBackup] | None:
+        rows = await scheduled_rows(database)
+        return rows if rows and rows[0].status is BackupStatus.completed else None
+
+    [row] = await wait_for(completed, what="the missed slot's backup to complete")
+    assert row.schedule_slot == schedule_slot("backup", missed, UTC_TZ, now)
+    assert "schedule.catching_up" in workers.logs()
