@@ -20,6 +20,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.health import default_registry
 from app.health import router as health_router
+from app.http.docs import build_docs_router
 from app.http.handlers import install_error_handlers
 from app.http.middleware import (
     BodySizeLimitMiddleware,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         swagger_ui_parameters={"persistAuthorization": False},
+        docs_url=None,  # app/http/docs.py serves it, without a CDN
     )
     app.state.settings = settings
     app.state.health = default_registry()
@@ -152,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))
     _add_security_schemes(app)
     return app

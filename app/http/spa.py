@@ -19,6 +19,7 @@ from app.http.envelope import error_response
 # Files straight under dist/ that the browser asks for by name (vite copies public/ there).
 _TOP_LEVEL_FILE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(?:ico|png|svg|txt|webmanifest|xml|jpg|webp)"
 _IMMUTABLE = "public, max-age=31536000, immutable"
+SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 _REVALIDATE = "no-cache"
 
 
@@ -101,6 +102,14 @@ def build_spa_router(app: FastAPI) -> APIRouter:
         if path is None:
             return error_response(404, "The requested resource was not found.")
         return await _file_response(path, cache_control=_IMMUTABLE)
+
+    @router.get("/swagger/{name}", name="swagger_ui_file")
+    async def swagger_ui_file(name: str) -> Response:
+        # Swagger UI for /docs, copied into the build by vite.config.ts (app/http/docs.py).
+        path = _inside(dist() / "swagger", name) if name in SWAGGER_UI_FILES else None
+        if path is None:
+            return error_response(404, "The requested resource was not found.")
+        return await _file_response(path, cache_control=_REVALIDATE)
 
     @router.get("/{name:dist_file}", name="spa_file")
     async def top_level_file(name: str) -> Response:

@@ -147,10 +147,39 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
     assert search["schema"]["anyOf"][0]["maxLength"] == 200
 
 
-async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
-    response = await client.get("/docs")
-    assert response.status_code == 200 and "swagger" in response.text.lower()
+async def test_docs_page_without_a_build_falls_back_to_the_cdn(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    app = create_app(settings.model_copy(update={"frontend_dist": tmp_path / "not-built"}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        response = await c.get("/docs")
+    assert response.status_code == 200 and "swagger-ui-bundle.js" in response.text
+    assert "https://cdn.jsdelivr.net/" in response.text
     assert "cdn.jsdelivr.net" in response.headers["content-security-policy"]
+
+
+async def test_docs_page_uses_the_swagger_ui_of_the_build(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    swagger = tmp_path / "dist" / "swagger"
+    swagger.mkdir(parents=True)
+    (swagger / "swagger-ui-bundle.js").write_text("window.SwaggerUIBundle = function () {}")
+    (swagger / "swagger-ui.css").write_text(".swagger-ui {}")
+    (swagger / "other.js").write_text("not served")
+    app = create_app(settings.model_copy(update={"frontend_dist": tmp_path / "dist"}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        page = await c.get("/docs")
+        script = await c.get("/swagger/swagger-ui-bundle.js")
+        style = await c.get("/swagger/swagger-ui.css")
+        other = await c.get("/swagger/other.js")
+        escape = await c.get("/swagger/..%2Findex.html")
+    assert page.status_code == 200
+    assert 'src="/swagger/swagger-ui-bundle.js"' in page.text
+    assert 'href="/swagger/swagger-ui.css"' in page.text
+    assert "cdn.jsdelivr.net" not in page.text and "fastapi.tiangolo.com" not in page.text
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert other.status_code == 404 and escape.status_code == 404
 
 
 # ---- dashboard ------------------------------------------------------------------------------
