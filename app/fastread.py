@@ -122,15 +122,15 @@ class FastReader:
             try:
                 rows = await self._fetch(lease.driver, sql, values)
             except Exception as exc:
-                await lease.owner.invalidate()
-                await lease.owner.close()
+                await _discard(lease)
                 if attempt == 2 or not _is_connection_error(exc):
                     raise ServiceUnavailable(
                         "The metadata store is unavailable; try again shortly."
                     ) from exc
                 continue
             except BaseException:
-                await asyncio.shield(lease.owner.close())  # cancelled mid-query: not reusable
+                # Cancelled mid-query: the connection may still owe a result, never reuse it.
+                await asyncio.shield(_discard(lease))
                 raise
             await self._release(lease)
             return rows
@@ -148,6 +148,12 @@ class FastReader:
             self._idle.append(lease)
         else:
             await lease.owner.close()
+
+
+async def _discard(lease: _Lease) -> None:
+    """Close the connection for good (SQLAlchemy's pool opens a new one when needed)."""
+    await lease.owner.invalidate()
+    await lease.owner.close()
 
 
 def _is_connection_error(exc: Exception) -> bool:

@@ -3,11 +3,12 @@ never a stale snapshot, and a pooled connection that died is replaced."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, timedelta
 
 import pytest
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import BackupStatus, DatabaseBackup
@@ -120,3 +121,24 @@ async def test_connections_are_kept_between_reads_and_given_back_on_close(
     await reader.close()
 
     assert reader.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(
+    os.environ.get("DBKEEP_TEST_METADATA", "sqlite") != "mysql",
+    reason="needs MariaDB's SLEEP()",
+)
+async def test_a_read_cancelled_mid_query_never_hands_out_its_connection_again(
+    database: Database,
+) -> None:
+    backup = await make_backup(database)
+    reader = reader_of(database)
+    slow = asyncio.create_task(reader.rows(HotQuery(select(func.sleep(3))), {}))
+    await asyncio.sleep(0.3)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+
+    for _ in range(3):  # a reused half-read connection would answer with the sleep's row
+        [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
+        assert row[0] == backup.id
+    assert reader.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
