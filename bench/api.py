@@ -41,6 +41,7 @@ ENDPOINTS = {
     "list status=failed": "/admin/api/database-backups?status=failed",
     "statistics": "/admin/api/database-backups/statistics",
     "search (literal substring)": "/admin/api/database-backups?search=4242",
+    "search (a term in every name)": "/admin/api/database-backups?search=backup",
 }
 
 

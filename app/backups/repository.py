@@ -19,7 +19,7 @@ from app.backups.models import (
     RestoreOperation,
     RestoreStatus,
 )
-from app.backups.search import candidates, search_grams
+from app.backups.search import candidates, gram_counts, narrowed, search_grams
 from app.fastread import HotQuery, hot_rows
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
@@ -81,6 +81,7 @@ def _edge_query(*, newest: bool) -> HotQuery:
     )
 
 
+_GRAM_COUNTS = HotQuery(gram_counts())
 _NEWEST_COMPLETED = _edge_query(newest=True)
 _OLDEST_COMPLETED = _edge_query(newest=False)
 _COUNTERS = HotQuery(
@@ -174,7 +175,7 @@ class BackupRepository:
         if search:
             searching = "scan"
             params["pattern"] = f"%{escape_like(search)}%"
-            grams = search_grams(search) if self._dialect == "mysql" else None
+            grams = await self._useful_grams(search)
             if grams is not None:
                 searching = "grams"
                 params.update(grams)
@@ -188,6 +189,19 @@ class BackupRepository:
         del params["limit"], params["offset"]
         counted = await hot_rows(self.session, count_query, **params)
         return [], int(counted[0][0] or 0) if counted else 0
+
+    async def _useful_grams(self, search: str) -> dict[str, Any] | None:
+        """The search prefilter's parameters (app/backups/search.py), or None to scan."""
+        grams = search_grams(search) if self._dialect == "mysql" else None
+        if grams is None:
+            return None
+        [counts] = await hot_rows(
+            self.session,
+            _GRAM_COUNTS,
+            gram_first=grams["gram_first"],
+            gram_last=grams["gram_last"],
+        )
+        return narrowed(grams, (int(counts[0]), int(counts[1])))
 
     def _page_queries(
         self, *, sort: SortKey, view: View, by_status: bool, searching: str

@@ -47,9 +47,12 @@ async def search(database: Database, term: str, *, view: View = View.active) -> 
     return [item["filename"] for item in items]
 
 
+@pytest.mark.parametrize("common_gram", [5_000, 1], ids=["rare grams", "common grams"])
 async def test_the_prefilter_finds_exactly_what_reading_every_row_finds(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch, common_gram: int
 ) -> None:
+    # With common_gram=1 most grams count as common: one gram alone, or a scan, is used.
+    monkeypatch.setattr(search_module, "COMMON_GRAM", common_gram)
     for name in NAMES:
         await make_backup(database, filename=name)
 
@@ -72,6 +75,37 @@ def test_only_ascii_terms_of_three_characters_or_more_use_grams() -> None:
         "grams_needed": 2,
     }
     assert search_module.search_grams("aaa")["grams_needed"] == 1  # type: ignore[index]
+
+
+def test_grams_most_backups_hold_are_left_out() -> None:
+    grams = search_module.search_grams("backup_4242")
+    assert grams is not None
+    common, rare = search_module.COMMON_GRAM + 1, 7
+    assert search_module.narrowed(grams, (rare, rare)) == grams
+    assert search_module.narrowed(grams, (common, rare)) == {
+        "gram_first": "242",
+        "gram_last": "242",
+        "grams_needed": 1,
+    }
+    assert search_module.narrowed(grams, (common, common)) is None
+
+
+async def test_a_term_in_every_name_is_searched_by_scanning(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_module, "COMMON_GRAM", 2)
+    for n in range(4):
+        await make_backup(database, filename=f"backup_{n}.sql")
+    chosen: list[object] = []
+    original = BackupRepository._useful_grams
+
+    async def spy(self: BackupRepository, search: str) -> object:
+        chosen.append(await original(self, search))
+        return chosen[-1]
+
+    monkeypatch.setattr(BackupRepository, "_useful_grams", spy)
+    assert len(await search(database, "backup")) == 4
+    assert chosen == [None]  # 'bac' and 'kup' are in all four names: scan
 
 
 async def grams_of(database: Database, backup_id: int) -> set[str]:
