@@ -143,6 +143,8 @@ class RestoreOperation(Base):
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Set by a cancel request; the worker stops the load and rolls back.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     requester: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[requested_by])
 

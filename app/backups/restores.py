@@ -42,6 +42,9 @@ log = structlog.get_logger("dbkeep.restore")
 MAX_RESTORE_ATTEMPTS = 2
 
 
+CANCELLED_BEFORE_CHANGES = "Cancelled before the database was changed."
+
+
 class _LoadFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -86,6 +89,7 @@ class RestoreRunner:
         started = time.monotonic()
         progress = _Progress()
         heartbeat = asyncio.create_task(self._keep_heartbeat(restore_id, progress))
+        cancel_asked = asyncio.create_task(self._wait_for_cancel(restore_id))
         try:
             target = self._target_for(operation)
             if operation.attempts > MAX_RESTORE_ATTEMPTS:
@@ -95,9 +99,16 @@ class RestoreRunner:
                     "the worker stopped during every attempt",
                     started,
                 )
-            safety_id = await self._safety_backup(operation)
             try:
-                await self._load(operation, target, progress)
+                safety_id = await self._safety_backup(operation)
+            except _RestoreRefused:
+                if cancel_asked.done():  # the safety backup was stopped for the cancel
+                    raise _RestoreRefused(CANCELLED_BEFORE_CHANGES) from None
+                raise
+            if cancel_asked.done() or await self._cancel_requested(restore_id):
+                raise _RestoreRefused(CANCELLED_BEFORE_CHANGES)
+            try:
+                await self._load_unless_cancelled(operation, target, progress, cancel_asked)
             except _LoadFailed as exc:
                 return await self._roll_back(operation, target, exc.reason, started, safety_id)
             # Progress reports are throttled to one a second, so a short load may never have
@@ -125,9 +136,10 @@ class RestoreRunner:
                 started,
             )
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, cancel_asked):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # ---- claiming and bookkeeping ------------------------------------------------------------
 
@@ -183,6 +195,31 @@ class RestoreRunner:
                 await self._update(
                     restore_id, {"heartbeat_at": utcnow(), "bytes_processed": progress.bytes}
                 )
+
+    async def _cancel_requested(self, restore_id: int) -> bool:
+        return (await self._reload(restore_id)).cancel_requested_at is not None
+
+    async def _wait_for_cancel(self, restore_id: int) -> None:
+        """Return once someone asked to cancel this restore (read as often as the heartbeat);
+        a safety backup still running is asked to stop too."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):  # a missed look is not worth stopping for
+                operation = await self._reload(restore_id)
+                if operation.cancel_requested_at is not None:
+                    await self._stop_safety_backup(operation)
+                    return
+
+    async def _stop_safety_backup(self, operation: RestoreOperation) -> None:
+        if operation.safety_backup_id is None:
+            return
+        async with self.database.sessionmaker() as session:
+            await BackupRepository(session).transition(
+                operation.safety_backup_id,
+                from_statuses=(BackupStatus.in_progress,),
+                values={"cancel_requested_at": utcnow()},
+            )
+            await session.commit()
 
     async def _abandon(self, restore_id: int) -> None:
         with contextlib.suppress(Exception):
@@ -280,6 +317,27 @@ class RestoreRunner:
             raise _LoadFailed(exc.message.rstrip(".")) from None
         except FileNotFoundError:
             raise _LoadFailed("the backup file disappeared during the load") from None
+
+    async def _load_unless_cancelled(
+        self,
+        operation: RestoreOperation,
+        target: TargetSpec,
+        progress: _Progress,
+        cancel_asked: asyncio.Task[None],
+    ) -> None:
+        """``_load``, stopped (its clients killed) as soon as a cancel is asked for."""
+        load = asyncio.create_task(self._load(operation, target, progress))
+        try:
+            await asyncio.wait({load, cancel_asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not load.done():
+                load.cancel()
+                with contextlib.suppress(asyncio.CancelledError, _LoadFailed, _RestoreRefused):
+                    await load
+        if load.cancelled():
+            log.warning("restore.cancelled", restore_id=operation.id)
+            raise _LoadFailed("it was cancelled")
+        load.result()
 
     async def _roll_back(
         self,

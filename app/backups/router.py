@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BeforeValidator
 from starlette.responses import StreamingResponse
 
-from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.models import BackupStatus, DatabaseBackup, RestoreStatus
 from app.backups.repository import BackupRecord
 from app.backups.schemas import (
     DEFAULT_PER_PAGE,
@@ -57,6 +57,11 @@ def _digits_only(value: Any) -> Any:
 BackupId = Annotated[
     int,
     Path(ge=1, le=MAX_ID, description="The backup's id.", examples=[42]),
+    BeforeValidator(_digits_only),
+]
+RestoreId = Annotated[
+    int,
+    Path(ge=1, le=MAX_ID, description="The restore operation's id.", examples=[3]),
     BeforeValidator(_digits_only),
 ]
 # Strings the search may not contain: control characters would only ever be an attack.
@@ -289,6 +294,26 @@ async def list_backup_restores(
     """The restores of one backup, newest first."""
     operations = await service.list_restores(backup_id)
     return RestoreListEnvelope(data=[RestoreRead.model_validate(o) for o in operations])
+
+
+@router.post(
+    "/{backup_id}/restores/{restore_id}/cancel",
+    operation_id="cancel_backup_restore",
+    response_model=RestoreMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def cancel_backup_restore(
+    backup_id: BackupId, restore_id: RestoreId, service: BackupServiceDep
+) -> RestoreMessageEnvelope:
+    """Cancel a pending restore, or ask the worker to stop a running one: it stops the load and
+    puts the database back from the safety backup."""
+    operation = await service.cancel_restore(backup_id, restore_id)
+    message = (
+        "Restore cancelled; the database was not changed."
+        if operation.status is not RestoreStatus.in_progress
+        else "Cancellation requested; the restore stops and the database is put back shortly."
+    )
+    return RestoreMessageEnvelope(message=message, data=RestoreRead.model_validate(operation))
 
 
 @router.post(

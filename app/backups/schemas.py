@@ -88,6 +88,9 @@ class RestoreRead(BaseModel):
     duration_ms: int | None
     created_at: datetime
     updated_at: datetime
+    cancel_requested_at: datetime | None = Field(
+        default=None, description="When someone asked to cancel it (a running one rolls back)."
+    )
 
 
 class Statistics(BaseModel):

@@ -343,6 +343,53 @@ class BackupService:
             await self.session.rollback()
         return await self._reload_conflict(backup_id, "cancelled")
 
+    async def cancel_restore(self, backup_id: int, restore_id: int) -> RestoreOperation:
+        """Cancel a pending restore now, or ask the worker to stop a running one (it then rolls
+        the database back from the safety backup)."""
+        operation = await self.restores.get(restore_id)
+        if operation is None or operation.backup_id != backup_id:
+            raise NotFound(f"Restore {restore_id} of backup {backup_id} was not found.")
+        now = utcnow()
+        if operation.status is RestoreStatus.pending:
+            changed = await self.restores.transition(
+                restore_id,
+                from_statuses=(RestoreStatus.pending,),
+                values={
+                    "status": RestoreStatus.failed,
+                    "error_message": "Cancelled before it started; the database was not changed.",
+                    "cancel_requested_at": now,
+                    "completed_at": now,
+                },
+            )
+        elif operation.status is RestoreStatus.in_progress:
+            changed = await self.restores.transition(
+                restore_id,
+                from_statuses=(RestoreStatus.in_progress,),
+                values={"cancel_requested_at": now},
+            )
+        else:
+            changed = False
+        if not changed:
+            await self.session.rollback()
+            current = await self.restores.get(restore_id)
+            state = (current or operation).status.value.replace("_", " ")
+            raise Conflict(
+                f"Restore {restore_id} is {state}; only a pending or running restore can be "
+                "cancelled."
+            )
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="restore.cancel",
+            target_type="restore",
+            target_id=restore_id,
+            details={"backup_id": backup_id},
+        )
+        await self.session.commit()
+        reloaded = await self.restores.get(restore_id)
+        assert reloaded is not None
+        return reloaded
+
     async def _request_cancel(self, backup: DatabaseBackup) -> bool:
         now = utcnow()
         if backup.status is BackupStatus.pending:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.auth.models import User
-from app.backups.models import BackupStatus, DatabaseBackup, RestoreOperation
+from app.backups.models import BackupStatus, DatabaseBackup, RestoreOperation, RestoreStatus
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
@@ -245,6 +245,64 @@ async def test_restore_queues_and_reports_the_restore_id(
     # A second restore while the first is pending is refused.
     assert_failure(await admin_client.post(f"{BACKUPS}/{completed.id}/restore"), 409)
     assert await count(database, RestoreOperation) == 1
+
+
+async def test_a_pending_restore_is_cancelled_at_once_and_only_once(
+    admin_client: httpx.AsyncClient, completed: DatabaseBackup, database: Database
+) -> None:
+    restore = (await admin_client.post(f"{BACKUPS}/{completed.id}/restore")).json()["data"]
+    cancel = f"{BACKUPS}/{completed.id}/restores/{restore['id']}/cancel"
+
+    response = await admin_client.post(cancel)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["message"] == "Restore cancelled; the database was not changed."
+    assert body["data"]["status"] == "failed" and body["data"]["cancel_requested_at"]
+    assert "Cancelled before it started" in body["data"]["error_message"]
+    again = assert_failure(await admin_client.post(cancel), 409)
+    assert "only a pending or running restore" in again["message"]
+    async with database.sessionmaker() as session:
+        actions = (await session.scalars(select(AuditEvent.action))).all()
+    assert "restore.cancel" in actions
+    # The backup can be restored again at once.
+    assert (await admin_client.post(f"{BACKUPS}/{completed.id}/restore")).status_code == 202
+
+
+async def test_a_running_restore_is_asked_to_stop(
+    admin_client: httpx.AsyncClient, completed: DatabaseBackup, database: Database
+) -> None:
+    restore = (await admin_client.post(f"{BACKUPS}/{completed.id}/restore")).json()["data"]
+    async with database.sessionmaker() as session:
+        row = await session.get(RestoreOperation, restore["id"])
+        assert row is not None
+        row.status = RestoreStatus.in_progress
+        await session.commit()
+
+    response = await admin_client.post(f"{BACKUPS}/{completed.id}/restores/{restore['id']}/cancel")
+
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["status"] == "in_progress" and data["cancel_requested_at"]
+    assert response.json()["message"].startswith("Cancellation requested")
+
+
+async def test_cancelling_a_restore_that_is_not_there_or_not_yours_to_name_is_404(
+    admin_client: httpx.AsyncClient,
+    viewer_client: httpx.AsyncClient,
+    completed: DatabaseBackup,
+    make_backup: BackupFactory,
+) -> None:
+    restore = (await admin_client.post(f"{BACKUPS}/{completed.id}/restore")).json()["data"]
+    other = await make_backup()
+    assert_failure(await admin_client.post(f"{BACKUPS}/{completed.id}/restores/999/cancel"), 404)
+    assert_failure(
+        await admin_client.post(f"{BACKUPS}/{other.id}/restores/{restore['id']}/cancel"), 404
+    )
+    assert_failure(
+        await viewer_client.post(f"{BACKUPS}/{completed.id}/restores/{restore['id']}/cancel"), 403
+    )
+    assert_failure(await admin_client.post(f"{BACKUPS}/{completed.id}/restores/0/cancel"), 422)
 
 
 async def test_restore_options_body(

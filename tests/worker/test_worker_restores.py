@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psutil
 import pytest
 import zstandard
 from sqlalchemy import select
@@ -329,3 +330,86 @@ async def test_a_restore_whose_worker_is_killed_is_resumed_by_another_worker(
         )
         assert len(list(pre_restore)) == 1
     assert support.table_checksums(target_database) == original
+
+
+def client_processes(database: str) -> list[Any]:
+    """The restore's mariadb/mysql clients loading into ``database``."""
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] in {"mariadb", "mysql"} and database in (
+                proc.info["cmdline"] or []
+            ):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+async def test_a_restore_cancelled_during_its_safety_backup_leaves_the_database_alone(
+    workers: WorkerFactory,
+    queue: ArqJobQueue,
+    service_factory: Callable[..., Any],
+    read_backup: ReadBackup,
+    read_restore: ReadRestore,
+    target_database: str,
+    table_lock: Callable[..., Any],
+) -> None:
+    seed(target_database)
+    workers.start()
+    backup = await backed_up(service_factory, queue, read_backup)
+    change_target(target_database)
+    before = support.table_checksums(target_database)
+    lock = table_lock()  # the safety backup blocks on it
+    async with service_factory(queue) as service:
+        operation = await service.request_restore(backup.id)
+
+    async def safety_started() -> int | None:
+        row = await read_restore(operation.id)
+        return row.safety_backup_id if dump_processes(target_database) else None
+
+    safety_id = await wait_for(safety_started, what="the safety backup to run")
+    async with service_factory(queue) as service:
+        asked = await service.cancel_restore(backup.id, operation.id)
+    assert asked.status is RestoreStatus.in_progress and asked.cancel_requested_at
+    done = await restore_finished(read_restore, operation.id)
+    lock.release()
+
+    assert done.status is RestoreStatus.failed
+    assert done.error_message == "Cancelled before the database was changed."
+    assert (await read_backup(safety_id)).status is BackupStatus.failed  # stopped too
+    assert support.table_checksums(target_database) == before
+    assert dump_processes(target_database) == []
+
+
+async def test_a_restore_cancelled_during_its_load_stops_every_client(
+    workers: WorkerFactory,
+    queue: ArqJobQueue,
+    service_factory: Callable[..., Any],
+    read_backup: ReadBackup,
+    read_restore: ReadRestore,
+    target_database: str,
+    table_lock: Callable[..., Any],
+) -> None:
+    seed(target_database)
+    workers.start()
+    backup = await backed_up(service_factory, queue, read_backup)
+    lock = table_lock()  # replacing `items` waits for it: the load is under way, and stuck
+    async with service_factory(queue) as service:
+        operation = await service.request_restore(backup.id, use_safety_backup=False)
+
+    async def loading() -> bool:
+        row = await read_restore(operation.id)
+        return row.status is RestoreStatus.in_progress and bool(client_processes(target_database))
+
+    await wait_for(loading, what="the load to start")
+    async with service_factory(queue) as service:
+        await service.cancel_restore(backup.id, operation.id)
+    done = await restore_finished(read_restore, operation.id)
+    lock.release()
+
+    assert done.status is RestoreStatus.failed
+    assert "it was cancelled" in (done.error_message or "")
+    assert "may be partly restored" in (done.error_message or "")  # no safety backup to use
+    assert client_processes(target_database) == []
