@@ -207,3 +207,31 @@ test('a running backup shows its progress and can be cancelled', async ({ adminP
     lock.release()
   }
 })
+
+test('a running restore can be cancelled, and the database is left as it was', async ({ adminPage: page, api, database }) => {
+  test.setTimeout(120_000)
+  const backup = await api.createCompleted()
+  rootSql(`INSERT INTO \`${database}\`.customers (name, email) VALUES ('Kept', 'kept@example.com');`)
+  const lock = holdTableLock(database, 'orders') // the safety backup waits on it: the restore runs
+  try {
+    await page.reload()
+    await row(page, backup.id).getByRole('button', { name: `Restore database from ${backup.filename}` }).click()
+    const dialog = page.getByTestId('restore-dialog')
+    await dialog.getByTestId('restore-confirm-input').fill(database)
+    await dialog.getByTestId('restore-submit').click()
+    await expect(toast(page, 'Database restore queued; it runs in the background.')).toBeVisible()
+    await expect.poll(async () => (await api.restores(backup.id))[0]?.status, { timeout: 30_000 }).toBe('in_progress')
+
+    const running = page.getByTestId('running-jobs')
+    await running.getByRole('button', { name: `Cancel restore from ${backup.filename}` }).click()
+    await expect(page.getByRole('dialog', { name: 'Cancel this restore?' })).toContainText('safety backup')
+    await page.getByTestId('confirm-button').click()
+    await expect(toast(page, /^Cancellation requested/)).toBeVisible()
+    await expect(toast(page, 'Cancelled before the database was changed.')).toBeVisible({ timeout: 30_000 })
+    await expect(running).toBeHidden()
+  } finally {
+    lock.release()
+  }
+  expect(rootSql(`SELECT COUNT(*) FROM \`${database}\`.customers WHERE name = 'Kept';`).trim()).toBe('1')
+  expect((await api.restores(backup.id))[0]?.status).toBe('failed')
+})

@@ -118,6 +118,9 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         ("DELETE", "/admin/api/database-backups/{backup_id}"): "delete_backup",
         ("POST", "/admin/api/database-backups/{backup_id}/restore"): "restore_backup",
         ("GET", "/admin/api/database-backups/{backup_id}/restores"): "list_backup_restores",
+        ("POST", "/admin/api/database-backups/{backup_id}/restores/{restore_id}/cancel"): (
+            "cancel_backup_restore"
+        ),
         ("POST", "/admin/api/database-backups/{backup_id}/cancel"): "cancel_backup",
         ("POST", "/admin/api/database-backups/{backup_id}/trash"): "trash_backup",
         ("POST", "/admin/api/database-backups/{backup_id}/restore-from-trash"): (

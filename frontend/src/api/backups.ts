@@ -23,6 +23,8 @@ export const backupsApi = {
     }),
   restores: (id: number) => http.get<RestoreOperation[]>(`${BASE}/${id}/restores`),
   cancel: (id: number) => http.post<Backup>(`${BASE}/${id}/cancel`),
+  cancelRestore: (backupId: number, restoreId: number) =>
+    http.post<RestoreOperation>(`${BASE}/${backupId}/restores/${restoreId}/cancel`),
   trash: (id: number) => http.post<Backup>(`${BASE}/${id}/trash`),
   restoreFromTrash: (id: number) => http.post<Backup>(`${BASE}/${id}/restore-from-trash`),
   destroy: (id: number) => http.delete<null>(`${BASE}/${id}`),

@@ -153,6 +153,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/database-backups/{backup_id}/restores/{restore_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Backup Restore
+         * @description Cancel a pending restore, or ask the worker to stop a running one: it stops the load and
+         *     puts the database back from the safety backup.
+         */
+        post: operations["cancel_backup_restore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/database-backups/{backup_id}/trash": {
         parameters: {
             query?: never;
@@ -807,6 +828,11 @@ export interface components {
             backup_id: number;
             /** Bytes Processed */
             bytes_processed: number;
+            /**
+             * Cancel Requested At
+             * @description When someone asked to cancel it (a running one rolls back).
+             */
+            cancel_requested_at?: string | null;
             /** Completed At */
             completed_at: string | null;
             /**
@@ -1789,6 +1815,111 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    cancel_backup_restore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The backup's id. */
+                backup_id: number;
+                /** @description The restore operation's id. */
+                restore_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoreMessageEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
                      *       "success": false
                      *     }
                      */

@@ -159,6 +159,28 @@ describe('useBackups', () => {
     )
   })
 
+  it('cancels a running restore and follows it until it is rolled back', async () => {
+    let op = restoreOp({ id: 41, backup_id: 9, status: 'in_progress', total_bytes: 1000 })
+    handler = (url, init) => {
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
+      if (init?.method === 'POST' && url.pathname.endsWith('/9/restores/41/cancel')) {
+        op = { ...op, cancel_requested_at: '2026-01-31T00:01:00Z' }
+        return jsonResponse({ success: true, message: 'Cancellation requested; the restore stops and the database is put back shortly.', data: op })
+      }
+      if (url.pathname.endsWith('/9/restores')) return jsonResponse({ success: true, data: [op] })
+      return jsonResponse(page([backup({ id: 9 })]))
+    }
+    const { store } = start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(await store.cancelRestore(9, op)).toBe(true)
+    expect(useToasts().toasts.value.at(-1)?.message).toMatch(/^Cancellation requested/)
+    expect(store.running.value.map((j) => j.restore?.cancel_requested_at)).toEqual(['2026-01-31T00:01:00Z'])
+    op = { ...op, status: 'rolled_back', error_message: 'The restore failed: it was cancelled. The database was put back as it was before (from safety backup 12).' }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(store.running.value).toHaveLength(0)
+    expect(useToasts().toasts.value.at(-1)?.message).toContain('it was cancelled')
+  })
+
   it('flags a refusal (403) so the page can say "not allowed"', async () => {
     handler = () => jsonResponse({ success: false, message: 'Only administrators can manage backups.' }, 403)
     const { store } = start()

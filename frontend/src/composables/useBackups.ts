@@ -261,6 +261,15 @@ export function useBackups(state: ListState) {
 
   const cancel = (backup: Backup) => act(() => backupsApi.cancel(backup.id), 'Cancellation requested.')
 
+  async function cancelRestore(backupId: number, op: RestoreOperation): Promise<boolean> {
+    return act(async () => {
+      const result = await backupsApi.cancelRestore(backupId, op.id)
+      // Followed until it ends: its outcome (failed or rolled back) comes as a toast.
+      if (result.data) noteRestore(backupId, result.data, Date.now())
+      return result
+    }, 'Cancellation requested.')
+  }
+
   async function trash(backup: Backup): Promise<boolean> {
     const ok = await act(() => backupsApi.trash(backup.id), 'Backup moved to trash.')
     if (ok) deselect([backup.id])
@@ -324,6 +333,7 @@ export function useBackups(state: ListState) {
     refresh: polling.refresh,
     create,
     cancel,
+    cancelRestore,
     trash,
     restoreFromTrash,
     destroy,

@@ -54,6 +54,7 @@ export function restoreOp(overrides: Partial<RestoreOperation> = {}): RestoreOpe
     duration_ms: null,
     created_at: '2026-01-31T00:00:00Z',
     updated_at: '2026-01-31T00:00:00Z',
+    cancel_requested_at: null,
     ...overrides,
   }
 }

@@ -1,0 +1,37 @@
+import { mount } from '@vue/test-utils'
+import { describe, expect, it } from 'vitest'
+
+import type { RunningJob } from '@/composables/useBackups'
+import { backup, restoreOp } from '@/test/factories'
+
+import RunningJobs from './RunningJobs.vue'
+
+const idle = { fraction: null, rate: null, secondsLeft: null }
+
+function restoreJob(cancelRequestedAt: string | null = null): RunningJob {
+  return {
+    key: 'restore:5',
+    kind: 'restore',
+    backup: backup({ id: 3, filename: 'shop.sql.zst' }),
+    restore: restoreOp({ id: 5, backup_id: 3, status: 'in_progress', cancel_requested_at: cancelRequestedAt }),
+    label: 'shop.sql.zst',
+    status: 'in_progress',
+    processed: 10,
+    total: 100,
+    estimate: idle,
+  }
+}
+
+describe('RunningJobs', () => {
+  it('offers to cancel a running restore', async () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [restoreJob()] } })
+    await wrapper.get('[aria-label="Cancel restore from shop.sql.zst"]').trigger('click')
+    expect(wrapper.emitted('cancelRestore')?.[0]?.[0]).toMatchObject({ key: 'restore:5' })
+  })
+
+  it('says a restore is stopping once its cancel was asked for', () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [restoreJob('2026-01-31T00:01:00Z')] } })
+    expect(wrapper.find('[aria-label="Cancel restore from shop.sql.zst"]').exists()).toBe(false)
+    expect(wrapper.text()).toContain('Stopping…')
+  })
+})
