@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,6 +138,33 @@ def new_backup_row(
 
 def _not_found(backup_id: int) -> NotFound:
     return NotFound(f"Backup {backup_id} was not found.")
+
+
+class _Transitions(Protocol):
+    async def transition(
+        self, row_id: int, /, *, from_statuses: Sequence[Any], values: dict[str, Any]
+    ) -> bool: ...
+
+
+async def _stop_or_flag(
+    rows: _Transitions, row_id: int, status: BackupStatus | RestoreStatus, *, message: str
+) -> bool | None:
+    """Cancel a pending backup or restore at once (failed with ``message``), or flag a running
+    one for its worker; whether the row changed, None when it is in neither state."""
+    states = type(status)  # BackupStatus and RestoreStatus name these states alike
+    now = utcnow()
+    if status is states.pending:
+        values: dict[str, Any] = {
+            "status": states.failed,
+            "error_message": message,
+            "cancel_requested_at": now,
+            "completed_at": now,
+        }
+    elif status is states.in_progress:
+        values = {"cancel_requested_at": now}
+    else:
+        return None
+    return await rows.transition(row_id, from_statuses=(status,), values=values)
 
 
 def _state_conflict(backup: DatabaseBackup, action: str) -> Conflict:
@@ -349,26 +376,12 @@ class BackupService:
         operation = await self.restores.get(restore_id)
         if operation is None or operation.backup_id != backup_id:
             raise NotFound(f"Restore {restore_id} of backup {backup_id} was not found.")
-        now = utcnow()
-        if operation.status is RestoreStatus.pending:
-            changed = await self.restores.transition(
-                restore_id,
-                from_statuses=(RestoreStatus.pending,),
-                values={
-                    "status": RestoreStatus.failed,
-                    "error_message": "Cancelled before it started; the database was not changed.",
-                    "cancel_requested_at": now,
-                    "completed_at": now,
-                },
-            )
-        elif operation.status is RestoreStatus.in_progress:
-            changed = await self.restores.transition(
-                restore_id,
-                from_statuses=(RestoreStatus.in_progress,),
-                values={"cancel_requested_at": now},
-            )
-        else:
-            changed = False
+        changed = await _stop_or_flag(
+            self.restores,
+            restore_id,
+            operation.status,
+            message="Cancelled before it started; the database was not changed.",
+        )
         if not changed:
             await self.session.rollback()
             current = await self.restores.get(restore_id)
@@ -391,25 +404,12 @@ class BackupService:
         return reloaded
 
     async def _request_cancel(self, backup: DatabaseBackup) -> bool:
-        now = utcnow()
-        if backup.status is BackupStatus.pending:
-            return await self.backups.transition(
-                backup.id,
-                from_statuses=(BackupStatus.pending,),
-                values={
-                    "status": BackupStatus.failed,
-                    "error_message": "Cancelled before it started.",
-                    "cancel_requested_at": now,
-                    "completed_at": now,
-                },
-            )
-        if backup.status is BackupStatus.in_progress:
-            return await self.backups.transition(
-                backup.id,
-                from_statuses=(BackupStatus.in_progress,),
-                values={"cancel_requested_at": now},
-            )
-        raise _state_conflict(backup, "cancelled")
+        changed = await _stop_or_flag(
+            self.backups, backup.id, backup.status, message="Cancelled before it started."
+        )
+        if changed is None:
+            raise _state_conflict(backup, "cancelled")
+        return changed
 
     async def _reload_conflict(self, backup_id: int, action: str) -> DatabaseBackup:
         await self.session.rollback()

@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import psutil
 import pytest
 import zstandard
 from sqlalchemy import select
@@ -332,21 +331,6 @@ async def test_a_restore_whose_worker_is_killed_is_resumed_by_another_worker(
     assert support.table_checksums(target_database) == original
 
 
-def client_processes(database: str) -> list[Any]:
-    """The restore's mariadb/mysql clients loading into ``database``."""
-
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            if proc.info["name"] in {"mariadb", "mysql"} and database in (
-                proc.info["cmdline"] or []
-            ):
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
 async def test_a_restore_cancelled_during_its_safety_backup_leaves_the_database_alone(
     workers: WorkerFactory,
     queue: ArqJobQueue,
@@ -401,7 +385,7 @@ async def test_a_restore_cancelled_during_its_load_stops_every_client(
 
     async def loading() -> bool:
         row = await read_restore(operation.id)
-        return row.status is RestoreStatus.in_progress and bool(client_processes(target_database))
+        return row.status is RestoreStatus.in_progress and bool(dump_processes(target_database))
 
     await wait_for(loading, what="the load to start")
     async with service_factory(queue) as service:
@@ -412,4 +396,4 @@ async def test_a_restore_cancelled_during_its_load_stops_every_client(
     assert done.status is RestoreStatus.failed
     assert "it was cancelled" in (done.error_message or "")
     assert "may be partly restored" in (done.error_message or "")  # no safety backup to use
-    assert client_processes(target_database) == []
+    assert dump_processes(target_database) == []
