@@ -17,13 +17,18 @@ class Sha256Counter:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    async def update(self, chunk: bytes) -> None:
+    async def update(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if len(chunk) > _INLINE_LIMIT:
             # hashlib releases the GIL for large buffers, so this runs beside the event loop.
             await asyncio.to_thread(self._hash.update, chunk)
         else:
             self._hash.update(chunk)
+
+    def add(self, chunk: bytes | memoryview) -> None:
+        """``update`` for a caller already off the event loop (one thread at a time)."""
+        self.size += len(chunk)
+        self._hash.update(chunk)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

@@ -18,7 +18,7 @@ import shutil
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import zstandard
 
@@ -32,6 +32,7 @@ CHUNK_SIZE = 1024 * 1024
 # Upper bound on what one decoder step may produce, however compressible the input is.
 MAX_STEP_OUTPUT = 1024 * 1024
 READAHEAD_DEPTH = 4
+_Out = TypeVar("_Out", bytes, int)
 
 Stage = Callable[[AsyncIterator[bytes]], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 
@@ -289,7 +290,11 @@ def _external(argv: list[str], *, decoding: bool, tool: str) -> Stage:
     @asynccontextmanager
     async def stage(source: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
         async with _run_external(
-            argv, lambda io, fd: _feed(source, io, fd), decoding=decoding, tool=tool
+            argv,
+            lambda io, fd: _feed(source, io, fd),
+            read=FdIO.chunks,
+            decoding=decoding,
+            tool=tool,
         ) as out:
             yield out
 
@@ -301,10 +306,15 @@ async def _run_external(
     argv: list[str],
     feed: Callable[[FdIO, int], Coroutine[Any, Any, None]],
     *,
+    read: Callable[[FdIO, int], AsyncIterator[_Out]],
     decoding: bool,
     tool: str,
-) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Run ``argv`` with ``feed(io, stdin_fd)`` writing its input; yield its output."""
+) -> AsyncIterator[AsyncIterator[_Out]]:
+    """Run ``argv`` with ``feed(io, stdin_fd)`` writing its input; yield its output.
+
+    ``read(io, fd)`` reads the output: ``FdIO.chunks`` yields it, ``FdIO.pumped`` hands it to a
+    consumer in the I/O thread and yields byte counts.
+    """
     # Nesting matters: the child dies (spawn exits) before fd_io joins threads and closes fds.
     async with fd_io() as io:
         in_read, in_write = io.pipe()
@@ -314,19 +324,27 @@ async def _run_external(
             io.close(out_write)
             feeder = asyncio.create_task(feed(io, in_write))
             try:
-                yield _drain(child, io, out_read, feeder, decoding=decoding, tool=tool)
+                yield _drain(child, read(io, out_read), feeder, decoding=decoding, tool=tool)
             finally:
                 feeder.cancel()
                 await asyncio.gather(feeder, return_exceptions=True)
 
 
-def spliced_encoder(
-    compression: Compression, *, level: int
-) -> Callable[[PipeSource, OnMoved], AbstractAsyncContextManager[AsyncIterator[bytes]]] | None:
+class SplicedStage(Protocol):
+    def __call__(
+        self,
+        source: PipeSource,
+        on_moved: OnMoved,
+        read: Callable[[FdIO, int], AsyncIterator[_Out]],
+    ) -> AbstractAsyncContextManager[AsyncIterator[_Out]]: ...
+
+
+def spliced_encoder(compression: Compression, *, level: int) -> SplicedStage | None:
     """A zstd stage fed straight from a child's pipe (``splice``), or None where it can't be.
 
     The uncompressed dump never enters our process; ``on_moved`` still sees every byte count
-    and the first and last bytes (see ``app.pipeline.splice``).
+    and the first and last bytes (see ``app.pipeline.splice``). ``read(io, fd)`` reads the
+    compressed output: ``FdIO.chunks``, or ``FdIO.pumped`` to consume it in the I/O thread.
     """
     binary = zstd_binary() if compression is Compression.zstd else None
     if binary is None or not splice.supported():
@@ -334,8 +352,8 @@ def spliced_encoder(
     argv = [binary, f"-{level}", "-q", "-c"]
 
     def stage(
-        source: PipeSource, on_moved: OnMoved
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        source: PipeSource, on_moved: OnMoved, read: Callable[[FdIO, int], AsyncIterator[_Out]]
+    ) -> AbstractAsyncContextManager[AsyncIterator[_Out]]:
         async def feed(io: FdIO, fd: int) -> None:
             try:
                 await splice.forward(io, source.fd, fd, on_moved)
@@ -348,7 +366,7 @@ def spliced_encoder(
                 raise
             io.close(fd)
 
-        return _run_external(argv, feed, decoding=False, tool="zstd")
+        return _run_external(argv, feed, read=read, decoding=False, tool="zstd")
 
     return stage
 
@@ -369,14 +387,13 @@ async def _feed(source: AsyncIterator[bytes], io: FdIO, fd: int) -> None:
 
 async def _drain(
     child: Child,
-    io: FdIO,
-    fd: int,
+    chunks: AsyncIterator[_Out],
     feeder: asyncio.Task[None],
     *,
     decoding: bool,
     tool: str,
-) -> AsyncIterator[bytes]:
-    async for chunk in io.chunks(fd, CHUNK_SIZE):
+) -> AsyncIterator[_Out]:
+    async for chunk in chunks:
         yield chunk
     await feeder  # re-raises what the source raised
     code = await child.wait()

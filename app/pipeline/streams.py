@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from app.config import Compression
 from app.pipeline.checksum import Sha256Counter
 from app.pipeline.codecs import decoder, encoder, spliced_encoder
+from app.pipeline.fdio import FdIO
 from app.pipeline.process import Child
 from app.pipeline.splice import PipeSource
 from app.pipeline.tail import TailBuffer
@@ -116,15 +117,33 @@ async def store_dump(
                 stats.raw_bytes += count
             await progress.update(stats.raw_bytes)
 
-        compressed = stage(raw, on_moved)
+        write_here = writer.thread_writer()
+        if write_here is not None:
+            # Hashed and written in the I/O thread that reads it (see ``FdIO.pumped``).
+            def consume(chunk: memoryview) -> None:
+                hasher.add(chunk)
+                write_here(chunk)
+
+            async with stage(raw, on_moved, lambda io, fd: io.pumped(fd, consume)) as moved:
+                async for _count in moved:
+                    pass  # progress is counted on the uncompressed side
+        else:
+            async with stage(raw, on_moved, FdIO.chunks) as stored:
+                await _hash_and_write(stored, hasher, writer)
     else:
         chunks = raw.io.chunks(raw.fd) if isinstance(raw, PipeSource) else raw
         compressed = encoder(compression, level=level)(_observe(chunks, stats, progress))
-    async with compressed as stored:
-        async for chunk in stored:
-            await hasher.update(chunk)
-            await writer.write(chunk)
+        async with compressed as stored:
+            await _hash_and_write(stored, hasher, writer)
     return stats, StoredStats(stored_bytes=hasher.size, sha256=hasher.hexdigest())
+
+
+async def _hash_and_write(
+    chunks: AsyncIterator[bytes], hasher: Sha256Counter, writer: StorageWriter
+) -> None:
+    async for chunk in chunks:
+        await hasher.update(chunk)
+        await writer.write(chunk)
 
 
 async def load_dump(

@@ -7,7 +7,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -25,7 +25,15 @@ class StorageError(Exception):
 class StorageWriter(Protocol):
     key: str
 
-    async def write(self, chunk: bytes) -> None: ...
+    async def write(self, chunk: bytes | memoryview) -> None:
+        """Append ``chunk``; once this returns the caller may reuse the chunk's memory."""
+        ...
+
+    def thread_writer(self) -> Callable[[memoryview], None] | None:
+        """A blocking ``write`` to call from one worker thread at a time, or None if only the
+        event loop may write (the caller then uses ``write``); the chunk may be reused once it
+        returns."""
+        ...
 
     async def commit(self) -> int:
         """Flush, fsync and publish under ``key`` atomically; return the stored size."""

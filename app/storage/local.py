@@ -13,8 +13,9 @@ import errno
 import os
 import re
 import secrets
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from app.storage.base import StorageError
 TEMP_PREFIX = ".tmp-"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 _BUFFER_BYTES = 1024 * 1024
+_DIRECT_BYTES = 256 * 1024
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -63,10 +65,28 @@ class LocalWriter:
         self._fd: int | None = fd
         self._buffer = bytearray()
         self._done = False
+        # Held while bytes go to the descriptor, so abort() never closes it under a write still
+        # running in a thread (the number could be reused by another file meanwhile).
+        self._fd_lock = threading.Lock()
 
-    async def write(self, chunk: bytes) -> None:
+    def thread_writer(self) -> Callable[[memoryview], None]:
+        return self._write_from_thread
+
+    def _write_from_thread(self, chunk: memoryview) -> None:
+        if self._done:
+            raise StorageError("the backup file is already closed")
+        if self._buffer:  # not expected (callers use one way of writing), but keep the order
+            data, self._buffer = self._buffer, bytearray()
+            self._write_all(data)
+        self._write_all(chunk)
+
+    async def write(self, chunk: bytes | memoryview) -> None:
         if self._fd is None or self._done:
             raise StorageError("the backup file is already closed")
+        if not self._buffer and len(chunk) >= _DIRECT_BYTES:
+            # Large chunks go to the file as they are: no copy, nothing allocated.
+            await asyncio.to_thread(self._write_all, chunk)
+            return
         self._buffer += chunk
         if len(self._buffer) >= _BUFFER_BYTES:
             await self._flush()
@@ -74,18 +94,20 @@ class LocalWriter:
     async def _flush(self) -> None:
         if not self._buffer:
             return
-        data, self._buffer = bytes(self._buffer), bytearray()
+        data, self._buffer = self._buffer, bytearray()
         await asyncio.to_thread(self._write_all, data)
 
-    def _write_all(self, data: bytes) -> None:
-        assert self._fd is not None
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-        except OSError as exc:
-            raise _error("write the backup file", exc) from None
+        with self._fd_lock:
+            if self._fd is None:
+                raise StorageError("the backup file is already closed")
+            try:
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as exc:
+                raise _error("write the backup file", exc) from None
 
     async def commit(self) -> int:
         """Flush, fsync and rename into place; return the stored size."""
@@ -118,10 +140,11 @@ class LocalWriter:
         await asyncio.to_thread(self._discard)
 
     def _discard(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        with self._fd_lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
         try:
             self._temp.unlink(missing_ok=True)
         except OSError as exc:

@@ -146,7 +146,10 @@ class GatedWriter:
         self.reached = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def write(self, chunk: bytes) -> None:
+    def thread_writer(self) -> None:
+        return None
+
+    async def write(self, chunk: bytes | memoryview) -> None:
         self.written += len(chunk)
         if self.written >= self.after:
             self.reached.set()

@@ -9,7 +9,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -134,8 +134,11 @@ async def test_cancelling_returns_promptly_while_the_writer_stalls() -> None:
 
 
 @pytest.mark.skipif(zstd_binary() is None, reason="needs the zstd command")
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread-writer", "loop-writer"])
 @pytest.mark.parametrize("complete", [True, False], ids=["complete", "cut"])
-async def test_store_dump_from_a_pipe_sees_size_version_and_trailer(complete: bool) -> None:
+async def test_store_dump_from_a_pipe_sees_size_version_and_trailer(
+    complete: bool, in_thread: bool
+) -> None:
     body = b"".join(
         b"INSERT INTO t VALUES (%d,'%s');\n" % (i, b"v" * (i % 97)) for i in range(200_000)
     )
@@ -148,8 +151,18 @@ async def test_store_dump_from_a_pipe_sees_size_version_and_trailer(complete: bo
 
         def __init__(self) -> None:
             self.data = bytearray()
+            self.buffers: set[int] = set()
+            self.threads: set[int] = set()
 
-        async def write(self, chunk: bytes) -> None:
+        def thread_writer(self) -> Callable[[memoryview], None] | None:
+            return self._from_thread if in_thread else None
+
+        def _from_thread(self, chunk: memoryview) -> None:
+            self.buffers.add(id(chunk.obj))
+            self.threads.add(threading.get_ident())
+            self.data += chunk
+
+        async def write(self, chunk: bytes | memoryview) -> None:
             self.data += chunk
 
         async def commit(self) -> int:
@@ -175,6 +188,10 @@ async def test_store_dump_from_a_pipe_sees_size_version_and_trailer(complete: bo
     assert stats.has_trailer() is complete
     assert stored.stored_bytes == len(sink.data) < len(dump) // 5
     assert stored.sha256 == hashlib.sha256(sink.data).hexdigest()
+    if in_thread:
+        # Hashed and written in the reading thread, from one reused buffer.
+        assert len(sink.buffers) == 1
+        assert sink.threads and threading.get_ident() not in sink.threads
 
     async def chunks() -> AsyncIterator[bytes]:
         yield bytes(sink.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import time
@@ -164,3 +165,31 @@ def test_get_storage_uses_the_backup_dir(settings: Settings) -> None:
     storage = get_storage(settings)
     assert isinstance(storage, LocalStorage)
     assert storage.root == settings.backup_dir.absolute()
+
+
+async def test_writes_from_a_thread_and_chunks_may_be_reused(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "backups")
+    await storage.check_writable()
+    writer = await storage.open_writer("2026/reused.sql.zst")
+    buffer = bytearray(b"a" * 300_000)
+    await writer.write(memoryview(buffer))  # large: written as it is, no copy
+    buffer[:] = b"b" * 300_000  # the caller reuses its buffer once write returned
+    write_here = writer.thread_writer()
+    assert write_here is not None
+    await asyncio.to_thread(write_here, memoryview(buffer))
+    buffer[:] = b"c" * 300_000
+    assert await writer.commit() == 600_000
+    assert await _collect(storage, "2026/reused.sql.zst") == b"a" * 300_000 + b"b" * 300_000
+
+
+async def test_a_thread_write_after_abort_is_refused(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "backups")
+    await storage.check_writable()
+    writer = await storage.open_writer("2026/aborted.sql.zst")
+    write_here = writer.thread_writer()
+    assert write_here is not None
+    await asyncio.to_thread(write_here, memoryview(b"x" * 10))
+    await writer.abort()
+    with pytest.raises(StorageError, match="already closed"):
+        await asyncio.to_thread(write_here, memoryview(b"y" * 10))
+    assert _files(tmp_path / "backups") == []
