@@ -5,17 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
@@ -27,6 +19,9 @@ from app.cli.common import fail, load_settings, migrate_or_fail, run
 from app.config import Settings
 from app.queue import JobQueue
 from app.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -60,6 +55,16 @@ class _ProgressReporter:
         self.last_line = 0.0
         self.bar: Progress | None = None
         if self.tty:
+            # Imported only for a person at a terminal: cron and CI runs never load rich.
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

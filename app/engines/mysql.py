@@ -30,7 +30,6 @@ from app.engines.credentials import (
 )
 from app.engines.mysql_errors import classify
 from app.engines.mysql_tools import ClientTools, detect
-from app.engines.parallel_restore import restore_parallel
 from app.pipeline.codecs import CorruptStream, PipelineError
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
@@ -245,6 +244,9 @@ class MySQLEngine:
             )
             try:
                 if self._restore_parallelism > 1:
+                    # Imported here: a process that only takes backups never loads it.
+                    from app.engines.parallel_restore import restore_parallel
+
                     await restore_parallel(
                         target,
                         source,
