@@ -529,10 +529,13 @@ def generate(database: str, size_mib: float, *, sessions: int = 2, verbose: bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=float, default=100, help="approximate dump size")
-    parser.add_argument("--database", default="dbkeep_bench_data")
+    parser.add_argument(
+        "--database", help="default: dbkeep_bench_<size>m, the name bench.run looks for"
+    )
     parser.add_argument("--sessions", type=int, default=2, help="tables filled at once")
     args = parser.parse_args()
-    generate(args.database, args.size_mib, sessions=args.sessions)
+    database = args.database or f"dbkeep_bench_{int(args.size_mib)}m"
+    generate(database, args.size_mib, sessions=args.sessions)
 
 
 if __name__ == "__main__":
