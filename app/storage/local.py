@@ -119,12 +119,14 @@ class LocalWriter:
         return size
 
     def _publish(self) -> int:
-        assert self._fd is not None
         try:
-            os.fsync(self._fd)
-            size = os.fstat(self._fd).st_size
-            os.close(self._fd)
-            self._fd = None
+            with self._fd_lock:
+                if self._fd is None:
+                    raise StorageError("the backup file is already closed")
+                os.fsync(self._fd)
+                size = os.fstat(self._fd).st_size
+                os.close(self._fd)
+                self._fd = None
             os.replace(self._temp, self._final)
             _fsync_dir(self._final.parent)
         except OSError as exc:
