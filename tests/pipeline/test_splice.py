@@ -10,12 +10,13 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from app.config import Compression
-from app.pipeline import splice
-from app.pipeline.codecs import decompress_stream, zstd_binary
+from app.pipeline import codecs, splice
+from app.pipeline.codecs import PipelineError, decompress_stream, zstd_binary
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import spawn
 from app.pipeline.splice import PipeSource
@@ -133,6 +134,35 @@ async def test_cancelling_returns_promptly_while_the_writer_stalls() -> None:
         os.close(fd)
 
 
+class Collect:
+    """A storage writer keeping what it is given; writes from a thread when ``in_thread``."""
+
+    key = "x"
+
+    def __init__(self, *, in_thread: bool) -> None:
+        self.in_thread = in_thread
+        self.data = bytearray()
+        self.buffers: set[int] = set()
+        self.threads: set[int] = set()
+
+    def thread_writer(self) -> Callable[[memoryview], None] | None:
+        return self._from_thread if self.in_thread else None
+
+    def _from_thread(self, chunk: memoryview) -> None:
+        self.buffers.add(id(chunk.obj))
+        self.threads.add(threading.get_ident())
+        self.data += chunk
+
+    async def write(self, chunk: bytes | memoryview) -> None:
+        self.data += chunk
+
+    async def commit(self) -> int:
+        return len(self.data)
+
+    async def abort(self) -> None:
+        return None
+
+
 @pytest.mark.skipif(zstd_binary() is None, reason="needs the zstd command")
 @pytest.mark.parametrize("in_thread", [True, False], ids=["thread-writer", "loop-writer"])
 @pytest.mark.parametrize("complete", [True, False], ids=["complete", "cut"])
@@ -146,32 +176,7 @@ async def test_store_dump_from_a_pipe_sees_size_version_and_trailer(
     if complete:
         dump += b"\n-- Dump completed on 2024-01-01 00:00:00\n"
 
-    class Collect:
-        key = "x"
-
-        def __init__(self) -> None:
-            self.data = bytearray()
-            self.buffers: set[int] = set()
-            self.threads: set[int] = set()
-
-        def thread_writer(self) -> Callable[[memoryview], None] | None:
-            return self._from_thread if in_thread else None
-
-        def _from_thread(self, chunk: memoryview) -> None:
-            self.buffers.add(id(chunk.obj))
-            self.threads.add(threading.get_ident())
-            self.data += chunk
-
-        async def write(self, chunk: bytes | memoryview) -> None:
-            self.data += chunk
-
-        async def commit(self) -> int:
-            return len(self.data)
-
-        async def abort(self) -> None:
-            return None
-
-    sink = Collect()
+    sink = Collect(in_thread=in_thread)
     feed = _feeding(dump)
     async with fd_io() as io:
         read_end, write_end = io.pipe()
@@ -205,3 +210,34 @@ def _feeding(data: bytes) -> int:
     read_fd, write_fd = os.pipe()
     _writer(write_fd, data, seed=7)
     return read_fd
+
+
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread-writer", "loop-writer"])
+async def test_a_compressor_dying_mid_stream_fails_the_dump(
+    in_thread: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "zstd" that takes some input, writes a little, then dies as an out-of-memory kill would.
+    fake = tmp_path / "zstd"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "head -c 300000 >/dev/null\n"
+        "printf 'partial'\n"
+        "echo 'zstd: killed' >&2\n"
+        "exit 137\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(codecs, "zstd_binary", lambda: str(fake))
+    sink = Collect(in_thread=in_thread)
+    feed = _feeding(b"INSERT INTO t VALUES (1);\n" * 200_000)
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match=r"the zstd compressor failed \(exit status 137\)"):
+        async with fd_io() as io:
+            read_end, write_end = io.pipe()
+            async with spawn(["cat"], stdin=feed, stdout=write_end):
+                os.close(feed)
+                io.close(write_end)
+                await store_dump(
+                    PipeSource(io, read_end), sink, compression=Compression.zstd, level=3
+                )
+    assert time.monotonic() - started < 10  # nothing waited for a reader that was gone
+    assert bytes(sink.data) == b"partial"
