@@ -24,6 +24,15 @@ ALL_COLUMNS = HotQuery(
 )
 
 
+STORE = os.environ.get("DBKEEP_TEST_METADATA", "sqlite")
+# How to find a connection on the server, and end it from another one.
+SERVER_SESSIONS = {
+    "mysql": (HotQuery(select(func.connection_id())), "KILL {}"),
+    "postgres": (HotQuery(select(func.pg_backend_pid())), "SELECT pg_terminate_backend({})"),
+}
+SLEEP = {"mysql": func.sleep, "postgres": func.pg_sleep}
+
+
 def as_dict(row: tuple[object, ...]) -> dict[str, object]:
     return dict(zip([c.key for c in DatabaseBackup.__table__.c], row, strict=True))
 
@@ -90,22 +99,23 @@ async def test_a_read_after_a_commit_elsewhere_sees_it(database: Database) -> No
         assert as_dict(row)["status"] is status
 
 
-@pytest.mark.skipif(
-    os.environ.get("DBKEEP_TEST_METADATA", "sqlite") != "mysql",
-    reason="kills the connection on the MariaDB server",
-)
-async def test_a_pooled_connection_killed_by_the_server_is_replaced(database: Database) -> None:
+@pytest.mark.skipif(STORE not in SERVER_SESSIONS, reason="kills a connection on the server")
+async def test_a_kept_connection_killed_by_the_server_is_replaced(database: Database) -> None:
     backup = await make_backup(database)
     reader = reader_of(database)
     assert reader.engine is not database.engine
-    async with reader.engine.connect() as connection:
-        connection_id = (await connection.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+    [_] = await reader.rows(ALL_COLUMNS, {"id": backup.id})  # leaves one connection kept
+    find, kill = SERVER_SESSIONS[STORE]
+    [(connection_id,)] = await reader.rows(find, {})
     async with database.engine.connect() as admin:
-        await admin.execute(text(f"KILL {int(connection_id)}"))
+        await admin.execute(text(kill.format(int(connection_id))))
+        await admin.commit()
 
     [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
 
     assert row[0] == backup.id
+    [(replacement,)] = await reader.rows(find, {})
+    assert replacement != connection_id
 
 
 async def test_connections_are_kept_between_reads_and_given_back_on_close(
@@ -123,16 +133,13 @@ async def test_connections_are_kept_between_reads_and_given_back_on_close(
     assert reader.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(
-    os.environ.get("DBKEEP_TEST_METADATA", "sqlite") != "mysql",
-    reason="needs MariaDB's SLEEP()",
-)
+@pytest.mark.skipif(STORE not in SLEEP, reason="needs a server-side sleep")
 async def test_a_read_cancelled_mid_query_never_hands_out_its_connection_again(
     database: Database,
 ) -> None:
     backup = await make_backup(database)
     reader = reader_of(database)
-    slow = asyncio.create_task(reader.rows(HotQuery(select(func.sleep(3))), {}))
+    slow = asyncio.create_task(reader.rows(HotQuery(select(SLEEP[STORE](3))), {}))
     await asyncio.sleep(0.3)
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
