@@ -55,7 +55,7 @@ class _ProgressReporter:
         self.last_line = 0.0
         self.bar: Progress | None = None
         if self.tty:
-            # Imported only for a person at a terminal: cron and CI runs never load rich.
+            # Imported only for a person at a terminal: the bar is not drawn anywhere else.
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,

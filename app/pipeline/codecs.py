@@ -28,7 +28,6 @@ from app.pipeline.fdio import FdIO, fd_io
 from app.pipeline.process import Child, spawn
 from app.pipeline.splice import OnMoved, PipeSource
 
-CHUNK_SIZE = 1024 * 1024
 # Upper bound on what one decoder step may produce, however compressible the input is.
 MAX_STEP_OUTPUT = 1024 * 1024
 READAHEAD_DEPTH = 4
