@@ -74,6 +74,7 @@ def _compile(statement: AnySelect, dialect: Dialect) -> _Compiled:
 class _Lease:
     driver: Any  # the driver's own connection
     owner: AsyncConnection  # SQLAlchemy's, which keeps it checked out of the pool
+    kept: bool = False  # it waited idle in the reader since its last query
 
 
 class FastReader:
@@ -117,13 +118,16 @@ class FastReader:
     async def _run(self, sql: str, values: Sequence[Any]) -> list[Sequence[Any]]:
         # A pooled connection may have died with the server since its last use (there is no
         # ping before each checkout here): such a failure is retried once on a new connection.
+        # On a connection kept idle, any failure counts: the server may have ended it at any
+        # moment, and drivers report that in many ways (asyncpg, if the termination notice
+        # arrived while idle: "another operation is in progress"). A read is safe to repeat.
         for attempt in (1, 2):
             lease = await self._acquire()
             try:
                 rows = await self._fetch(lease.driver, sql, values)
             except Exception as exc:
                 await _discard(lease)
-                if attempt == 2 or not _is_connection_error(exc):
+                if attempt == 2 or not (lease.kept or _is_connection_error(exc)):
                     raise ServiceUnavailable(
                         "The metadata store is unavailable; try again shortly."
                     ) from exc
@@ -138,7 +142,9 @@ class FastReader:
 
     async def _acquire(self) -> _Lease:
         if self._idle:
-            return self._idle.pop()
+            lease = self._idle.pop()
+            lease.kept = True
+            return lease
         owner = await self.engine.connect()
         raw = await owner.get_raw_connection()
         return _Lease(raw.driver_connection, owner)

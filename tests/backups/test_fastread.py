@@ -104,18 +104,23 @@ async def test_a_kept_connection_killed_by_the_server_is_replaced(database: Data
     backup = await make_backup(database)
     reader = reader_of(database)
     assert reader.engine is not database.engine
-    [_] = await reader.rows(ALL_COLUMNS, {"id": backup.id})  # leaves one connection kept
     find, kill = SERVER_SESSIONS[STORE]
-    [(connection_id,)] = await reader.rows(find, {})
-    async with database.engine.connect() as admin:
-        await admin.execute(text(kill.format(int(connection_id))))
-        await admin.commit()
+    # The driver learns of the kill either before the next query or during it, and reports it
+    # differently (asyncpg, when the server's notice arrived just before: "another operation is
+    # in progress"). Several rounds, with and without a pause, meet both (the second failed
+    # in about 2 rounds out of 5 before any failure on a kept connection was retried).
+    for pause in (0.0, 0.3) * 5:
+        [(connection_id,)] = await reader.rows(find, {})  # the connection now kept idle
+        async with database.engine.connect() as admin:
+            await admin.execute(text(kill.format(int(connection_id))))
+            await admin.commit()
+        await asyncio.sleep(pause)
 
-    [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
+        [row] = await reader.rows(ALL_COLUMNS, {"id": backup.id})
 
-    assert row[0] == backup.id
-    [(replacement,)] = await reader.rows(find, {})
-    assert replacement != connection_id
+        assert row[0] == backup.id
+        [(replacement,)] = await reader.rows(find, {})
+        assert replacement != connection_id
 
 
 async def test_connections_are_kept_between_reads_and_given_back_on_close(
@@ -140,7 +145,7 @@ async def test_a_read_cancelled_mid_query_never_hands_out_its_connection_again(
     backup = await make_backup(database)
     reader = reader_of(database)
     slow = asyncio.create_task(reader.rows(HotQuery(select(SLEEP[STORE](3))), {}))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.1)
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
