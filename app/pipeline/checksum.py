@@ -18,12 +18,11 @@ class Sha256Counter:
         self.size = 0
 
     async def update(self, chunk: bytes | memoryview) -> None:
-        self.size += len(chunk)
         if len(chunk) > _INLINE_LIMIT:
             # hashlib releases the GIL for large buffers, so this runs beside the event loop.
-            await asyncio.to_thread(self._hash.update, chunk)
+            await asyncio.to_thread(self.add, chunk)
         else:
-            self._hash.update(chunk)
+            self.add(chunk)
 
     def add(self, chunk: bytes | memoryview) -> None:
         """``update`` for a caller already off the event loop (one thread at a time)."""
