@@ -279,7 +279,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     report = _report(bench, raw_bytes=raw, stored_bytes=stored, size_mib=args.size_mib)
     growths = [r.growth_bytes for r in bench.runs if r.growth_bytes is not None]
     print(
-        f"dbkeep memory: a process that only starts peaks at {idle / MiB:.0f} MiB; during "
+        f"dbkeep memory: `dbkeep --help` (every command's imports, the API's too) peaks at "
+        f"{idle / MiB:.1f} MiB; during "
         f"BackupRunner.run_backup memory rose by at most {max(growths, default=0) / MiB:.1f} MiB"
     )
     report["idle_dbkeep_peak_bytes"] = idle
@@ -364,7 +365,7 @@ def _report(
             for name, peak in r.measurement.peak_rss.items():
                 peaks[name] = max(peaks.get(name, 0), peak)
         shown = ", ".join(
-            f"{name} {peak / MiB:.0f}"
+            f"{name} {peak / MiB:.1f}"
             for name, peak in sorted(peaks.items(), key=lambda item: -item[1])
         )
         server_text = f"{server:14.1f}" if server is not None else f"{'-':>14}"

@@ -150,3 +150,18 @@ def test_a_command_imports_only_its_own_module_and_help_lists_them_all() -> None
     listed = subprocess.run([DBKEEP, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("backup:database", "backup:restore", "migrate", "user:create", "serve"):
         assert command in listed
+
+
+def test_a_backup_command_loads_neither_rich_nor_pygments_but_the_progress_bar_still_can() -> None:
+    # structlog would import both for tracebacks dbkeep never prints (app/__init__.py): 3.3 MiB
+    # of a backup process's memory target.
+    probe = (
+        "import sys; from app.cli import _register; _register(['dbkeep', 'backup:database']); "
+        "import structlog; hidden = [m for m in ('rich', 'pygments') if m in sys.modules]; "
+        "from rich.progress import Progress; "
+        "print(hidden, structlog.dev.rich is None, 'rich.progress' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[] True True"
