@@ -23,6 +23,9 @@ _T = TypeVar("_T")
 
 PIPE_SIZE = 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
+# ``pumped`` reads into one buffer for the whole stream: compressed output arrives at ~30 MB/s, so
+# 256 KiB reads are ~120 syscalls a second, and the process keeps 0.75 MiB less than with 1 MiB.
+PUMP_BUFFER_SIZE = 256 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SHORT_READ = 64 * 1024
 _NAP_SECONDS = 0.002
@@ -128,7 +131,7 @@ class FdIO:
             yield chunk
 
     async def pumped(
-        self, fd: int, consume: Callable[[memoryview], None], size: int = CHUNK_SIZE
+        self, fd: int, consume: Callable[[memoryview], None], size: int = PUMP_BUFFER_SIZE
     ) -> AsyncIterator[int]:
         """Hand everything read from ``fd`` to ``consume``, in our thread; yield byte counts.
 
