@@ -19,15 +19,16 @@ def _import_structlog_without_rich() -> None:
     """
     if "structlog" in sys.modules:
         return
+    already_imported = "rich" in sys.modules
     hidden = sys.modules.get("rich")
     sys.modules["rich"] = None  # type: ignore[assignment]  # makes "import rich" raise ImportError
     try:
         import structlog  # noqa: F401
     finally:
-        if hidden is None:
-            del sys.modules["rich"]
+        if already_imported:
+            sys.modules["rich"] = hidden  # type: ignore[assignment]
         else:
-            sys.modules["rich"] = hidden
+            del sys.modules["rich"]
 
 
 _import_structlog_without_rich()

@@ -64,15 +64,22 @@ def client_ip(request: Request) -> str | None:
     return request.client.host[:45] if request.client else None
 
 
-async def get_auth_service(request: Request, session: SessionDep) -> AuthService:
-    return AuthService(session, settings=request.app.state.settings)
+def _auth_service(request: Request) -> AuthService:
+    return AuthService(request_session(request), settings=request.app.state.settings)
+
+
+async def get_auth_service(request: Request) -> AuthService:
+    return _auth_service(request)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-async def get_principal(request: Request, auth: AuthServiceDep) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The authenticated caller: a bearer token, or a session cookie (plus CSRF when unsafe)."""
+    # Its service is made here, not asked of FastAPI: every dependency FastAPI solves costs a
+    # request ~15 µs whatever it does, and this one runs on every request (docs/benchmarks.md).
+    auth = _auth_service(request)
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, credentials = header.partition(" ")
@@ -102,11 +109,15 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-async def require_admin(principal: CurrentPrincipal) -> Principal:
-    """The caller, who must be an admin (the original's System Admin)."""
+def ensure_admin(principal: Principal) -> Principal:
+    """``principal``, who must be an admin (the original's System Admin)."""
     if principal.user.role is not Role.admin:
         raise Forbidden(ADMIN_ONLY)
     return principal
+
+
+async def require_admin(principal: CurrentPrincipal) -> Principal:
+    return ensure_admin(principal)
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
@@ -127,14 +138,14 @@ async def get_actor(request: Request, principal: AdminPrincipal) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-async def get_backup_service(
-    request: Request, principal: AdminPrincipal, session: SessionDep
-) -> BackupService:
-    # Settings, storage and queue straight from the app: each dependency FastAPI resolves costs
-    # tens of microseconds, and this one is on every backup route (see docs/benchmarks.md).
+async def get_backup_service(request: Request, principal: CurrentPrincipal) -> BackupService:
+    # The admin check, session, settings, storage and queue straight from the app: each
+    # dependency FastAPI solves costs ~15 µs, and this one is on every backup route
+    # (docs/benchmarks.md).
+    ensure_admin(principal)
     state = request.app.state
     return BackupService(
-        session,
+        request_session(request),
         settings=state.settings,
         storage=await get_storage_dep(request),
         queue=getattr(state, "queue", None),

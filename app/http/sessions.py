@@ -42,4 +42,12 @@ class SessionScopeMiddleware:
             await self.app(scope, receive, send)
         finally:
             for session in state.pop(_SESSIONS, ()):
-                await session.close()
+                await _close(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    # Most requests only read on the fast reader: their session never began a transaction nor
+    # loaded an object, and closing it would still cost a greenlet hop (~16 µs, 2 % of a list
+    # request).
+    if session.in_transaction() or session.identity_map or session.new or session.deleted:
+        await session.close()
