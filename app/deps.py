@@ -64,12 +64,8 @@ def client_ip(request: Request) -> str | None:
     return request.client.host[:45] if request.client else None
 
 
-def _auth_service(request: Request) -> AuthService:
-    return AuthService(request_session(request), settings=request.app.state.settings)
-
-
 async def get_auth_service(request: Request) -> AuthService:
-    return _auth_service(request)
+    return AuthService(request_session(request), settings=request.app.state.settings)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -79,7 +75,7 @@ async def get_principal(request: Request) -> Principal:
     """The authenticated caller: a bearer token, or a session cookie (plus CSRF when unsafe)."""
     # Its service is made here, not asked of FastAPI: every dependency FastAPI solves costs a
     # request ~15 µs whatever it does, and this one runs on every request (docs/benchmarks.md).
-    auth = _auth_service(request)
+    auth = await get_auth_service(request)
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, credentials = header.partition(" ")
