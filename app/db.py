@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from app.backups.totals import TOTALS_KEY, SearchTotals
 from app.fastread import READER_KEY, FastReader, supports
 
 NAMING_CONVENTION = {
@@ -121,15 +122,17 @@ def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
 
 
 class Database:
-    """The metadata store of one process: an engine, its session factory and the fast reader
-    that the sessions offer to repositories (``app.fastread``)."""
+    """The metadata store of one process: an engine, its session factory, and what the sessions
+    offer to repositories: the fast reader (``app.fastread``) and the kept search totals
+    (``app.backups.totals``)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.read_engine: AsyncEngine | None = None
         self.reader: FastReader | None = None
-        info: dict[str, Any] = {}
+        self.search_totals = SearchTotals()
+        info: dict[str, Any] = {TOTALS_KEY: self.search_totals}
         if supports(self.engine):
             self.read_engine = make_read_engine(url, self.engine)
             own_engine = self.read_engine is not self.engine

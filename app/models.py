@@ -4,6 +4,7 @@ from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginFailure, Role, User, UserSession
 from app.backups.models import (
     BackupCounter,
+    BackupListVersion,
     BackupStatus,
     BackupTrigger,
     DatabaseBackup,
@@ -17,6 +18,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "BackupCounter",
+    "BackupListVersion",
     "BackupStatus",
     "BackupTrigger",
     "Base",

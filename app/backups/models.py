@@ -178,3 +178,22 @@ class BackupCounter(Base):
     status_before_trash: Mapped[str] = mapped_column(String(20), primary_key=True)
     row_count: Mapped[int] = mapped_column(BigInteger, default=0)
     size_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BackupListVersion(Base):
+    """One row whose ``version`` changes, by database triggers, in the same transaction as every
+    change that can move a backup in or out of a list: an insert, a delete, or an update of its
+    status, status before trash, filename or identifier (see migration 0005).
+
+    A search's total needs every row read, so the API keeps recent totals with the version they
+    were counted at (app/backups/totals.py); the version is read in the same statement as the
+    page, so a kept total is served only when it is exactly that snapshot's.
+
+    The version is a random 53-bit number rather than a counter: a store that is recreated or
+    restored while an API process runs must not meet a number that process has already seen.
+    """
+
+    __tablename__ = "backup_list_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import User
 from app.backups.models import (
     BackupCounter,
+    BackupListVersion,
     BackupStatus,
     DatabaseBackup,
     RestoreOperation,
     RestoreStatus,
 )
 from app.backups.search import candidates, gram_counts, narrowed, search_grams
+from app.backups.totals import TOTALS_KEY, SearchTotals
 from app.fastread import HotQuery, hot_rows
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
@@ -91,8 +93,22 @@ _COUNTERS = HotQuery(
         func.sum(BackupCounter.size_sum),
     ).group_by(BackupCounter.status)
 )
+_LIST_VERSION = select(BackupListVersion.version).where(BackupListVersion.id == 1).scalar_subquery()
+
+
+@dataclass(frozen=True)
+class _PageQueries:
+    """A list's queries. ``counted``: the page with its total (and, for a search, the lists'
+    version); ``versioned``: a search's page with the version only (unused without a search);
+    ``count``: the total (and version) alone."""
+
+    counted: HotQuery
+    versioned: HotQuery
+    count: HotQuery
+
+
 # Page queries by (dialect, sort, view, status given, search given): built on first use.
-_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, str], tuple[HotQuery, HotQuery]] = {}
+_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, str], _PageQueries] = {}
 
 
 def escape_like(text: str) -> str:
@@ -167,7 +183,8 @@ class BackupRepository:
         status: BackupStatus | None,
         view: View,
     ) -> tuple[list[BackupRecord], int]:
-        """One page of backups and the total number matching the filters, in one round trip."""
+        """One page of backups and the total number matching the filters, in one round trip
+        (a search whose total was kept: app/backups/totals.py)."""
         params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
         searching = "no"
         if status is not None:
@@ -179,16 +196,45 @@ class BackupRepository:
             if grams is not None:
                 searching = "grams"
                 params.update(grams)
-        page_query, count_query = self._page_queries(
+        queries = self._page_queries(
             sort=sort, view=view, by_status=status is not None, searching=searching
         )
-        rows = await hot_rows(self.session, page_query, **params)
-        if rows:
-            return [_record(row) for row in rows], int(rows[0][-1] or 0)
-        # Past the last page the page query has no row to carry the total.
+        if not search:
+            rows = await hot_rows(self.session, queries.counted, **params)
+            if rows:
+                return [_record(row) for row in rows], int(rows[0][-1] or 0)
+            return [], await self._count(queries, params)
+
+        totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
+        filters = (view, status, search)
+        kept = totals.get(filters) if totals is not None else None
+        if kept is not None:
+            rows = await hot_rows(self.session, queries.versioned, **params)
+            if rows and rows[0][-1] == kept.version:
+                return [_record(row) for row in rows], kept.total
+        if kept is None or rows:
+            rows = await hot_rows(self.session, queries.counted, **params)
+            if rows:
+                # Columns: the record's, the total, the version of the same snapshot.
+                total, version = int(rows[0][-2] or 0), rows[0][-1]
+                if totals is not None:
+                    totals.keep(filters, version=version, total=total)
+                return [_record(row) for row in rows], total
+        return [], await self._count(queries, params, keep_as=filters)
+
+    async def _count(
+        self, queries: _PageQueries, params: dict[str, Any], *, keep_as: Any = None
+    ) -> int:
+        """The total alone: past the last page the page query has no row to carry it."""
         del params["limit"], params["offset"]
-        counted = await hot_rows(self.session, count_query, **params)
-        return [], int(counted[0][0] or 0) if counted else 0
+        counted = await hot_rows(self.session, queries.count, **params)
+        if not counted:
+            return 0
+        total = int(counted[0][0] or 0)
+        totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
+        if keep_as is not None and totals is not None:
+            totals.keep(keep_as, version=counted[0][1], total=total)
+        return total
 
     async def _useful_grams(self, search: str) -> dict[str, Any] | None:
         """The search prefilter's parameters (app/backups/search.py), or None to scan."""
@@ -205,7 +251,7 @@ class BackupRepository:
 
     def _page_queries(
         self, *, sort: SortKey, view: View, by_status: bool, searching: str
-    ) -> tuple[HotQuery, HotQuery]:
+    ) -> _PageQueries:
         """The page and count queries; ``searching``: "no", "scan" or "grams" (the prefilter
         of app/backups/search.py first)."""
         key = (self._dialect, sort, view, by_status, searching)
@@ -215,18 +261,27 @@ class BackupRepository:
             search: Any = bindparam("pattern") if searching != "no" else None
             only = candidates() if searching == "grams" else None
             count = self._count_statement(search=search, status=status, view=view, only=only)
-            page = (
-                self._filtered(
-                    _records_select(count.scalar_subquery(), only=only),
-                    search=search,
-                    status=status,
-                    view=view,
+            # A search's queries also read the lists' version, in the same statement.
+            version = () if search is None else (_LIST_VERSION,)
+
+            def page(*extra: Any) -> HotQuery:
+                return HotQuery(
+                    self._filtered(
+                        _records_select(*extra, only=only),
+                        search=search,
+                        status=status,
+                        view=view,
+                    )
+                    .order_by(*_ORDER[sort])
+                    .limit(bindparam("limit", type_=Integer))
+                    .offset(bindparam("offset", type_=Integer))
                 )
-                .order_by(*_ORDER[sort])
-                .limit(bindparam("limit", type_=Integer))
-                .offset(bindparam("offset", type_=Integer))
+
+            found = _PAGE_QUERIES[key] = _PageQueries(
+                counted=page(count.scalar_subquery(), *version),
+                versioned=page(*version),
+                count=HotQuery(count.add_columns(*version)),
             )
-            found = _PAGE_QUERIES[key] = (HotQuery(page), HotQuery(count))
         return found
 
     def _count_statement(
