@@ -199,28 +199,34 @@ class BackupRepository:
         queries = self._page_queries(
             sort=sort, view=view, by_status=status is not None, searching=searching
         )
-        if not search:
-            rows = await hot_rows(self.session, queries.counted, **params)
-            if rows:
-                return [_record(row) for row in rows], int(rows[0][-1] or 0)
-            return [], await self._count(queries, params)
+        if search:
+            return await self._search_page(queries, params, filters=(view, status, search))
+        rows = await hot_rows(self.session, queries.counted, **params)
+        if rows:
+            return [_record(row) for row in rows], int(rows[0][-1] or 0)
+        return [], await self._count(queries, params)
 
+    async def _search_page(
+        self, queries: _PageQueries, params: dict[str, Any], *, filters: Any
+    ) -> tuple[list[BackupRecord], int]:
+        """A search's page, with the total kept for ``filters`` if it was counted at the lists'
+        version the page is read at (app/backups/totals.py), else counted and kept."""
         totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
-        filters = (view, status, search)
         kept = totals.get(filters) if totals is not None else None
         if kept is not None:
             rows = await hot_rows(self.session, queries.versioned, **params)
-            if rows and rows[0][-1] == kept.version:
+            if not rows:
+                return [], await self._count(queries, params, keep_as=filters)
+            if rows[0][-1] == kept.version:
                 return [_record(row) for row in rows], kept.total
-        if kept is None or rows:
-            rows = await hot_rows(self.session, queries.counted, **params)
-            if rows:
-                # Columns: the record's, the total, the version of the same snapshot.
-                total, version = int(rows[0][-2] or 0), rows[0][-1]
-                if totals is not None:
-                    totals.keep(filters, version=version, total=total)
-                return [_record(row) for row in rows], total
-        return [], await self._count(queries, params, keep_as=filters)
+        rows = await hot_rows(self.session, queries.counted, **params)
+        if not rows:
+            return [], await self._count(queries, params, keep_as=filters)
+        # Columns: the record's, the total, and the version of the same snapshot.
+        total = int(rows[0][-2] or 0)
+        if totals is not None:
+            totals.keep(filters, version=rows[0][-1], total=total)
+        return [_record(row) for row in rows], total
 
     async def _count(
         self, queries: _PageQueries, params: dict[str, Any], *, keep_as: Any = None
