@@ -186,52 +186,71 @@ class BackupRepository:
         """One page of backups and the total number matching the filters, in one round trip
         (a search whose total was kept: app/backups/totals.py)."""
         params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
-        searching = "no"
         if status is not None:
             params["status"] = status.value
         if search:
-            searching = "scan"
-            params["pattern"] = f"%{escape_like(search)}%"
-            grams = await self._useful_grams(search)
-            if grams is not None:
-                searching = "grams"
-                params.update(grams)
+            return await self._search_page(params, search=search, sort=sort, view=view)
         queries = self._page_queries(
-            sort=sort, view=view, by_status=status is not None, searching=searching
+            sort=sort, view=view, by_status=status is not None, searching="no"
         )
-        if search:
-            return await self._search_page(queries, params, filters=(view, status, search))
         rows = await hot_rows(self.session, queries.counted, **params)
         if rows:
             return [_record(row) for row in rows], int(rows[0][-1] or 0)
         return [], await self._count(queries, params)
 
     async def _search_page(
-        self, queries: _PageQueries, params: dict[str, Any], *, filters: Any
+        self, filter_params: dict[str, Any], *, search: str, sort: SortKey, view: View
     ) -> tuple[list[BackupRecord], int]:
-        """A search's page, with the total kept for ``filters`` if it was counted at the lists'
-        version the page is read at (app/backups/totals.py), else counted and kept."""
+        """A search's page, with the total kept for the same filters if it was counted at the
+        lists' version the page is read at (app/backups/totals.py), else counted and kept.
+
+        A kept total also keeps the prefilter's choice of grams, which decides the speed of the
+        search and never its result; it is chosen again whenever the lists have changed.
+        """
         totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
+        filters = (view, filter_params.get("status"), search)
         kept = totals.get(filters) if totals is not None else None
         if kept is not None:
+            queries, params = self._search_queries(filter_params, search, sort, view, kept.grams)
             rows = await hot_rows(self.session, queries.versioned, **params)
-            if not rows:
-                return [], await self._count(queries, params, keep_as=filters)
+            if not rows:  # past the last page: nothing carries a version
+                return [], await self._count(queries, params, keep_as=(filters, kept.grams))
             if rows[0][-1] == kept.version:
                 return [_record(row) for row in rows], kept.total
+        grams = await self._useful_grams(search)
+        queries, params = self._search_queries(filter_params, search, sort, view, grams)
         rows = await hot_rows(self.session, queries.counted, **params)
         if not rows:
-            return [], await self._count(queries, params, keep_as=filters)
+            return [], await self._count(queries, params, keep_as=(filters, grams))
         # Columns: the record's, the total, and the version of the same snapshot.
         total = int(rows[0][-2] or 0)
         if totals is not None:
-            totals.keep(filters, version=rows[0][-1], total=total)
+            totals.keep(filters, version=rows[0][-1], total=total, grams=grams)
         return [_record(row) for row in rows], total
+
+    def _search_queries(
+        self,
+        filter_params: dict[str, Any],
+        search: str,
+        sort: SortKey,
+        view: View,
+        grams: dict[str, Any] | None,
+    ) -> tuple[_PageQueries, dict[str, Any]]:
+        """A search's queries, and their parameters, with the prefilter's ``grams`` or none."""
+        params = {**filter_params, "pattern": f"%{escape_like(search)}%", **(grams or {})}
+        queries = self._page_queries(
+            sort=sort,
+            view=view,
+            by_status="status" in filter_params,
+            searching="scan" if grams is None else "grams",
+        )
+        return queries, params
 
     async def _count(
         self, queries: _PageQueries, params: dict[str, Any], *, keep_as: Any = None
     ) -> int:
-        """The total alone: past the last page the page query has no row to carry it."""
+        """The total alone: past the last page the page query has no row to carry it.
+        ``keep_as``: a search's (filters, grams), to keep its total with."""
         del params["limit"], params["offset"]
         counted = await hot_rows(self.session, queries.count, **params)
         if not counted:
@@ -239,7 +258,8 @@ class BackupRepository:
         total = int(counted[0][0] or 0)
         totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
         if keep_as is not None and totals is not None:
-            totals.keep(keep_as, version=counted[0][1], total=total)
+            filters, grams = keep_as
+            totals.keep(filters, version=counted[0][1], total=total, grams=grams)
         return total
 
     async def _useful_grams(self, search: str) -> dict[str, Any] | None:

@@ -29,6 +29,8 @@ CAPACITY = 512
 class KeptTotal:
     version: int
     total: int
+    # The search prefilter's parameters it was counted with (app/backups/search.py), or None.
+    grams: dict[str, Any] | None = None
 
 
 class SearchTotals:
@@ -44,11 +46,18 @@ class SearchTotals:
             self._kept.move_to_end(filters)
         return kept
 
-    def keep(self, filters: Any, *, version: int | None, total: int) -> None:
+    def keep(
+        self,
+        filters: Any,
+        *,
+        version: int | None,
+        total: int,
+        grams: dict[str, Any] | None = None,
+    ) -> None:
         """Keep ``total`` as counted at ``version``; None (no version row yet) keeps nothing."""
         if version is None:
             return
-        self._kept[filters] = KeptTotal(version=version, total=total)
+        self._kept[filters] = KeptTotal(version=version, total=total, grams=grams)
         self._kept.move_to_end(filters)
         while len(self._kept) > self._capacity:
             self._kept.popitem(last=False)

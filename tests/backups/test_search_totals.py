@@ -3,6 +3,9 @@ counted at is current, so never a different number than counting again."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,7 +76,8 @@ async def test_a_kept_total_is_served_only_while_its_version_is_current(
     # Past the last page too.
     database.search_totals.keep(filters, version=kept.version + 1, total=42)
     assert await listed(database, "alpha", page=9) == ([], 3)
-    assert database.search_totals.get(filters) == kept
+    again = database.search_totals.get(filters)
+    assert again is not None and (again.version, again.total) == (kept.version, 3)
 
 
 async def test_the_version_changes_with_every_change_that_can_move_a_backup(
@@ -187,3 +191,24 @@ def test_the_least_recently_used_total_goes_first() -> None:
     assert totals.get("a") is not None and totals.get("c") is not None
     totals.keep("d", version=None, total=4)  # no version: nothing kept
     assert totals.get("d") is None and len(totals) == 2
+
+
+async def test_the_prefilter_is_chosen_again_only_when_the_lists_change(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_backup(database, filename="shop_1.sql")
+    chosen: list[str] = []
+    original = BackupRepository._useful_grams
+
+    async def spy(self: BackupRepository, search: str) -> dict[str, Any] | None:
+        chosen.append(search)
+        return await original(self, search)
+
+    monkeypatch.setattr(BackupRepository, "_useful_grams", spy)
+    assert (await listed(database, "shop"))[1] == 1
+    assert (await listed(database, "shop", page=2))[1] == 1  # past the last page: still kept
+    assert (await listed(database, "shop"))[1] == 1
+    assert chosen == ["shop"]
+    await make_backup(database, filename="shop_2.sql")
+    assert (await listed(database, "shop"))[1] == 2
+    assert chosen == ["shop", "shop"]
