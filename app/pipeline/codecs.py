@@ -18,9 +18,7 @@ import shutil
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol, TypeVar
-
-import zstandard
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from app.config import Compression
 from app.pipeline import splice
@@ -34,6 +32,12 @@ READAHEAD_DEPTH = 4
 _Out = TypeVar("_Out", bytes, int)
 
 Stage = Callable[[AsyncIterator[bytes]], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+
+if TYPE_CHECKING:
+    import zstandard
+
+# The in-process zstd codecs import ``zstandard`` when first made: a backup through the zstd
+# tool never needs it, and it is ~1 MiB of the CLI's peak memory (docs/benchmarks.md).
 
 
 class CorruptStream(Exception):
@@ -58,6 +62,8 @@ class _Codec(Protocol):
 class _Compressor:
     def __init__(self, compression: Compression, level: int) -> None:
         if compression is Compression.zstd:
+            import zstandard
+
             self._obj: zstandard.ZstdCompressionObj | zlib._Compress = zstandard.ZstdCompressor(
                 level=level
             ).compressobj()
@@ -123,6 +129,9 @@ class _ZstdDecoder:
     """
 
     def __init__(self) -> None:
+        import zstandard
+
+        self._error = zstandard.ZstdError
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
         self._buf = bytearray()
@@ -151,7 +160,7 @@ class _ZstdDecoder:
     def _feed(self, unit: bytes) -> bytes:
         try:
             return self._obj.decompress(unit)
-        except zstandard.ZstdError as exc:
+        except self._error as exc:
             raise CorruptStream("the stored zstd stream is damaged") from exc
 
     def _step(self) -> bytes | None:
