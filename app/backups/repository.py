@@ -22,7 +22,7 @@ from app.backups.models import (
 )
 from app.backups.search import candidates, gram_counts, narrowed, search_grams
 from app.backups.totals import TOTALS_KEY, SearchTotals
-from app.fastread import HotQuery, hot_rows
+from app.fastread import HotQuery, Row, hot_rows
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
 RUNNING_RESTORE = (RestoreStatus.pending, RestoreStatus.in_progress)
@@ -196,7 +196,7 @@ class BackupRepository:
         rows = await hot_rows(self.session, queries.counted, **params)
         if rows:
             return [_record(row) for row in rows], int(rows[0][-1] or 0)
-        return [], await self._count(queries, params)
+        return [], int((await self._count_row(queries, params))[0] or 0)
 
     async def _search_page(
         self, filter_params: dict[str, Any], *, search: str, sort: SortKey, view: View
@@ -210,22 +210,23 @@ class BackupRepository:
         totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
         filters = (view, filter_params.get("status"), search)
         kept = totals.get(filters) if totals is not None else None
+        rows: list[Row] = []
         if kept is not None:
             queries, params = self._search_queries(filter_params, search, sort, view, kept.grams)
             rows = await hot_rows(self.session, queries.versioned, **params)
-            if not rows:  # past the last page: nothing carries a version
-                return [], await self._count(queries, params, keep_as=(filters, kept.grams))
-            if rows[0][-1] == kept.version:
+            if rows and rows[0][-1] == kept.version:
                 return [_record(row) for row in rows], kept.total
-        grams = await self._useful_grams(search)
+        if kept is None or rows:  # never counted, or the lists changed since
+            grams = await self._useful_grams(search)
+        else:  # past the last page no row carries a version: count with the same prefilter
+            grams = kept.grams
         queries, params = self._search_queries(filter_params, search, sort, view, grams)
+        # The columns end with the total and the version, both of the page's own snapshot.
         rows = await hot_rows(self.session, queries.counted, **params)
-        if not rows:
-            return [], await self._count(queries, params, keep_as=(filters, grams))
-        # Columns: the record's, the total, and the version of the same snapshot.
-        total = int(rows[0][-2] or 0)
+        total_and_version = rows[0][-2:] if rows else await self._count_row(queries, params)
+        total = int(total_and_version[0] or 0)
         if totals is not None:
-            totals.keep(filters, version=rows[0][-1], total=total, grams=grams)
+            totals.keep(filters, version=total_and_version[1], total=total, grams=grams)
         return [_record(row) for row in rows], total
 
     def _search_queries(
@@ -246,21 +247,12 @@ class BackupRepository:
         )
         return queries, params
 
-    async def _count(
-        self, queries: _PageQueries, params: dict[str, Any], *, keep_as: Any = None
-    ) -> int:
-        """The total alone: past the last page the page query has no row to carry it.
-        ``keep_as``: a search's (filters, grams), to keep its total with."""
+    async def _count_row(self, queries: _PageQueries, params: dict[str, Any]) -> Sequence[Any]:
+        """The total alone (and, for a search, the lists' version): past the last page the page
+        query has no row to carry it."""
         del params["limit"], params["offset"]
-        counted = await hot_rows(self.session, queries.count, **params)
-        if not counted:
-            return 0
-        total = int(counted[0][0] or 0)
-        totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
-        if keep_as is not None and totals is not None:
-            filters, grams = keep_as
-            totals.keep(filters, version=counted[0][1], total=total, grams=grams)
-        return total
+        [row] = await hot_rows(self.session, queries.count, **params)  # an aggregate: one row
+        return row
 
     async def _useful_grams(self, search: str) -> dict[str, Any] | None:
         """The search prefilter's parameters (app/backups/search.py), or None to scan."""

@@ -33,11 +33,10 @@ _Out = TypeVar("_Out", bytes, int)
 
 Stage = Callable[[AsyncIterator[bytes]], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 
+# The in-process zstd codecs import ``zstandard`` when first made: a backup through the zstd
+# tool never needs it, and it is ~0.5 MiB of the CLI's peak memory (docs/benchmarks.md).
 if TYPE_CHECKING:
     import zstandard
-
-# The in-process zstd codecs import ``zstandard`` when first made: a backup through the zstd
-# tool never needs it, and it is ~1 MiB of the CLI's peak memory (docs/benchmarks.md).
 
 
 class CorruptStream(Exception):
