@@ -72,3 +72,11 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("arq").setLevel(level)
     for noisy in ("sqlalchemy.engine", "asyncmy", "aiosqlite", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Alembic announces its plugins and its dialect on every start; only the upgrades it runs
+    # ("Running upgrade 0004 -> 0005, ...", logged by alembic.runtime.migration) are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
+
+
+def _only_upgrades(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.INFO or record.getMessage().startswith("Running ")

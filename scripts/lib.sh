@@ -8,16 +8,21 @@ PY="${PYTHON:-python3}"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 ensure_venv() {
-  local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  # ensure_venv [dev]: dbkeep and what running it needs; with "dev", the test tools too.
+  local extras="${1:-}" spec="$ROOT"
+  [ -n "$extras" ] && spec="$ROOT[$extras]"
+  local hash; hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  local stamp="$VENV/.installed-${extras:-run}-$hash"
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating the virtual environment in .venv"
     "$PY" -m venv "$VENV"
   fi
-  if [ ! -f "$stamp" ]; then
-    log "installing dbkeep and its dependencies"
+  # A dev install includes everything running needs.
+  if [ ! -f "$stamp" ] && [ ! -f "$VENV/.installed-dev-$hash" ]; then
+    log "installing dbkeep${extras:+ with its $extras tools} into .venv"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e "$ROOT[dev]"
-    rm -f "$VENV"/.installed-*
+    "$VENV/bin/pip" install -q -e "$spec"
+    rm -f "$VENV"/.installed-"${extras:-run}"-*
     touch "$stamp"
   fi
 }

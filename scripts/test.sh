@@ -7,7 +7,7 @@ cd "$ROOT"
 
 apt_install mariadb-client zstd wrk
 [ "${QUICK:-0}" = 1 ] || apt_install chromium
-ensure_venv
+ensure_venv dev
 ensure_mariadb
 ensure_redis
 ensure_postgres
