@@ -42,6 +42,7 @@ export default defineConfig({
     proxy: {
       '/api': backend,
       '/admin/api': backend,
+      '/health': backend,
       '^/admin/database-backups/\\d+/download': backend,
     },
   },

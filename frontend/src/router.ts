@@ -1,7 +1,7 @@
 import { createRouter, createWebHistory } from 'vue-router'
 
 import { onUnauthorized } from '@/api/http'
-import { loadSession, setSessionUser } from '@/composables/useSession'
+import { forgetSessionHint, loadSession, setSessionUser } from '@/composables/useSession'
 import { HOME } from '@/utils/redirect'
 
 export { HOME }
@@ -47,6 +47,7 @@ router.afterEach((to) => {
 
 onUnauthorized(() => {
   setSessionUser(null)
+  forgetSessionHint()
   const current = router.currentRoute.value
   if (current.meta.requiresAuth) {
     void router.push({ name: 'login', query: { redirect: current.fullPath } })

@@ -34,7 +34,10 @@ export const backupsApi = {
     http.delete<BulkResult>(`${BASE}/bulk-delete`, { body: { backup_ids: ids } satisfies BulkRequest }),
 }
 
-/** The download is a plain cookie-authenticated GET, so a normal link does it. */
-export function downloadUrl(id: number): string {
-  return `/admin/database-backups/${id}/download`
+/**
+ * The download is a plain cookie-authenticated GET, so the browser's own download does it (files
+ * can be far too large for memory). `raw` asks for the stored (compressed) file instead of the .sql.
+ */
+export function downloadUrl(id: number, raw = false): string {
+  return `/admin/database-backups/${id}/download${raw ? '?raw=1' : ''}`
 }

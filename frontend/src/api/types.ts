@@ -5,10 +5,18 @@ import type { components, operations } from './schema'
 
 type Schemas = components['schemas']
 
-export type Backup = Schemas['BackupRead']
+// The fields added for issue 11 are also declared here as optional, so the dashboard copes with
+// a backend that does not send them yet; once schema.d.ts has them they are required there.
+export type Backup = Schemas['BackupRead'] & { cancelled?: boolean }
 export type BackupStatus = Schemas['BackupStatus']
-export type Statistics = Schemas['Statistics']
-export type RestoreOperation = Schemas['RestoreRead']
+export type Statistics = Schemas['Statistics'] & { cancelled_backups?: number; purge_after_days?: number }
+export type RestorePhase = 'queued' | 'safety_backup' | 'loading' | 'rolling_back' | 'finished'
+export type RestoreOperation = Schemas['RestoreRead'] & {
+  cancelled?: boolean
+  phase?: RestorePhase
+  keep_existing_objects?: boolean
+}
+export type IntegrityStatus = NonNullable<Schemas['BackupRead']['integrity_status']>
 export type RestoreStatus = Schemas['RestoreStatus']
 export type RestoreRequest = Schemas['RestoreRequest']
 export type BulkItemResult = Schemas['BulkItem']
@@ -26,3 +34,6 @@ export type StatusFilter = Schemas['StatusFilter']
 export type View = Schemas['View']
 
 export type ListQuery = NonNullable<operations['list_backups']['parameters']['query']>
+
+export type HealthCheck = Schemas['CheckRead']
+export type HealthReport = Schemas['HealthReport'] & { next_backup_at?: string | null }

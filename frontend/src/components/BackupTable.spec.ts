@@ -59,4 +59,61 @@ describe('BackupTable', () => {
     await wrapper.get('[data-testid="row-8"] input').setValue(false)
     expect(wrapper.emitted('update:selected')?.[0]?.[0]).toEqual([])
   })
+
+  it('shows a backup found corrupt as such, with Download and Restore disabled and the reason', async () => {
+    const wrapper = table([backup({ id: 20, filename: 'bad.sql.zst', integrity_status: 'corrupt', verified_at: '2026-02-01T00:00:00Z' })])
+    const row = wrapper.get('[data-testid="row-20"]')
+    expect(row.get('[data-testid="integrity-badge"]').text()).toContain('Corrupt')
+    expect(row.find('a[aria-label="Download bad.sql.zst"]').exists()).toBe(false)
+    const download = row.get('[data-testid="download-unavailable"]')
+    expect(download.attributes('aria-disabled')).toBe('true')
+    expect(download.attributes('title')).toMatch(/^Can't download: .*damaged/)
+    const restore = row.get('[data-testid="restore-unavailable"]')
+    expect(restore.attributes('title')).toMatch(/^Can't restore: .*damaged/)
+    await download.trigger('click')
+    await restore.trigger('click')
+    expect(wrapper.emitted('download')).toBeUndefined()
+    expect(wrapper.emitted('restore')).toBeUndefined()
+  })
+
+  it('marks a missing file in the row', () => {
+    const wrapper = table([backup({ id: 21, integrity_status: 'missing' })])
+    expect(wrapper.get('[data-testid="row-21"] [data-testid="integrity-badge"]').text()).toContain('File missing')
+  })
+
+  it('downloads through a check instead of following the link blindly', async () => {
+    const wrapper = table([backup({ id: 22, filename: 'ok.sql.zst' })])
+    const link = wrapper.get('a[aria-label="Download ok.sql.zst"]')
+    const event = new MouseEvent('click', { cancelable: true, bubbles: true })
+    link.element.dispatchEvent(event)
+    expect(event.defaultPrevented).toBe(true)
+    expect(wrapper.emitted('download')?.[0]?.[0]).toMatchObject({ id: 22 })
+  })
+
+  it('shows a cancelled backup as "Cancelled" with its reason in neutral words', () => {
+    const wrapper = table([backup({ id: 23, status: 'failed', cancelled: true, error_message: 'Cancelled by admin@example.com.' })])
+    const row = wrapper.get('[data-testid="row-23"]')
+    expect(row.get('[data-testid="status-badge"]').text()).toBe('Cancelled')
+    expect(row.find('.row-error').exists()).toBe(false)
+    expect(row.get('.row-note').text()).toBe('Cancelled by admin@example.com.')
+  })
+
+  it('labels the trash date "Trashed" and shows when each item is deleted for good', () => {
+    const wrapper = mount(BackupTable, {
+      props: {
+        items: [backup({ id: 24, status: 'in_trash', trashed_at: '2026-02-01T12:00:00Z' })],
+        view: 'trash',
+        selected: [],
+        estimates: new Map(),
+        loading: false,
+        purgeAfterDays: 10,
+      },
+    })
+    const row = wrapper.get('[data-testid="row-24"]')
+    expect(row.find('td[data-label="Date"]').exists()).toBe(false)
+    expect(row.find('td[data-label="Trashed"]').exists()).toBe(true)
+    const expected = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }).format(new Date('2026-02-11T12:00:00Z'))
+    expect(row.get('[data-testid="purge-date"]').text()).toBe(expected)
+    expect(wrapper.get('thead').text()).toContain('Deleted for good')
+  })
 })

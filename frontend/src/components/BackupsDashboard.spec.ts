@@ -21,6 +21,7 @@ describe('BackupsDashboard', () => {
     rows = [backup({ id: 11, filename: 'eleven.sql.zst' }), backup({ id: 12, filename: 'twelve.sql.zst' })]
     vi.stubGlobal('fetch', async (input: string) => {
       const url = new URL(input, 'http://test')
+      if (url.pathname === '/health') return jsonResponse({ success: true, data: { status: 'ok', checks: {} } })
       if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics({ trashed_backups: 3 }) })
       if (url.searchParams.get('per_page') === null) listCalls.push(url)
       return jsonResponse(page(rows, 25))

@@ -16,6 +16,7 @@ function restoreJob(cancelRequestedAt: string | null = null): RunningJob {
     restore: restoreOp({ id: 5, backup_id: 3, status: 'in_progress', cancel_requested_at: cancelRequestedAt }),
     label: 'shop.sql.zst',
     status: 'in_progress',
+    phase: null,
     processed: 10,
     total: 100,
     estimate: idle,
@@ -33,5 +34,33 @@ describe('RunningJobs', () => {
     const wrapper = mount(RunningJobs, { props: { jobs: [restoreJob('2026-01-31T00:01:00Z')] } })
     expect(wrapper.find('[aria-label="Cancel restore from shop.sql.zst"]').exists()).toBe(false)
     expect(wrapper.text()).toContain('Stopping…')
+  })
+})
+
+describe('RunningJobs: restore phases', () => {
+  const busy = { fraction: 0.1, rate: 1_000_000, secondsLeft: 3600 }
+  function phased(phase: string): RunningJob {
+    return { ...restoreJob(), phase, estimate: busy }
+  }
+
+  it('names the phase, and gives no time left during the safety backup', () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [phased('safety_backup')] } })
+    expect(wrapper.get('[data-testid="job-phase"]').text()).toBe('Safety backup')
+    expect(wrapper.text()).not.toMatch(/left|estimating|of ~/)
+    expect(wrapper.get('[role="progressbar"]').attributes('aria-valuenow')).toBeUndefined()
+  })
+
+  it('gives no estimate while rolling back', () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [phased('rolling_back')] } })
+    expect(wrapper.get('[data-testid="job-phase"]').text()).toBe('Rolling back')
+    expect(wrapper.text()).not.toMatch(/left|estimating/)
+    expect(wrapper.get('[role="progressbar"]').attributes('aria-valuenow')).toBeUndefined()
+  })
+
+  it('shows the load with its total and time left', () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [phased('loading')] } })
+    expect(wrapper.get('[data-testid="job-phase"]').text()).toBe('Loading')
+    expect(wrapper.text()).toContain('about 1.0 h left')
+    expect(wrapper.get('[role="progressbar"]').attributes('aria-valuenow')).toBe('10')
   })
 })

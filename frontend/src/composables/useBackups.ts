@@ -6,8 +6,10 @@ import { computed, reactive, ref, shallowRef, watch } from 'vue'
 
 import { backupsApi } from '@/api/backups'
 import { ApiError, type PageMeta } from '@/api/http'
-import type { Backup, BulkItemResult, RestoreOperation, Statistics } from '@/api/types'
+import { healthApi } from '@/api/health'
+import type { Backup, BulkItemResult, HealthReport, RestoreOperation, Statistics } from '@/api/types'
 import { onReconnect, useConnection } from '@/composables/useConnection'
+import { startDownload } from '@/composables/useDownload'
 import { usePolling } from '@/composables/usePolling'
 import { pushToast } from '@/composables/useToasts'
 import type { ListState } from '@/composables/listQuery'
@@ -22,6 +24,8 @@ export const IDLE_INTERVAL_MS = 30_000
 export const BUSY_INTERVAL_MS = 3_000
 export const OFFLINE_INTERVAL_MS = 5_000
 const HISTORY_SIZE = 50
+// /health runs every check (the target's included): asked for less often than the list.
+export const HEALTH_INTERVAL_MS = 60_000
 
 export function isRunning(status: string): boolean {
   return status === 'pending' || status === 'in_progress'
@@ -34,9 +38,19 @@ export interface RunningJob {
   restore: RestoreOperation | null
   label: string
   status: string
+  /** A restore's phase (queued, safety_backup, loading, rolling_back), when the API says it. */
+  phase: string | null
   processed: number
   total: number | null
   estimate: ProgressEstimate
+}
+
+/**
+ * Whether a running job's byte counts may be turned into a rate and a time left. A restore's
+ * total is the load's: it says nothing while the safety backup runs or a rollback reloads it.
+ */
+export function estimable(op: RestoreOperation): boolean {
+  return op.phase === undefined || op.phase === 'loading'
 }
 
 export function useBackups(state: ListState) {
@@ -50,6 +64,8 @@ export function useBackups(state: ListState) {
   const listError = ref<string | null>(null)
   const forbidden = ref(false)
   const lastUpdated = ref<Date | null>(null)
+  const health = shallowRef<HealthReport | null>(null)
+  let healthAt = 0
 
   // Backups this page started or saw running: followed until they finish, even when the
   // current filter or page hides them, so their progress and outcome are always shown.
@@ -88,6 +104,9 @@ export function useBackups(state: ListState) {
     estimates.delete(`backup:${backup.id}`)
     if (backup.status === 'completed') {
       pushToast('success', `Backup ${backup.filename} completed.`)
+    } else if (backup.status === 'failed' && backup.cancelled === true) {
+      // The person's own choice: said plainly, not as an error.
+      pushToast('info', backup.error_message || `Backup ${backup.filename} cancelled.`)
     } else if (backup.status === 'failed') {
       pushToast('error', backup.error_message || `Backup ${backup.filename} failed.`)
     }
@@ -96,14 +115,26 @@ export function useBackups(state: ListState) {
   function noteRestore(backupId: number, op: RestoreOperation, at: number): void {
     const key = `restore:${op.id}`
     if (isRunning(op.status)) {
+      const previous = restores.get(backupId)
       restores.set(backupId, op)
-      track(key, op.bytes_processed ?? 0, op.total_bytes ?? null, at)
+      // A new phase counts other bytes: its rate starts afresh.
+      if (previous && previous.phase !== op.phase) progress.delete(key)
+      if (estimable(op)) track(key, op.bytes_processed ?? 0, op.total_bytes ?? null, at)
+      else estimates.set(key, { fraction: null, rate: null, secondsLeft: null })
       return
     }
     restores.delete(backupId)
     progress.delete(key)
     estimates.delete(key)
-    if (op.status === 'completed') {
+    if (op.cancelled === true) {
+      pushToast(
+        'info',
+        op.error_message ||
+          (op.status === 'rolled_back'
+            ? 'Restore cancelled; the database was put back from the safety backup.'
+            : 'Restore cancelled.'),
+      )
+    } else if (op.status === 'completed') {
       pushToast('success', `Restore into ${op.target_database ?? 'the database'} completed.`)
     } else if (op.status === 'rolled_back') {
       pushToast(
@@ -165,6 +196,12 @@ export function useBackups(state: ListState) {
       }
     }
     if (statistics.status === 'fulfilled') stats.value = statistics.value.data
+    if (at - healthAt >= HEALTH_INTERVAL_MS) {
+      healthAt = at
+      void healthApi.report().then((report) => {
+        if (report) health.value = report
+      })
+    }
     if (history.status === 'fulfilled') recent.value = history.value.data
 
     const seen = new Map<number, Backup>()
@@ -195,6 +232,7 @@ export function useBackups(state: ListState) {
         restore: null,
         label: backup.filename,
         status: backup.status,
+        phase: null,
         processed: backup.bytes_processed ?? 0,
         total: backup.estimated_bytes ?? null,
         estimate: estimates.get(key) ?? { fraction: null, rate: null, secondsLeft: null },
@@ -210,6 +248,7 @@ export function useBackups(state: ListState) {
         restore: op,
         label: source ? source.filename : `backup #${backupId}`,
         status: op.status,
+        phase: op.phase ?? null,
         processed: op.bytes_processed ?? 0,
         total: op.total_bytes ?? null,
         estimate: estimates.get(key) ?? { fraction: null, rate: null, secondsLeft: null },
@@ -299,10 +338,42 @@ export function useBackups(state: ListState) {
     }, 'Database restore queued.')
   }
 
+  async function download(backup: Backup, raw = false): Promise<boolean> {
+    const started = await startDownload(backup, raw)
+    // Whatever the check found (gone, found corrupt meanwhile) is shown at once in the list.
+    if (!started) void polling.refresh()
+    return started !== null
+  }
+
+  /** Restore from the trash one by one (there is no bulk endpoint), a result per backup. */
+  async function untrashEach(ids: number[]): Promise<{ data: { results: BulkItemResult[] }; message: string }> {
+    const results: BulkItemResult[] = []
+    for (const id of ids) {
+      try {
+        const result = await backupsApi.restoreFromTrash(id)
+        results.push({ id, success: true, status: 200, message: result.message || 'Restored from trash.' })
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403 || error.status === 0)) throw error
+        results.push({
+          id,
+          success: false,
+          status: error instanceof ApiError ? error.status : 500,
+          message: error instanceof ApiError ? error.message : 'Something went wrong.',
+        })
+      }
+    }
+    const done = results.filter((item) => item.success).length
+    return { data: { results }, message: `${done} of ${ids.length} backups restored from trash.` }
+  }
+
+  /**
+   * A bulk action: a toast with the outcome; `partial` is true when some items failed (the
+   * caller then shows the results one by one).
+   */
   async function bulk(
     call: (ids: number[]) => Promise<{ data: { results?: BulkItemResult[] } | null; message?: string }>,
     ids: number[],
-  ): Promise<{ message: string; results: BulkItemResult[] } | null> {
+  ): Promise<{ message: string; results: BulkItemResult[]; partial: boolean } | null> {
     try {
       const result = await call(ids)
       const results = result.data?.results ?? []
@@ -310,7 +381,7 @@ export function useBackups(state: ListState) {
       const failed = results.filter((item) => !item.success).length
       const message = result.message || `${results.length - failed} of ${ids.length} done.`
       pushToast(failed ? 'info' : 'success', message)
-      return { message, results }
+      return { message, results, partial: failed > 0 }
     } catch (error) {
       pushToast('error', error instanceof ApiError ? error.message : 'Something went wrong.')
       return null
@@ -328,6 +399,7 @@ export function useBackups(state: ListState) {
     listError,
     forbidden,
     lastUpdated,
+    health,
     running,
     estimates,
     refresh: polling.refresh,
@@ -340,6 +412,8 @@ export function useBackups(state: ListState) {
     restore,
     bulkTrash: (ids: number[]) => bulk(backupsApi.bulkTrash, ids),
     bulkDelete: (ids: number[]) => bulk(backupsApi.bulkDelete, ids),
+    bulkUntrash: (ids: number[]) => bulk(untrashEach, ids),
+    download,
   }
 }
 

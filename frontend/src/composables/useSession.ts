@@ -3,21 +3,33 @@
 import { readonly, ref } from 'vue'
 
 import { authApi } from '@/api/auth'
-import { ApiError } from '@/api/http'
+import { ApiError, readCookie } from '@/api/http'
 import type { User } from '@/api/types'
 
 const user = ref<User | null>(null)
 const checked = ref(false)
 let pending: Promise<User | null> | null = null
 
+// The CSRF cookie is set with the session cookie at login and cleared with it at logout (both
+// browser-session cookies): without it there is no session to ask about. Asking anyway would
+// answer 401, which the browser logs as an error on every visit to the login page.
+const CSRF_COOKIE = 'csrf_token'
+
+/** Forgets the script-readable login cookie once the server said the session is over. */
+export function forgetSessionHint(): void {
+  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; path=/; SameSite=Lax`
+}
+
 export async function loadSession(force = false): Promise<User | null> {
   if (checked.value && !force) return user.value
   if (pending) return pending
   pending = (async () => {
     try {
-      user.value = (await authApi.me()).data.user
+      user.value = readCookie(CSRF_COOKIE) ? (await authApi.me()).data.user : null
     } catch (error) {
       if (!(error instanceof ApiError) || error.status === 401 || error.status === 403) {
+        // An ended session (expired, logged out elsewhere): the next visit does not ask again.
+        if (error instanceof ApiError && error.status === 401) forgetSessionHint()
         user.value = null
       } else {
         throw error

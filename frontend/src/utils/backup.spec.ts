@@ -34,3 +34,45 @@ describe('who started a backup', () => {
     expect(requestedBy({ requested_by: null } as RestoreOperation, me)).toBe('Command line')
   })
 })
+
+describe('cancelled, integrity, downloads and the trash', () => {
+  it('tells a cancelled backup from a failed one', async () => {
+    const { backup: make } = await import('@/test/factories')
+    const { displayStatus, isCancelled } = await import('./backup')
+    expect(displayStatus(make({ status: 'failed', cancelled: true }))).toBe('cancelled')
+    expect(displayStatus(make({ status: 'failed', cancelled: false }))).toBe('failed')
+    expect(displayStatus(make({ status: 'failed' }))).toBe('failed')
+    // Only an ended backup is "cancelled"; one still stopping keeps its status.
+    expect(isCancelled(make({ status: 'in_progress', cancelled: true }))).toBe(false)
+  })
+
+  it('blocks download and restore of a backup found corrupt or missing, with the reason', async () => {
+    const { backup: make } = await import('@/test/factories')
+    const { canDownload, canRestore, downloadBlocked, restoreBlocked } = await import('./backup')
+    expect(downloadBlocked(make({ integrity_status: 'ok' }))).toBeNull()
+    expect(downloadBlocked(make({ integrity_status: null }))).toBeNull()
+    const corrupt = make({ integrity_status: 'corrupt' })
+    expect(canDownload(corrupt)).toBe(false)
+    expect(canRestore(corrupt)).toBe(false)
+    expect(downloadBlocked(corrupt)).toMatch(/damaged/)
+    expect(restoreBlocked(make({ integrity_status: 'missing' }))).toMatch(/missing/)
+    expect(downloadBlocked(make({ status: 'failed', cancelled: true }))).toMatch(/completed .*cancelled/)
+  })
+
+  it('names the stored file by its compression', async () => {
+    const { backup: make } = await import('@/test/factories')
+    const { storedExtension } = await import('./backup')
+    expect(storedExtension(make({ compression: 'zstd' }))).toBe('sql.zst')
+    expect(storedExtension(make({ compression: 'gzip' }))).toBe('sql.gz')
+    expect(storedExtension(make({ compression: 'none' }))).toBe('sql')
+  })
+
+  it('dates the purge from the trash date and the purge age', async () => {
+    const { backup: make } = await import('@/test/factories')
+    const { purgeDate } = await import('./backup')
+    const trashed = make({ status: 'in_trash', trashed_at: '2026-02-01T10:00:00Z' })
+    expect(purgeDate(trashed)?.toISOString()).toBe('2026-02-08T10:00:00.000Z')
+    expect(purgeDate(trashed, 30)?.toISOString()).toBe('2026-03-03T10:00:00.000Z')
+    expect(purgeDate(make({ trashed_at: null }))).toBeNull()
+  })
+})

@@ -39,3 +39,17 @@ describe('axis maxima', () => {
     expect(niceBytesMax(900)).toBe(1000)
   })
 })
+
+describe('chartPoints and cancelled backups', () => {
+  it('leaves cancelled backups out: they are neither failures nor sizes', () => {
+    const points = chartPoints([
+      backup({ id: 1, status: 'failed', cancelled: true, backup_date: '2026-01-01T00:00:00Z' }),
+      backup({ id: 2, status: 'failed', cancelled: false, backup_date: '2026-01-02T00:00:00Z' }),
+      backup({ id: 3, status: 'completed', backup_date: '2026-01-03T00:00:00Z' }),
+    ])
+    expect(points.map((p) => [p.id, p.failed])).toEqual([
+      [2, true],
+      [3, false],
+    ])
+  })
+})

@@ -11,11 +11,13 @@ export interface ChartPoint {
   message: string | null
 }
 
-/** Finished backups, oldest first: the chart's x axis. */
+/** Finished backups (cancelled ones aside), oldest first: the chart's x axis. */
 export function chartPoints(backups: readonly Backup[], limit = 30): ChartPoint[] {
   const points: ChartPoint[] = []
   for (const b of backups) {
     if (b.status !== 'completed' && b.status !== 'failed') continue
+    // A cancelled backup is the person's choice, not a failure, and has no size: not drawn.
+    if (b.cancelled === true) continue
     const date = parseDate(b.backup_date)
     if (!date) continue
     points.push({

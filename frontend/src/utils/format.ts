@@ -66,6 +66,7 @@ export function statusLabel(status: string): string {
     in_progress: 'In progress',
     completed: 'Completed',
     failed: 'Failed',
+    cancelled: 'Cancelled',
     in_trash: 'In trash',
     rolled_back: 'Rolled back',
   }
