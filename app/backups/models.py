@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -197,3 +207,26 @@ class BackupListVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class TargetActivity(Base):
+    """What runs on each target database, kept by database triggers (see migration 0007).
+
+    Every insert, update and delete of ``database_backups`` and ``backup_restores`` adjusts the
+    target's row in the same transaction: ``restores`` counts pending and running restores,
+    ``backups`` pending and running backups (a restore's own safety backup is not counted). The
+    checks make "one restore, and never a restore beside a backup, per target" a property of the
+    store: of two requests racing for one target, the second one's insert fails, whichever
+    process or host made it. Backups of one target may be queued together (they run one at a
+    time, under the worker's lock).
+    """
+
+    __tablename__ = "target_activity"
+    __table_args__ = (
+        CheckConstraint("restores <= 1", name="one_restore"),
+        CheckConstraint("restores = 0 OR backups = 0", name="restore_alone"),
+    )
+
+    target_database: Mapped[str] = mapped_column(String(64), primary_key=True)
+    restores: Mapped[int] = mapped_column(Integer, default=0)
+    backups: Mapped[int] = mapped_column(Integer, default=0)

@@ -97,3 +97,92 @@ describe('BackupsDashboard', () => {
     wrapper.unmount()
   })
 })
+
+describe('BackupsDashboard: bulk results and dialogs', () => {
+  let bulkAnswer: unknown
+  beforeEach(() => {
+    vi.useFakeTimers()
+    vi.stubGlobal('fetch', async (input: string, init?: RequestInit) => {
+      const url = new URL(input, 'http://test')
+      if (url.pathname === '/health') return jsonResponse({ success: true, data: { status: 'ok', checks: {} } })
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics({ purge_after_days: 3 }) })
+      if (init?.method === 'POST' && url.pathname.endsWith('/bulk-trash')) return jsonResponse(bulkAnswer)
+      return jsonResponse(page([backup({ id: 11, filename: 'eleven.sql.zst' }), backup({ id: 12, filename: 'twelve.sql.zst' })], 2))
+    })
+  })
+  afterEach(() => {
+    document.body.innerHTML = ''
+    vi.unstubAllGlobals()
+    vi.useRealTimers()
+  })
+
+  async function mountAt(path: string) {
+    const router = createRouter({ history: createMemoryHistory(), routes: [{ path: '/admin/database-backups', component: BackupsDashboard }] })
+    await router.push(path)
+    const wrapper = mount({ template: '<RouterView />' }, { global: { plugins: [router] }, attachTo: document.body })
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    return wrapper
+  }
+
+  async function bulkTrash(wrapper: Awaited<ReturnType<typeof mountAt>>) {
+    await wrapper.get('[data-testid="bulk-trash"]').trigger('click')
+    await flushPromises()
+    await wrapper.get('[data-testid="confirm-button"]').trigger('submit')
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+  }
+
+  it('a bulk action that fully succeeded gives only a toast, no results dialog', async () => {
+    bulkAnswer = { success: true, message: '2 of 2 backups moved to trash.', data: { results: [
+      { id: 11, success: true, status: 200, message: 'Moved.' },
+      { id: 12, success: true, status: 200, message: 'Moved.' },
+    ] } }
+    const wrapper = await mountAt('/admin/database-backups?selected=11,12')
+    await bulkTrash(wrapper)
+    expect(document.querySelector('[data-testid="bulk-result"]')).toBeNull()
+    wrapper.unmount()
+  })
+
+  it('a partial result opens the dialog with each item', async () => {
+    bulkAnswer = { success: true, message: '1 of 2 backups moved to trash.', data: { results: [
+      { id: 11, success: true, status: 200, message: 'Moved.' },
+      { id: 12, success: false, status: 409, message: 'Backup 12 is in progress.' },
+    ] } }
+    const wrapper = await mountAt('/admin/database-backups?selected=11,12')
+    await bulkTrash(wrapper)
+    const dialog = document.querySelector('[data-testid="bulk-result"]')
+    expect(dialog?.textContent).toContain('Backup 12 is in progress.')
+    wrapper.unmount()
+  })
+
+  it('states the purge age the API gives in the trash confirmation', async () => {
+    const wrapper = await mountAt('/admin/database-backups?selected=11')
+    await wrapper.get('[data-testid="bulk-trash"]').trigger('click')
+    await flushPromises()
+    expect(document.body.textContent).toContain('deleted for good after 3 days')
+    wrapper.unmount()
+  })
+
+  it('offers bulk restore in the trash, and focuses "Cancel" in the permanent delete', async () => {
+    const wrapper = await mountAt('/admin/database-backups?view=trash&selected=11')
+    expect(wrapper.find('[data-testid="bulk-trash"]').exists()).toBe(false)
+    expect(wrapper.get('[data-testid="bulk-untrash"]').text()).toContain('Restore from trash')
+    await wrapper.get('[data-testid="bulk-delete"]').trigger('click')
+    await flushPromises()
+    expect(document.activeElement?.getAttribute('data-testid')).toBe('confirm-cancel')
+    wrapper.unmount()
+  })
+
+  it('folds the statistics and the chart behind a toggle (shown on small screens)', async () => {
+    const wrapper = await mountAt('/admin/database-backups')
+    const toggle = wrapper.get('[data-testid="overview-toggle"]')
+    expect(toggle.attributes('aria-expanded')).toBe('false')
+    expect(wrapper.get('.overview').classes()).not.toContain('open')
+    await toggle.trigger('click')
+    expect(toggle.attributes('aria-expanded')).toBe('true')
+    expect(wrapper.get('.overview').classes()).toContain('open')
+    expect(toggle.text()).toBe('Hide statistics and chart')
+    wrapper.unmount()
+  })
+})

@@ -195,4 +195,104 @@ describe('useBackups', () => {
     await vi.advanceTimersByTimeAsync(0)
     expect(state.page).toBe(2)
   })
+
+  const toastsNow = () => useToasts().toasts.value.map((t) => [t.kind, t.message])
+
+  it('announces a cancelled backup neutrally, not as a failure', async () => {
+    let current = backup({ id: 60, filename: 'c.sql.zst', status: 'in_progress' })
+    handler = (url) => (url.pathname.endsWith('/statistics') ? jsonResponse({ success: true, data: statistics() }) : jsonResponse(page([current])))
+    start()
+    await vi.advanceTimersByTimeAsync(0)
+    current = { ...current, status: 'failed', cancelled: true, error_message: 'Cancelled by admin@example.com.' }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(toastsNow()).toContainEqual(['info', 'Cancelled by admin@example.com.'])
+    expect(toastsNow().filter(([kind]) => kind === 'error')).toEqual([])
+  })
+
+  it('announces a cancelled restore neutrally', async () => {
+    let op = restoreOp({ id: 61, backup_id: 9, status: 'in_progress', phase: 'loading', total_bytes: 1000 })
+    handler = (url, init) => {
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
+      if (init?.method === 'POST' && url.pathname.endsWith('/9/restore')) return jsonResponse({ success: true, message: 'Queued.', data: op }, 202)
+      if (url.pathname.endsWith('/9/restores')) return jsonResponse({ success: true, data: [op] })
+      return jsonResponse(page([backup({ id: 9 })]))
+    }
+    const { store } = start()
+    await vi.advanceTimersByTimeAsync(0)
+    await store.restore(backup({ id: 9 }), true)
+    op = { ...op, status: 'rolled_back', cancelled: true, phase: 'finished', error_message: null }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(toastsNow().at(-1)).toEqual(['info', 'Restore cancelled; the database was put back from the safety backup.'])
+  })
+
+  it('makes no estimate for a restore outside its load phase', async () => {
+    let op = restoreOp({ id: 62, backup_id: 9, status: 'in_progress', phase: 'safety_backup', bytes_processed: 0, total_bytes: 1_000_000 })
+    handler = (url, init) => {
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
+      if (init?.method === 'POST' && url.pathname.endsWith('/9/restore')) return jsonResponse({ success: true, message: 'Queued.', data: op }, 202)
+      if (url.pathname.endsWith('/9/restores')) return jsonResponse({ success: true, data: [op] })
+      return jsonResponse(page([backup({ id: 9 })]))
+    }
+    const { store } = start()
+    await vi.advanceTimersByTimeAsync(0)
+    await store.restore(backup({ id: 9 }), true)
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(store.running.value[0]).toMatchObject({ phase: 'safety_backup', estimate: { fraction: null, secondsLeft: null } })
+    op = { ...op, phase: 'loading', bytes_processed: 100_000 }
+    await vi.advanceTimersByTimeAsync(3_000)
+    op = { ...op, bytes_processed: 400_000 }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(store.running.value[0]?.estimate.fraction).toBeCloseTo(0.4)
+    expect(store.running.value[0]?.estimate.secondsLeft).not.toBeNull()
+    // The load broke: the rollback reloads the safety backup, and the old rate means nothing.
+    op = { ...op, phase: 'rolling_back' }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(store.running.value[0]).toMatchObject({ phase: 'rolling_back', estimate: { fraction: null, rate: null, secondsLeft: null } })
+  })
+
+  it('restores from the trash one by one, with a result per backup', async () => {
+    handler = (url, init) => {
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
+      if (init?.method === 'POST' && url.pathname.endsWith('/71/restore-from-trash')) {
+        return jsonResponse({ success: true, message: 'Backup restored from trash.', data: backup({ id: 71 }) })
+      }
+      if (init?.method === 'POST' && url.pathname.endsWith('/72/restore-from-trash')) {
+        return jsonResponse({ success: false, message: 'Backup 72 is not in the trash.' }, 409)
+      }
+      return jsonResponse(page([]))
+    }
+    const { state, store } = start({ view: 'trash', selected: [71, 72] })
+    await vi.advanceTimersByTimeAsync(0)
+    const result = await store.bulkUntrash([71, 72])
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.url.pathname)).toEqual([
+      '/admin/api/database-backups/71/restore-from-trash',
+      '/admin/api/database-backups/72/restore-from-trash',
+    ])
+    expect(result).toMatchObject({
+      partial: true,
+      message: '1 of 2 backups restored from trash.',
+      results: [
+        { id: 71, success: true },
+        { id: 72, success: false, status: 409, message: 'Backup 72 is not in the trash.' },
+      ],
+    })
+    expect(state.selected).toEqual([72])
+  })
+
+  it('asks /health for the target and the schedule, less often than the list', async () => {
+    handler = (url) => {
+      if (url.pathname === '/health') {
+        return jsonResponse({ success: false, data: { status: 'unhealthy', checks: { target: { status: 'fail', critical: true, message: 'Access denied.', details: {} } }, next_backup_at: null } }, 503)
+      }
+      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
+      return jsonResponse(page([]))
+    }
+    const { store } = start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(store.health.value?.checks.target?.message).toBe('Access denied.')
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(calls.filter((c) => c.url.pathname === '/health')).toHaveLength(1)
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(calls.filter((c) => c.url.pathname === '/health')).toHaveLength(2)
+  })
 })

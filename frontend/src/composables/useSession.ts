@@ -17,15 +17,19 @@ const CSRF_COOKIE = 'csrf_token'
 
 /** Forgets the script-readable login cookie once the server said the session is over. */
 export function forgetSessionHint(): void {
-  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; path=/; SameSite=Lax`
+  document.cookie = `${CSRF_COOKIE}=; expires=Thu, 01 Jan 1970 00:00:00 GMT; path=/; SameSite=Lax`
 }
 
 export async function loadSession(force = false): Promise<User | null> {
   if (checked.value && !force) return user.value
   if (pending) return pending
+  if (!readCookie(CSRF_COOKIE)) {
+    setSessionUser(null)
+    return null
+  }
   pending = (async () => {
     try {
-      user.value = readCookie(CSRF_COOKIE) ? (await authApi.me()).data.user : null
+      user.value = (await authApi.me()).data.user
     } catch (error) {
       if (!(error instanceof ApiError) || error.status === 401 || error.status === 403) {
         // An ended session (expired, logged out elsewhere): the next visit does not ask again.
