@@ -6,6 +6,7 @@ import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -82,10 +83,38 @@ class Settings(BaseSettings):
     session_ttl_hours: Annotated[int, Field(ge=1)] = 12
     login_max_failures: Annotated[int, Field(ge=1)] = 5
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    login_max_failures_per_address: Annotated[int, Field(ge=1)] = 30
+    login_max_failures_per_account: Annotated[int, Field(ge=1)] = 50
+    # The dashboard's address as browsers see it (https://backups.example.com): the origin that
+    # unsafe requests must come from. Unset: the Host the request came to.
+    public_url: str | None = None
+    # Peers whose X-Forwarded-For names the client (comma-separated addresses or networks).
+    trusted_proxies: str = ""
     frontend_dist: Path = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://backups.example.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("backup_at", "auto_trash_at", "cleanup_trash_at")
     @classmethod
@@ -114,12 +143,24 @@ class Settings(BaseSettings):
         key_file = self.var_dir / "secret_key"
         if key_file.exists():
             return key_file.read_text().strip()
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_urlsafe(48)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+
+def parse_networks(value: str) -> list[IPv4Network | IPv6Network]:
+    """``"10.0.0.1, 192.168.0.0/16"`` as networks; ``ValueError`` names a bad entry."""
+    networks = []
+    for item in value.replace(" ", ",").split(","):
+        if item:
+            try:
+                networks.append(ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+    return networks
 
 
 @lru_cache

@@ -1,7 +1,7 @@
 """Every ORM model, imported in one place for Alembic and for mapper configuration."""
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken, LoginFailure, Role, User, UserSession
+from app.auth.models import ApiToken, LoginCounter, Role, User, UserSession
 from app.backups.models import (
     BackupCounter,
     BackupListVersion,
@@ -24,7 +24,7 @@ __all__ = [
     "Base",
     "DatabaseBackup",
     "IntegrityStatus",
-    "LoginFailure",
+    "LoginCounter",
     "RestoreOperation",
     "RestoreStatus",
     "Role",

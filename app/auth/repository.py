@@ -1,4 +1,4 @@
-"""All SQL for users, sessions, API tokens and failed logins. Never commits."""
+"""All SQL for users, sessions and API tokens (the login counters: throttle.py). Never commits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import ApiToken, LoginFailure, User, UserSession
+from app.auth.models import ApiToken, Role, User, UserSession
 from app.db import Base
 from app.fastread import HotQuery, hot_rows
 
@@ -16,10 +16,16 @@ _M = TypeVar("_M", bound=Base)
 
 
 def _with_user(model: type[Base], key: Any) -> HotQuery:
-    """``model``'s row whose key is the ``key`` parameter, and its user, in one query."""
+    """``model``'s row whose key is the ``key`` parameter, and its user, in one query; only
+    while the row carries the user's current epoch (a disabled or new user has another)."""
+    columns = model.__table__.c
     return HotQuery(
-        select(*model.__table__.c, *User.__table__.c)
-        .join_from(model, User, model.__table__.c.user_id == User.id)
+        select(*columns, *User.__table__.c)
+        .join_from(
+            model,
+            User,
+            (columns.user_id == User.id) & (columns.auth_epoch == User.auth_epoch),
+        )
         .where(key == bindparam("key"))
     )
 
@@ -61,7 +67,14 @@ class AuthRepository:
     async def count_users(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(User)) or 0)
 
-    def add(self, row: User | UserSession | ApiToken | LoginFailure) -> None:
+    async def count_active_admins(self) -> int:
+        query = select(func.count()).where(User.role == Role.admin, User.is_active.is_(True))
+        return int(await self.session.scalar(query) or 0)
+
+    async def all_users(self) -> list[User]:
+        return list(await self.session.scalars(select(User).order_by(User.id)))
+
+    def add(self, row: User | UserSession | ApiToken) -> None:
         self.session.add(row)
 
     # ---- sessions ----------------------------------------------------------------------------
@@ -79,6 +92,9 @@ class AuthRepository:
 
     async def delete_session(self, session_id: str) -> None:
         await self.session.execute(delete(UserSession).where(UserSession.id == session_id))
+
+    async def delete_sessions_of(self, user_id: int) -> None:
+        await self.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
     async def delete_expired_sessions(self, now: datetime) -> None:
         await self.session.execute(delete(UserSession).where(UserSession.expires_at <= now))
@@ -103,22 +119,5 @@ class AuthRepository:
         )
         return list(rows)
 
-    # ---- failed logins -----------------------------------------------------------------------
-
-    async def failures_since(self, email: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many failed logins ``email`` had since ``since``, and the oldest of them."""
-        row = (
-            await self.session.execute(
-                select(func.count(), func.min(LoginFailure.failed_at)).where(
-                    LoginFailure.email == email, LoginFailure.failed_at > since
-                )
-            )
-        ).one()
-        oldest = row[1]
-        return int(row[0]), oldest
-
-    async def clear_failures(self, email: str) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.email == email))
-
-    async def purge_failures_before(self, before: datetime) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= before))
+    async def delete_tokens_of(self, user_id: int) -> None:
+        await self.session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
-from app.auth.models import ApiToken, Role, User, UserSession
+from app.auth.models import ApiToken, Role, User, UserSession, new_auth_epoch
 from app.auth.passwords import (
     MAX_PASSWORD_LENGTH,
     hash_password_async,
@@ -18,7 +18,7 @@ from app.auth.passwords import (
     verify_password_async,
 )
 from app.auth.repository import AuthRepository
-from app.auth.throttle import LoginThrottle
+from app.auth.throttle import KeyState, LoginThrottle, Refused, throttle_states, unlock
 from app.auth.tokens import (
     API_TOKEN_DISPLAY_LENGTH,
     MAX_CREDENTIAL_LENGTH,
@@ -87,7 +87,7 @@ class AuthService:
         self.session = session
         self.settings = settings
         self.repository = AuthRepository(session)
-        self.throttle = LoginThrottle(self.repository, settings)
+        self.throttle = LoginThrottle(session, settings)
 
     # ---- logging in and out ------------------------------------------------------------------
 
@@ -99,21 +99,24 @@ class AuthService:
         client_ip: str | None,
         previous_session_token: str | None = None,
     ) -> LoginResult:
-        """Check credentials (throttled per account) and open a fresh session."""
-        now = utcnow()
+        """Check credentials (throttled, app/auth/throttle.py) and open a fresh session."""
         email = normalize_email(email)[:MAX_EMAIL_LENGTH]
-        retry_after = await self.throttle.retry_after(email, now=now)
-        if retry_after is not None:
+        # Counted (and committed) before the password is checked: parallel attempts can't all
+        # pass a limit that each of them read before any had failed.
+        counted = await self.throttle.count(email, client_ip)
+        if isinstance(counted, Refused):
             log.warning("auth.login_throttled", email=email, client_ip=client_ip)
             raise TooManyRequests(
-                "Too many failed login attempts; try again later.", retry_after=retry_after
+                "Too many failed login attempts; try again later.",
+                retry_after=counted.retry_after,
             )
+        now = utcnow()
         user = await self.repository.user_by_email(email)
         ok, new_hash = await verify_password_async(
             password[:MAX_PASSWORD_LENGTH], user.password_hash if user else None
         )
         if user is None or not ok or not user.is_active:
-            await self.throttle.record_failure(email, client_ip=client_ip, now=now)
+            await self.throttle.purge(now=now)
             record_event(
                 self.session,
                 actor=Actor(user_id=user.id if user else None, name=email, client_ip=client_ip),
@@ -130,13 +133,14 @@ class AuthService:
         if previous_session_token:
             await self.repository.delete_session(sha256_hex(previous_session_token))
         await self.repository.delete_expired_sessions(now)
-        await self.throttle.reset(email)
+        await self.throttle.succeeded(counted, now=now)
         session_token, csrf_token = new_secret(), new_secret()
         expires_at = now + timedelta(hours=self.settings.session_ttl_hours)
         self.repository.add(
             UserSession(
                 id=sha256_hex(session_token),
                 user_id=user.id,
+                auth_epoch=user.auth_epoch,
                 csrf_token=csrf_token,
                 client_ip=client_ip,
                 created_at=now,
@@ -236,6 +240,7 @@ class AuthService:
             password_hash=await hash_password_async(password),
             role=role,
             is_active=True,
+            auth_epoch=new_auth_epoch(),
             created_at=now,
             updated_at=now,
         )
@@ -294,6 +299,7 @@ class AuthService:
         now = utcnow()
         row = ApiToken(
             user_id=user.id,
+            auth_epoch=user.auth_epoch,
             name=name,
             token_hash=sha256_hex(token),
             token_prefix=token[:API_TOKEN_DISPLAY_LENGTH],
@@ -336,3 +342,98 @@ class AuthService:
         if user is None:
             raise NotFound(f"No user has the e-mail address {normalize_email(email)}.")
         return await self.repository.tokens_of(user.id)
+
+    # ---- operator commands (dbkeep user:*) ---------------------------------------------------
+
+    async def _user_or_404(self, email: str) -> User:
+        user = await self.repository.user_by_email(normalize_email(email))
+        if user is None:
+            raise NotFound(f"No user has the e-mail address {normalize_email(email)}.")
+        return user
+
+    async def _refuse_last_admin(self, user: User, doing: str) -> None:
+        if (
+            user.role is Role.admin
+            and user.is_active
+            and await self.repository.count_active_admins() <= 1
+        ):
+            raise Conflict(
+                f"{user.email} is the only active admin; create another admin before you "
+                f"{doing} this one."
+            )
+
+    async def disable_user(self, email: str) -> User:
+        """The user can't log in, and every session and API token of theirs stops at once."""
+        user = await self._user_or_404(email)
+        await self._refuse_last_admin(user, "disable")
+        user.is_active = False
+        # A new epoch: the sessions and tokens bound to the old one never work again, not even
+        # after user:enable (new tokens are made then).
+        user.auth_epoch = new_auth_epoch()
+        await self.repository.delete_sessions_of(user.id)
+        record_event(
+            self.session,
+            actor=Actor.system("cli"),
+            action="auth.user_disable",
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email},
+        )
+        await self.session.commit()
+        return user
+
+    async def enable_user(self, email: str) -> User:
+        """The user may log in again (their old sessions and tokens stay dead)."""
+        user = await self._user_or_404(email)
+        if not user.is_active:
+            user.is_active = True
+            record_event(
+                self.session,
+                actor=Actor.system("cli"),
+                action="auth.user_enable",
+                target_type="user",
+                target_id=user.id,
+                details={"email": user.email},
+            )
+            await self.session.commit()
+        return user
+
+    async def delete_user(self, email: str) -> User:
+        """Delete the user, their sessions and API tokens; the audit log keeps their e-mail."""
+        user = await self._user_or_404(email)
+        await self._refuse_last_admin(user, "delete")
+        await self.repository.delete_sessions_of(user.id)
+        await self.repository.delete_tokens_of(user.id)
+        await unlock(self.session, user.email)
+        await self.session.delete(user)
+        record_event(
+            self.session,
+            actor=Actor.system("cli"),
+            action="auth.user_delete",
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email},
+        )
+        await self.session.commit()
+        return user
+
+    async def unlock_user(self, email: str) -> int:
+        """Forget the account's failed logins (from every address); how many counters went."""
+        user = await self._user_or_404(email)
+        removed = await unlock(self.session, user.email)
+        record_event(
+            self.session,
+            actor=Actor.system("cli"),
+            action="auth.user_unlock",
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email},
+        )
+        await self.session.commit()
+        return removed
+
+    async def list_users(self) -> list[tuple[User, list[KeyState]]]:
+        """Every user with their login counters (app/auth/throttle.py)."""
+        users = await self.repository.all_users()
+        states = await throttle_states(self.session, [u.email for u in users])
+        return [(user, states[user.email]) for user in users]

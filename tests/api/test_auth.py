@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEvent
-from app.auth.models import LoginFailure, Role, User, UserSession
+from app.auth.models import LoginCounter, Role, User, UserSession
 from app.auth.service import AuthService
 from app.auth.tokens import sha256_hex
 from app.config import Settings
@@ -263,10 +263,10 @@ async def test_sixth_failed_login_is_throttled_with_retry_after(
     # The throttle is per account.
     assert (await login(client, other.email)).status_code == 200
 
-    # Once the failures are older than the window, the account may log in again.
+    # Once the delay is over, the account may log in again.
     async with database.sessionmaker() as session:
         await session.execute(
-            update(LoginFailure).values(failed_at=datetime.now(UTC) - timedelta(minutes=16))
+            update(LoginCounter).values(blocked_until=datetime.now(UTC) - timedelta(seconds=1))
         )
         await session.commit()
     assert (await login(client, admin_user.email)).status_code == 200
@@ -279,8 +279,18 @@ async def test_success_resets_the_failure_count(
         await client.post("/api/auth/login", json={"email": admin_user.email, "password": "x"})
     assert (await login(client, admin_user.email)).status_code == 200
     async with database.sessionmaker() as session:
-        count = await session.scalar(select(func.count()).select_from(LoginFailure))
-    assert count == 0
+        pair = await session.scalar(
+            select(func.count())
+            .select_from(LoginCounter)
+            .where(LoginCounter.email == admin_user.email, LoginCounter.client_ip != "")
+        )
+    assert pair == 0
+    # Four more wrong passwords are allowed again before the fifth blocks.
+    for _ in range(4):
+        assert_failure(
+            await client.post("/api/auth/login", json={"email": admin_user.email, "password": "x"}),
+            401,
+        )
 
 
 async def test_auth_events_are_audited_with_the_client_address(
