@@ -89,9 +89,10 @@ _OLDEST_COMPLETED = _edge_query(newest=False)
 _COUNTERS = HotQuery(
     select(
         BackupCounter.status,
+        BackupCounter.cancelled,
         func.sum(BackupCounter.row_count),
         func.sum(BackupCounter.size_sum),
-    ).group_by(BackupCounter.status)
+    ).group_by(BackupCounter.status, BackupCounter.cancelled)
 )
 _LIST_VERSION = select(BackupListVersion.version).where(BackupListVersion.id == 1).scalar_subquery()
 
@@ -121,6 +122,7 @@ class StatisticsRow:
     total_backups: int
     completed_backups: int
     failed_backups: int
+    cancelled_backups: int
     trashed_backups: int
     total_size: int
     average_size: int
@@ -327,13 +329,21 @@ class BackupRepository:
     async def statistics(self) -> StatisticsRow:
         """Counts and sizes by status, read from the trigger-kept counters."""
         rows = await hot_rows(self.session, _COUNTERS)
-        count = {status: int(n or 0) for status, n, _ in rows}
-        size = {status: int(total or 0) for status, _, total in rows}
+        count: dict[str, int] = {}
+        size: dict[str, int] = {}
+        cancelled = 0
+        for status, was_cancelled, n, total in rows:
+            count[status] = count.get(status, 0) + int(n or 0)
+            size[status] = size.get(status, 0) + int(total or 0)
+            if was_cancelled and status == BackupStatus.failed.value:
+                cancelled += int(n or 0)
         completed = count.get(BackupStatus.completed.value, 0)
         return StatisticsRow(
             total_backups=sum(count.values()),
             completed_backups=completed,
-            failed_backups=count.get(BackupStatus.failed.value, 0),
+            # A cancel is the user's choice, not a failure (status "failed" all the same).
+            failed_backups=count.get(BackupStatus.failed.value, 0) - cancelled,
+            cancelled_backups=cancelled,
             trashed_backups=count.get(BackupStatus.in_trash.value, 0),
             total_size=sum(size.values()),
             average_size=round(size.get(BackupStatus.completed.value, 0) / completed)
@@ -468,6 +478,17 @@ class RestoreRepository:
 
     async def get(self, restore_id: int) -> RestoreOperation | None:
         return await self.session.get(RestoreOperation, restore_id, populate_existing=True)
+
+    async def active_for_backup(self, backup_id: int) -> RestoreOperation | None:
+        """A pending or running restore of ``backup_id``, if there is one."""
+        return await self.session.scalar(
+            select(RestoreOperation)
+            .where(
+                RestoreOperation.backup_id == backup_id,
+                RestoreOperation.status.in_(RUNNING_RESTORE),
+            )
+            .limit(1)
+        )
 
     async def for_backup(self, backup_id: int) -> list[RestoreOperation]:
         return list(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
@@ -22,6 +23,7 @@ from app.backups.models import (
     DatabaseBackup,
     IntegrityStatus,
     RestoreOperation,
+    RestorePhase,
     RestoreStatus,
 )
 from app.backups.naming import backup_filename, download_name, storage_key
@@ -158,13 +160,22 @@ async def _stop_or_flag(
             "status": states.failed,
             "error_message": message,
             "cancel_requested_at": now,
+            "cancelled_at": now,  # a cancel, not a failure
             "completed_at": now,
         }
+        if states is RestoreStatus:
+            values["phase"] = RestorePhase.finished
     elif status is states.in_progress:
         values = {"cancel_requested_at": now}
     else:
         return None
     return await rows.transition(row_id, from_statuses=(status,), values=values)
+
+
+def _target_taken(exc: DBAPIError) -> bool:
+    """Whether a failed insert or update broke one of ``target_activity``'s checks (migration
+    0007): another restore, or a backup beside a restore, holds the target."""
+    return "ck_target_activity" in str(exc.orig)
 
 
 def _state_conflict(backup: DatabaseBackup, action: str) -> Conflict:
@@ -249,7 +260,7 @@ class BackupService:
             schedule_slot=schedule_slot,
         )
         self.backups.add(backup)
-        await self.session.flush()
+        await self._flush_claiming(target.database, restore=False)
         record_event(
             self.session,
             actor=self.actor,
@@ -261,7 +272,27 @@ class BackupService:
         await self.session.commit()
         if enqueue:
             await self._enqueue_backup(backup)
-        return backup
+        # Read again, with its creator joined: the answer names who started it, as the list does.
+        return await self.get(backup.id)
+
+    async def _flush_claiming(self, database: str, *, restore: bool) -> None:
+        """Flush a new backup or restore row; the store refuses it (409) when the target is
+        taken by a restore, or by a backup for a restore (``target_activity``, migration 0007),
+        even if the checks before saw nothing: a request that raced ours got there first."""
+        try:
+            await self.session.flush()
+        except DBAPIError as exc:
+            if not _target_taken(exc):
+                raise
+            await self.session.rollback()
+            if restore:
+                await self._refuse_while_busy(database)
+            else:
+                await self._refuse_while_restoring(database)
+            raise Conflict(
+                f"Another backup or restore of database '{database}' has just been queued; "
+                "try again when it has finished."
+            ) from None
 
     async def _enqueue_backup(self, backup: DatabaseBackup) -> None:
         if self.queue is None:
@@ -278,6 +309,16 @@ class BackupService:
             await self.session.commit()
             raise
 
+    async def _refuse_while_busy(self, database: str) -> None:
+        """409 when a restore, or a backup, of ``database`` is pending or running."""
+        await self._refuse_while_restoring(database)
+        running = await self.backups.running_backups(database)
+        if running:
+            raise Conflict(
+                f"Backup {running[0].id} of database '{database}' is "
+                f"{running[0].status.value.replace('_', ' ')}; restore when it has finished."
+            )
+
     async def _refuse_while_restoring(self, database: str) -> None:
         running = await self.backups.running_restores(database)
         if running:
@@ -287,40 +328,40 @@ class BackupService:
             )
 
     async def request_restore(
-        self, backup_id: int, *, use_safety_backup: bool = True
+        self, backup_id: int, *, use_safety_backup: bool = True, keep_existing_objects: bool = False
     ) -> RestoreOperation:
         """Queue a restore of a completed, intact backup into the target database."""
         backup = await self.get(backup_id)
         if backup.status is not BackupStatus.completed:
             raise _state_conflict(backup, "restored")
         target = target_from_settings(self.settings)
-        await self._refuse_while_restoring(target.database)
-        running = await self.backups.running_backups(target.database)
-        if running:
-            raise Conflict(
-                f"Backup {running[0].id} of database '{target.database}' is "
-                f"{running[0].status.value.replace('_', ' ')}; restore when it has finished."
-            )
+        await self._refuse_while_busy(target.database)
         await self._require_intact_file(backup)
         operation = RestoreOperation(
             backup_id=backup.id,
             status=RestoreStatus.pending,
             requested_by=self.actor.user_id,
             use_safety_backup=use_safety_backup,
+            keep_existing_objects=keep_existing_objects,
+            phase=RestorePhase.queued,
             target_database=target.database,
             total_bytes=backup.raw_size,
             bytes_processed=0,
             attempts=0,
         )
         self.restores.add(operation)
-        await self.session.flush()
+        await self._flush_claiming(target.database, restore=True)
         record_event(
             self.session,
             actor=self.actor,
             action="backup.restore",
             target_type="backup",
             target_id=backup.id,
-            details={"restore_id": operation.id, "use_safety_backup": use_safety_backup},
+            details={
+                "restore_id": operation.id,
+                "use_safety_backup": use_safety_backup,
+                "keep_existing_objects": keep_existing_objects,
+            },
         )
         await self.session.commit()
         if self.queue is not None:
@@ -330,11 +371,16 @@ class BackupService:
                 await self.restores.transition(
                     operation.id,
                     from_statuses=(RestoreStatus.pending,),
-                    values={"status": RestoreStatus.failed, "error_message": exc.message},
+                    values={
+                        "status": RestoreStatus.failed,
+                        "error_message": exc.message,
+                        "phase": RestorePhase.finished,
+                    },
                 )
                 await self.session.commit()
                 raise
-        return operation
+        reloaded = await self.restores.get(operation.id)  # with the requester's e-mail
+        return reloaded or operation
 
     async def _require_intact_file(self, backup: DatabaseBackup) -> None:
         """Cheap integrity check at request time: the file exists with the recorded size."""
@@ -482,6 +528,13 @@ class BackupService:
         backup = await self.get(backup_id)
         if backup.status in RUNNING_BACKUP:
             raise _state_conflict(backup, "deleted")
+        restoring = await self.restores.active_for_backup(backup_id)
+        if restoring is not None:
+            # Its file is being loaded; and a cascade would drop the restore's row unseen.
+            raise Conflict(
+                f"Backup {backup_id} is being restored (restore {restoring.id}); it can't be "
+                "deleted until the restore has finished."
+            )
         if not await self.backups.delete_row(
             backup_id, from_statuses=(*FINISHED, BackupStatus.in_trash)
         ):
