@@ -3,6 +3,12 @@
 A writer writes ``.tmp-<name>-<random>`` beside the final file; ``commit()`` flushes, fsyncs the
 file, renames it into place and fsyncs the directory, so a crash leaves either nothing under the
 key or the complete file, plus at worst a temporary that ``remove_orphan_temporaries`` deletes.
+
+Only what dbkeep wrote is ever read: a key is walked one directory at a time from the root, each
+opened with ``O_NOFOLLOW | O_DIRECTORY`` relative to the one before (a symlink anywhere below the
+root is refused, so is a directory swapped for one mid-walk), and the file itself is opened with
+``O_NOFOLLOW`` and must be a regular file (``fstat`` after the open, not a check before it).
+Whatever dbkeep creates gets 0700 or 0600 set explicitly, whatever the umask.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +33,20 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 _BUFFER_BYTES = 1024 * 1024
 _DIRECT_BYTES = 256 * 1024
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted under a key must not hang the reader.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class NotOurFile(StorageError):
+    """The key names something dbkeep did not write: a symlink, a device, a FIFO, a directory,
+    or a path through a symlinked directory. Never read, never followed."""
+
+    def __init__(self) -> None:
+        super().__init__("the backup file is not a regular file that dbkeep wrote")
 
 
 def validate_key(key: str) -> str:
@@ -47,19 +68,51 @@ def _error(action: str, exc: OSError) -> StorageError:
     return StorageError(f"could not {action}: {reason.lower()}", transient=transient)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _open_dir(name: str, dir_fd: int) -> int:
+    """Open the directory ``name`` inside ``dir_fd``, refusing a symlink or a non-directory."""
     try:
-        os.fsync(fd)
-    finally:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in {errno.ELOOP, errno.ENOTDIR}:
+            raise NotOurFile() from None
+        raise
+
+
+def _private_dir(name: str, dir_fd: int) -> int:
+    """Open ``name`` inside ``dir_fd``, first creating it 0700 if it is missing."""
+    try:
+        os.mkdir(name, DIR_MODE, dir_fd=dir_fd)
+    except FileExistsError:
+        return _open_dir(name, dir_fd)
+    fd = _open_dir(name, dir_fd)
+    os.fchmod(fd, DIR_MODE)  # mkdir's mode went through the umask
+    return fd
+
+
+def _open_regular(dir_fd: int, name: str) -> int:
+    """Open the file ``name`` in ``dir_fd`` for reading if it is a regular file (no symlink)."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotOurFile() from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotOurFile()
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 class LocalWriter:
     """Writes one backup file; visible under its key only after ``commit()``."""
 
-    def __init__(self, key: str, final: Path, temp: Path, fd: int) -> None:
+    def __init__(self, key: str, dir_fd: int, final: str, temp: str, fd: int) -> None:
         self.key = key
+        self._dir_fd: int | None = dir_fd
         self._final = final
         self._temp = temp
         self._fd: int | None = fd
@@ -121,17 +174,26 @@ class LocalWriter:
     def _publish(self) -> int:
         try:
             with self._fd_lock:
-                if self._fd is None:
+                if self._fd is None or self._dir_fd is None:
                     raise StorageError("the backup file is already closed")
                 os.fsync(self._fd)
                 size = os.fstat(self._fd).st_size
                 os.close(self._fd)
                 self._fd = None
-            os.replace(self._temp, self._final)
-            _fsync_dir(self._final.parent)
+            # Both names inside the directory opened when the writer was made: a path swapped
+            # for a symlink since can't redirect the file.
+            os.replace(self._temp, self._final, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            os.fsync(self._dir_fd)
         except OSError as exc:
-            raise _error("save the backup file", exc) from None
+            raise _error("save the backup file", exc) from None  # abort() still needs the dir
+        self._close_dir()
         return size
+
+    def _close_dir(self) -> None:
+        if self._dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._dir_fd)
+            self._dir_fd = None
 
     async def abort(self) -> None:
         """Remove the temporary file; safe to call twice or after a failed commit."""
@@ -148,9 +210,13 @@ class LocalWriter:
                     os.close(self._fd)
                 self._fd = None
         try:
-            self._temp.unlink(missing_ok=True)
+            if self._dir_fd is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._temp, dir_fd=self._dir_fd)
         except OSError as exc:
             raise _error("remove the partial backup file", exc) from None
+        finally:
+            self._close_dir()
 
 
 class LocalStorage:
@@ -160,12 +226,14 @@ class LocalStorage:
         self.root = Path(root).absolute()
 
     def path(self, key: str) -> Path:
-        """The file a key maps to (for local-only uses such as sending a download)."""
+        """The file a key maps to (for messages and tests; reads go through ``_walk``)."""
         return self.root / validate_key(key)
 
-    def _ensure_dir(self, directory: Path) -> None:
+    def _ensure_root(self) -> int:
+        """Create the root (0700) if missing and open it; the root itself may be a symlink
+        (an operator's choice of where backups live), nothing below it may."""
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             if exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
                 raise StorageError(
@@ -173,60 +241,107 @@ class LocalStorage:
                     f"({(exc.strerror or 'permission denied').lower()})"
                 ) from None
             raise _error("create the backup directory", exc) from None
-        if not directory.is_dir():
+        if not self.root.is_dir():
             raise StorageError("the backup directory path exists but is not a directory")
-        # Backups hold every row of the database: keep them private even if the dir pre-existed.
         try:
-            if directory.stat().st_mode & 0o077:
-                directory.chmod(0o700)
-        except OSError:
-            pass
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _error("open the backup directory", exc) from None
+        # Backups hold every row of the database: keep them private even if the dir pre-existed.
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, DIR_MODE)
+        return fd
+
+    def _walk(self, key: str, *, create: bool = False) -> tuple[int, str]:
+        """The open directory holding ``key``'s file (the caller closes it) and the file's name.
+
+        Each directory is opened inside the one before with ``O_NOFOLLOW``: a symlink on the way
+        raises ``NotOurFile``; a missing one ``FileNotFoundError``, unless ``create`` makes it.
+        """
+        *directories, name = validate_key(key).split("/")
+        if create:
+            fd = self._ensure_root()
+        else:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for directory in directories:
+                inner = _private_dir(directory, fd) if create else _open_dir(directory, fd)
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, name
+
+    def _open_file(self, key: str) -> int:
+        """An open descriptor of ``key``'s regular file; ``NotOurFile`` for anything else."""
+        dir_fd, name = self._walk(key)
+        try:
+            return _open_regular(dir_fd, name)
+        finally:
+            os.close(dir_fd)
 
     async def check_writable(self) -> None:
         """Raise ``StorageError`` if a backup could not be written now."""
         await asyncio.to_thread(self._check_writable)
 
     def _check_writable(self) -> None:
-        self._ensure_dir(self.root)
-        probe = self.root / f"{TEMP_PREFIX}probe-{secrets.token_hex(6)}"
+        root = self._ensure_root()
+        probe = f"{TEMP_PREFIX}probe-{secrets.token_hex(6)}"
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.EROFS:
-                raise StorageError("the backup directory is on a read-only file system") from None
-            if exc.errno in {errno.EACCES, errno.EPERM}:
-                raise StorageError(
-                    "the backup directory is not writable (permission denied)"
-                ) from None
-            raise _error("write in the backup directory", exc) from None
-        try:
-            os.write(fd, b"x")
-        except OSError as exc:
-            raise _error("write in the backup directory", exc) from None
+            try:
+                fd = os.open(probe, _NEW_FILE_FLAGS, FILE_MODE, dir_fd=root)
+            except OSError as exc:
+                if exc.errno == errno.EROFS:
+                    raise StorageError(
+                        "the backup directory is on a read-only file system"
+                    ) from None
+                if exc.errno in {errno.EACCES, errno.EPERM}:
+                    raise StorageError(
+                        "the backup directory is not writable (permission denied)"
+                    ) from None
+                raise _error("write in the backup directory", exc) from None
+            try:
+                os.write(fd, b"x")
+            except OSError as exc:
+                raise _error("write in the backup directory", exc) from None
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(probe, dir_fd=root)
         finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
+            os.close(root)
 
     async def open_writer(self, key: str) -> LocalWriter:
         """A writer for ``key``; nothing appears under the key until it commits."""
-        final = self.path(key)
-        return await asyncio.to_thread(self._open_writer, key, final)
+        validate_key(key)
+        return await asyncio.to_thread(self._open_writer, key)
 
-    def _open_writer(self, key: str, final: Path) -> LocalWriter:
-        self._ensure_dir(final.parent)
-        temp = final.parent / f"{TEMP_PREFIX}{final.name}-{secrets.token_hex(6)}"
+    def _open_writer(self, key: str) -> LocalWriter:
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            dir_fd, name = self._walk(key, create=True)
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise StorageError("the backup directory is on a read-only file system") from None
+            raise _error("create the backup directory", exc) from None
+        temp = f"{TEMP_PREFIX}{name}-{secrets.token_hex(6)}"
+        try:
+            fd = os.open(temp, _NEW_FILE_FLAGS, FILE_MODE, dir_fd=dir_fd)
+            os.fchmod(fd, FILE_MODE)  # the mode given to open went through the umask
+        except OSError as exc:
+            os.close(dir_fd)
+            if exc.errno == errno.EROFS:
+                raise StorageError("the backup directory is on a read-only file system") from None
             raise _error("create the backup file", exc) from None
-        return LocalWriter(key, final, temp, fd)
+        return LocalWriter(key, dir_fd, name, temp, fd)
 
     async def read(self, key: str, *, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """Stream the stored bytes; raises ``FileNotFoundError`` when the file is gone."""
-        path = self.path(key)
-        handle = await asyncio.to_thread(open, path, "rb")
+        """Stream the stored bytes; raises ``FileNotFoundError`` when the file is gone and
+        ``NotOurFile`` when the key names anything but a regular file under the root."""
+        validate_key(key)
+        fd = await asyncio.to_thread(self._open_file, key)
+        handle = os.fdopen(fd, "rb", buffering=0)
         try:
             while chunk := await asyncio.to_thread(handle.read, chunk_size):
                 yield chunk
@@ -234,22 +349,44 @@ class LocalStorage:
             handle.close()
 
     async def size(self, key: str) -> int | None:
-        """The stored size, or ``None`` when the file does not exist."""
-        path = self.path(key)
+        """The stored size, or ``None`` when the file does not exist; ``NotOurFile`` when the
+        key names anything but a regular file under the root."""
+        validate_key(key)
         try:
-            return (await asyncio.to_thread(path.stat)).st_size
+            return await asyncio.to_thread(self._size, key)
         except FileNotFoundError:
             return None
+        except StorageError:
+            raise
         except OSError as exc:
             raise _error("read the backup file", exc) from None
 
-    async def delete(self, key: str) -> None:
-        """Remove the file; a missing file is not an error."""
-        path = self.path(key)
+    def _size(self, key: str) -> int:
+        fd = self._open_file(key)
         try:
-            await asyncio.to_thread(path.unlink, True)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    async def delete(self, key: str) -> None:
+        """Remove the file; a missing file is not an error. A symlink under the key is removed
+        as a link (never what it points to); a symlinked directory on the way is not entered."""
+        validate_key(key)
+        try:
+            await asyncio.to_thread(self._delete, key)
+        except FileNotFoundError:
+            return
+        except StorageError:
+            raise
         except OSError as exc:
             raise _error("delete the backup file", exc) from None
+
+    def _delete(self, key: str) -> None:
+        dir_fd, name = self._walk(key)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
     async def remove_orphan_temporaries(self, *, older_than: timedelta) -> int:
         """Delete ``.tmp-*`` files older than ``older_than``; return how many."""
@@ -260,13 +397,14 @@ class LocalStorage:
             return 0
         cutoff = time.time() - age_seconds
         removed = 0
+        # os.walk does not follow symlinked directories; lstat: a link's own age and kind.
         for directory, _dirs, files in os.walk(self.root):
             for name in files:
                 if not name.startswith(TEMP_PREFIX):
                     continue
                 path = Path(directory) / name
                 try:
-                    if path.stat().st_mtime <= cutoff:
+                    if path.lstat().st_mtime <= cutoff:
                         path.unlink()
                         removed += 1
                 except FileNotFoundError:
