@@ -7,7 +7,7 @@ Engines know nothing of HTTP or the ORM. They report failures as ``EngineError``
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -99,6 +99,54 @@ class DumpOutcome:
     server_version: str | None
 
 
+@dataclass(frozen=True, order=True)
+class DbObject:
+    """One object of a database: its kind ("table", "view", "sequence", "trigger",
+    "procedure", "function", "event") and its name."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} `{self.name}`"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Compared case-insensitively: routines, events and triggers are, and a table whose
+        name differs only in case from another is not worth a false alarm."""
+        return (self.kind, self.name.casefold())
+
+
+def missing_objects(declared: Iterable[DbObject], existing: Iterable[DbObject]) -> set[DbObject]:
+    """The objects of ``declared`` that ``existing`` lacks."""
+    have = {o.key for o in existing}
+    return {o for o in declared if o.key not in have}
+
+
+def describe_objects(objects: Iterable[DbObject], *, limit: int = 5) -> str:
+    """``table `a`, view `b` and 3 more``: a short list for a message."""
+    ordered = sorted(objects)
+    shown = ", ".join(str(o) for o in ordered[:limit])
+    rest = len(ordered) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+@dataclass(frozen=True)
+class DatabaseOptions:
+    """A database's own defaults, kept when it is dropped and created again."""
+
+    character_set: str
+    collation: str
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a database is now: its defaults (None when it doesn't exist) and its objects."""
+
+    options: DatabaseOptions | None
+    objects: frozenset[DbObject]
+
+
 @dataclass(frozen=True)
 class ToolStatus:
     ok: bool
@@ -143,14 +191,28 @@ class DatabaseEngine(Protocol):
         *,
         compression: Compression,
         on_progress: ProgressCallback | None = None,
+        single_stream: bool = False,
     ) -> None:
         """Load a dump (``source`` yields the stored, maybe compressed bytes) into ``target``.
 
-        Raises ``EngineError`` with the server's reason when the load fails; what was loaded
-        before the failure stays (the caller rolls back).
+        ``single_stream`` replays the dump as written in one session (a rollback does: the
+        simplest path that can fail the least). Raises ``EngineError`` with the server's reason
+        when the load fails; what was loaded before the failure stays (the caller rolls back).
         """
         ...
 
-    async def recreate_database(self, target: TargetSpec) -> None:
-        """Drop and create ``target.database`` empty (used to roll a failed restore back)."""
+    async def recreate_database(
+        self, target: TargetSpec, *, options: DatabaseOptions | None = None
+    ) -> None:
+        """Drop and create ``target.database`` empty, with ``options`` (its former defaults)."""
+        ...
+
+    async def inspect(self, target: TargetSpec) -> SchemaState:
+        """The database's defaults and every object in it (tables, views, routines ...)."""
+        ...
+
+    async def declared_objects(
+        self, source: AsyncIterator[bytes], *, compression: Compression
+    ) -> set[DbObject]:
+        """The objects a stored dump creates (read to its end)."""
         ...

@@ -10,15 +10,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app.config import Compression, Settings
 from app.engines.base import (
+    DatabaseOptions,
+    DbObject,
     DumpOutcome,
     EngineError,
     FailureKind,
     ProgressCallback,
+    SchemaState,
     TargetSpec,
     ToolStatus,
     validate_database_name,
@@ -29,6 +33,7 @@ from app.engines.credentials import (
     remove_stale_defaults_files,
 )
 from app.engines.mysql_errors import classify
+from app.engines.mysql_inventory import declared_objects, inventory_sql, parse_inventory
 from app.engines.mysql_tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream, PipelineError
 from app.pipeline.fdio import fd_io
@@ -39,26 +44,46 @@ from app.storage.base import StorageError, StorageWriter
 
 log = logging.getLogger(__name__)
 
+# Chosen so that what the server accepted restores:
+# * no --hex-blob: it doubles every binary value, so a row of more than half the server's
+#   max_allowed_packet could not be inserted again; binary strings are escaped byte-exactly
+#   without it (the dump and the restore both talk utf8mb4; escapes are single bytes);
+# * --skip-add-locks: LOCK TABLES around a table's rows fails (1100) when a column's DEFAULT
+#   is NEXTVAL() of a sequence, which LOCK TABLES did not name;
+# * --dump-history (added when the tools and server support it, see ``_dump_history``): the
+#   rows of system-versioned tables' history, with their row_start/row_end.
 DUMP_OPTIONS = (
     "--single-transaction",
     "--quick",
     "--routines",
     "--triggers",
     "--events",
-    "--hex-blob",
+    "--skip-add-locks",
     "--default-character-set=utf8mb4",
     "--max-allowed-packet=1G",
 )
 CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch")
 _ADMIN_TIME_LIMIT = 120.0
+# Dropping a big database deletes its files: allow longer than a query.
+_DROP_TIME_LIMIT = 900.0
+# A DROP DATABASE waiting on another session's metadata lock gives up instead of hanging on.
+_LOCK_WAIT_SECONDS = 60
+_CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SIZE_QUERY = "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
 
 
 def build_dump_argv(
-    binary: str, defaults_path: str, database: str, *, flavour: str = "mariadb"
+    binary: str,
+    defaults_path: str,
+    database: str,
+    *,
+    flavour: str = "mariadb",
+    dump_history: bool = False,
 ) -> list[str]:
     """The dump command: option file first, fixed options, ``--``, then the validated name."""
     argv = [binary, defaults_argument(defaults_path), *DUMP_OPTIONS]
+    if dump_history:
+        argv.append("--dump-history")
     if flavour == "mysql":
         # MySQL >= 8.0.21 needs PROCESS for tablespace info that single-database dumps don't use.
         argv.append("--no-tablespaces")
@@ -165,8 +190,15 @@ class MySQLEngine:
         tools = await self.tools()
         if tools.dump is None:
             raise EngineError(tools.missing_dump_message(), kind=FailureKind.permanent)
+        history = await self._dump_history(target, tools)
         with defaults_file(target) as defaults:
-            argv = build_dump_argv(tools.dump, defaults, target.database, flavour=tools.flavour)
+            argv = build_dump_argv(
+                tools.dump,
+                defaults,
+                target.database,
+                flavour=tools.flavour,
+                dump_history=history,
+            )
             try:
                 code, stderr, raw, stored = await self._run_dump(
                     argv, writer, compression=compression, on_progress=on_progress
@@ -193,6 +225,35 @@ class MySQLEngine:
             tool_version=tools.dump_version or tools.dump_name,
             server_version=raw.server_version(),
         )
+
+    async def _dump_history(self, target: TargetSpec, tools: ClientTools) -> bool:
+        """Whether to dump system-versioned tables' history (``--dump-history``).
+
+        Only MariaDB has it; the server must accept history rows back
+        (``system_versioning_insert_history``, 10.11+), and the tool refuses tables with
+        transaction-precise history (row_start/row_end BIGINT): those are dumped without history.
+        """
+        if not tools.dump_history or tools.flavour != "mariadb" or tools.client is None:
+            return False
+        name = validate_database_name(target.database)
+        sql = (
+            "SELECT (SELECT COUNT(*) FROM information_schema.SYSTEM_VARIABLES "  # noqa: S608
+            "WHERE variable_name = 'SYSTEM_VERSIONING_INSERT_HISTORY'), "
+            "(SELECT COUNT(*) FROM information_schema.COLUMNS "
+            f"WHERE table_schema = '{name}' AND generation_expression = 'ROW START' "
+            "AND data_type = 'bigint');\n"
+        )
+        try:
+            out = await self._admin_sql(target, sql, extra=("--skip-column-names",))
+            insert_history, trx_precise = (int(v) for v in out.split()[-2:])
+        except (EngineError, ValueError):
+            return False  # the dump itself reports a connection problem
+        if trx_precise:
+            log.warning(
+                "%s has tables with transaction-precise history: dumped without history",
+                target.database,
+            )
+        return insert_history > 0 and trx_precise == 0
 
     async def _run_dump(
         self,
@@ -232,8 +293,13 @@ class MySQLEngine:
         *,
         compression: Compression,
         on_progress: ProgressCallback | None = None,
+        single_stream: bool = False,
     ) -> None:
-        """Load a stored dump into ``target``; raise ``EngineError`` with the server's reason."""
+        """Load a stored dump into ``target``; raise ``EngineError`` with the server's reason.
+
+        Parallel when configured, unless ``single_stream``: then the dump is replayed as written
+        by one client, as the plain ``mariadb`` command would.
+        """
         tools = await self.tools()
         if tools.client is None:
             raise EngineError(tools.missing_client_message(), kind=FailureKind.permanent)
@@ -243,7 +309,7 @@ class MySQLEngine:
                 tools.client, defaults, database=target.database, sandbox=tools.sandbox
             )
             try:
-                if self._restore_parallelism > 1:
+                if self._restore_parallelism > 1 and not single_stream:
                     # Imported here: a process that only takes backups never loads it.
                     from app.engines.parallel_restore import restore_parallel
 
@@ -288,7 +354,14 @@ class MySQLEngine:
         if code != 0:
             raise classify(code, stderr, tool=tool, user=target.user, password=target.password)
 
-    async def _admin_sql(self, target: TargetSpec, sql: str, *, extra: tuple[str, ...] = ()) -> str:
+    async def _admin_sql(
+        self,
+        target: TargetSpec,
+        sql: str,
+        *,
+        extra: tuple[str, ...] = (),
+        time_limit: float = _ADMIN_TIME_LIMIT,
+    ) -> str:
         """Run ``sql`` (built from validated names only) with the client; return its stdout."""
         tools = await self.tools()
         if tools.client is None:
@@ -298,26 +371,67 @@ class MySQLEngine:
             argv = build_client_argv(tools.client, defaults, sandbox=tools.sandbox, extra=extra)
             try:
                 code, out, stderr = await run_capture(
-                    argv, input_bytes=sql.encode(), time_limit=_ADMIN_TIME_LIMIT
+                    argv, input_bytes=sql.encode(), time_limit=time_limit
                 )
             except ToolNotFound:
                 raise EngineError(tools.missing_client_message()) from None
             except TimeoutError:
                 raise EngineError(
-                    f"{tool} did not answer within {_ADMIN_TIME_LIMIT:.0f} s",
+                    f"{tool} did not answer within {time_limit:.0f} s",
                     kind=FailureKind.transient,
                 ) from None
         if code != 0:
             raise classify(code, stderr, tool=tool, user=target.user, password=target.password)
         return out.decode("utf-8", errors="replace")
 
-    async def recreate_database(self, target: TargetSpec) -> None:
-        """Drop ``target.database`` if it exists and create it empty (utf8mb4)."""
+    async def recreate_database(
+        self, target: TargetSpec, *, options: DatabaseOptions | None = None
+    ) -> None:
+        """Drop ``target.database`` if it exists and create it empty, with ``options``' character
+        set and collation (utf8mb4 and the server's default collation for it without)."""
         name = _quoted(target.database)
+        create = f"CREATE DATABASE {name} CHARACTER SET utf8mb4"
+        if options is not None:
+            charset, collation = options.character_set, options.collation
+            if not (_CHARSET_NAME.match(charset) and _CHARSET_NAME.match(collation)):
+                raise EngineError(f"unexpected character set {charset!r} or collation")
+            create = f"CREATE DATABASE {name} CHARACTER SET {charset} COLLATE {collation}"
         await self._admin_sql(
             target,
-            f"DROP DATABASE IF EXISTS {name};\nCREATE DATABASE {name} CHARACTER SET utf8mb4;\n",
+            f"SET SESSION lock_wait_timeout = {_LOCK_WAIT_SECONDS};\n"
+            f"DROP DATABASE IF EXISTS {name};\n{create};\n",
+            time_limit=_DROP_TIME_LIMIT,
         )
+
+    async def inspect(self, target: TargetSpec) -> SchemaState:
+        """``target.database``'s character set and collation and every object in it."""
+        name = validate_database_name(target.database)  # no quote can appear in a valid name
+        sql = (
+            "SELECT '=database', default_character_set_name, default_collation_name "  # noqa: S608
+            f"FROM information_schema.SCHEMATA WHERE schema_name = '{name}';\n"
+            + inventory_sql(name)
+        )
+        out = await self._admin_sql(target, sql, extra=("--skip-column-names",))
+        options = None
+        rows = []
+        for line in out.splitlines():
+            if line.startswith("=database\t"):
+                _, charset, collation = line.split("\t")[:3]
+                options = DatabaseOptions(character_set=charset, collation=collation)
+            else:
+                rows.append(line)
+        return SchemaState(options=options, objects=frozenset(parse_inventory("\n".join(rows))))
+
+    async def declared_objects(
+        self, source: AsyncIterator[bytes], *, compression: Compression
+    ) -> set[DbObject]:
+        """The objects a stored dump creates (its tables, views, routines ...)."""
+        try:
+            return await declared_objects(source, compression)
+        except CorruptStream as exc:
+            raise EngineError(f"the backup file is damaged ({exc})") from None
+        except StorageError as exc:
+            raise EngineError(exc.message) from None
 
     async def drop_database(self, target: TargetSpec) -> None:
         """Drop ``target.database`` if it exists (e.g. a scratch copy)."""

@@ -16,10 +16,9 @@ CLIENT_CANDIDATES = ("mariadb", "mysql")
 
 Flavour = Literal["mariadb", "mysql"]
 
-_SANDBOX_OPTION = re.compile(r"^\s*--sandbox\b", re.MULTILINE)
 # Keyed by (path, mtime): version and --help output only change when the binary does.
 _versions: dict[tuple[str, float], str | None] = {}
-_sandbox: dict[tuple[str, float], bool] = {}
+_options: dict[tuple[str, float, str], bool] = {}
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class ClientTools:
     client_version: str | None
     flavour: Flavour
     sandbox: bool  # the client accepts --sandbox (refuses \\! and other file-system commands)
+    dump_history: bool = False  # the dump tool has --dump-history (system-versioned tables)
 
     def missing_dump_message(self) -> str:
         return f"{self.dump_name} was not found: {INSTALL_HINT}"
@@ -84,19 +84,26 @@ async def tool_version(path: str) -> str | None:
     return version
 
 
-async def supports_sandbox(path: str) -> bool:
-    """Whether the client lists ``--sandbox`` in its ``--help`` (MariaDB >= 10.5.25/10.6.18)."""
-    key = _key(path)
-    if key is not None and key in _sandbox:
-        return _sandbox[key]
+async def lists_option(path: str, option: str) -> bool:
+    """Whether the tool's ``--help`` lists ``option`` (e.g. ``--sandbox``)."""
+    stat_key = _key(path)
+    key = (*stat_key, option) if stat_key is not None else None
+    if key is not None and key in _options:
+        return _options[key]
     try:
         code, out, _ = await run_capture([path, "--no-defaults", "--help"], time_limit=15)
     except (ToolNotFound, TimeoutError):
         return False
-    supported = code == 0 and bool(_SANDBOX_OPTION.search(out.decode("utf-8", errors="replace")))
+    pattern = re.compile(r"^\s*(?:-\w, )?" + re.escape(option) + r"\b", re.MULTILINE)
+    supported = code == 0 and bool(pattern.search(out.decode("utf-8", errors="replace")))
     if key is not None:
-        _sandbox[key] = supported
+        _options[key] = supported
     return supported
+
+
+async def supports_sandbox(path: str) -> bool:
+    """Whether the client lists ``--sandbox`` in its ``--help`` (MariaDB >= 10.5.25/10.6.18)."""
+    return await lists_option(path, "--sandbox")
 
 
 def flavour_of(version: str | None) -> Flavour:
@@ -118,4 +125,5 @@ async def detect(dump_binary: str | None, client_binary: str | None) -> ClientTo
         client_version=client_version,
         flavour=flavour_of(dump_version or client_version),
         sandbox=await supports_sandbox(client) if client else False,
+        dump_history=await lists_option(dump, "--dump-history") if dump else False,
     )
