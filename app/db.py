@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
@@ -85,11 +88,49 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    from pathlib import Path
+    """The SQLite store's directory (0700 where dbkeep makes it) and file (0600): it holds
+    password and token hashes and the audit log. SQLite gives its ``-wal`` and ``-shm`` files
+    the database file's mode, so they are 0600 too."""
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    database = Path(path).expanduser()
+    make_private_dirs(database.parent)
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # an empty file is an empty SQLite database
+    # A store made by an older dbkeep (or by sqlite3 itself) was 0644.
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        _chmod_private(database.with_name(database.name + suffix), 0o600)
 
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+def make_private_dirs(directory: Path) -> None:
+    """``mkdir -p`` where each directory made is 0700 (whatever the umask); existing ones are
+    left as they are, they may be the operator's."""
+    missing: list[Path] = []
+    current = directory.absolute()
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+
+
+def _chmod_private(path: Path, mode: int) -> None:
+    try:
+        current = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if current & ~mode:
+        with contextlib.suppress(PermissionError):  # not ours: left to its owner
+            os.chmod(path, current & mode)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -60,7 +60,7 @@ QueueDep = Annotated[JobQueue | None, Depends(get_queue)]
 
 
 def client_ip(request: Request) -> str | None:
-    """The peer address (uvicorn's ``--proxy-headers`` makes it the client's behind a proxy)."""
+    """The peer address; behind a proxy listed in DBKEEP_TRUSTED_PROXIES, the client's."""
     return request.client.host[:45] if request.client else None
 
 

@@ -26,6 +26,9 @@ from app.http.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    TrustedProxyMiddleware,
+    install_access_log_redaction,
+    install_relative_slash_redirects,
 )
 from app.http.sessions import SessionScopeMiddleware
 from app.http.spa import build_spa_router
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         swagger_ui_parameters={"persistAuthorization": False},
         docs_url=None,  # app/http/docs.py serves it, without a CDN
+        redirect_slashes=False,  # absolute, from the Host header: install_relative_slash_redirects
     )
     app.state.settings = settings
     app.state.health = default_registry()
@@ -147,6 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_url_https)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)
+    if trusted := settings.trusted_proxy_networks():
+        app.add_middleware(TrustedProxyMiddleware, trusted=trusted)  # outermost: the real client
+    install_access_log_redaction()
 
     app.include_router(auth_router)
     app.include_router(backups_router)
@@ -156,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))
+    install_relative_slash_redirects(app)
     _add_security_schemes(app)
     return app
 

@@ -106,7 +106,9 @@ def serve(
             port=listen_port,
             log_level=settings.log_level.lower(),
             log_config=None,  # uvicorn's lines go through dbkeep's structured logging too
-            proxy_headers=True,
+            # uvicorn's would take X-Forwarded-For from any loopback peer: the app trusts only
+            # DBKEEP_TRUSTED_PROXIES (app/http/middleware.py, TrustedProxyMiddleware).
+            proxy_headers=False,
             server_header=False,
             workers=workers,
         )

@@ -1,17 +1,29 @@
 """Pure ASGI middleware: request ids and the last-resort error handler, security headers,
-and the request-body limit (Starlette has none)."""
+the request-body limit (Starlette has none), trusted proxies; relative slash redirects and the
+access log's redaction."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import traceback
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import structlog
+from starlette._utils import get_route_path
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.envelope import error_response
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger(__name__)
 
@@ -184,3 +196,128 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class TrustedProxyMiddleware:
+    """The client's address (and scheme) from ``X-Forwarded-For``/``-Proto``, only when the peer
+    is one of ``DBKEEP_TRUSTED_PROXIES``; any other peer's headers are ignored (uvicorn's own
+    proxy handling is off: it trusts every loopback peer).
+
+    The client is the rightmost ``X-Forwarded-For`` address that is not a trusted proxy itself:
+    addresses left of it were written by whoever sent the request and prove nothing.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted: Sequence[IPv4Network | IPv6Network]) -> None:
+        self.app = app
+        self.trusted = list(trusted)
+
+    def _is_trusted(self, host: str) -> bool:
+        try:
+            address = ip_address(host.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in {"http", "websocket"}:
+            client = scope.get("client")
+            if client and self._is_trusted(client[0]):
+                headers = dict(scope.get("headers", []))
+                forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+                hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+                for hop in reversed(hops):
+                    if not self._is_trusted(hop):
+                        if _valid_address(hop):
+                            scope["client"] = (hop, 0)
+                        break
+                proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+                if scope["type"] == "http" and proto in {"http", "https"}:
+                    scope["scheme"] = proto
+        await self.app(scope, receive, send)
+
+
+def _valid_address(value: str) -> bool:
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- trailing slashes ----------------------------------------------------------------------
+
+
+def install_relative_slash_redirects(app: FastAPI) -> None:
+    """``/path/`` → 307 to ``/path`` (and the other way), as a relative URL.
+
+    Starlette's ``redirect_slashes`` writes ``Location: http://<Host header>/path``: a request
+    with ``Host: evil.example`` got a redirect to evil.example. This runs only where the router
+    found no route (its ``default``), with ``redirect_slashes=False`` set on the app, and names
+    no host at all.
+    """
+    router = app.router
+    fallback = router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            location = _slash_twin(router, scope)
+            if location is not None:
+                await Response(status_code=307, headers={"Location": location})(
+                    scope, receive, send
+                )
+                return
+        await fallback(scope, receive, send)
+
+    router.default = default
+
+
+def _slash_twin(router: Any, scope: Scope) -> str | None:
+    path: str = scope["path"]
+    route_path = get_route_path(scope)
+    if route_path == "/" or not route_path:
+        return None
+    twin = dict(scope)
+    twin["path"] = path.rstrip("/") if route_path.endswith("/") else path + "/"
+    # "//host" would be a URL of another host, not a path.
+    if not twin["path"].startswith("/") or twin["path"].startswith("//"):
+        return None
+    if not any(route.matches(twin)[0] is not Match.NONE for route in router.routes):
+        return None
+    location = quote(twin["path"], safe="/:@!$&'()*+,;=-._~")
+    query: bytes = scope.get("query_string", b"")
+    return f"{location}?{query.decode('latin-1')}" if query else location
+
+
+# ---- access log ----------------------------------------------------------------------------
+
+# Query parameters whose values never reach a log line (matched anywhere in the name).
+_SECRET_PARAMETER = re.compile(r"token|pass(word)?|secret|key|csrf|auth|session|signature", re.I)
+
+
+def redact_query(target: str) -> str:
+    """``/x?token=abc&page=2`` → ``/x?token=***&page=2``."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        name, eq, _value = item.partition("=")
+        parts.append(f"{name}=***" if eq and _SECRET_PARAMETER.search(unquote(name)) else item)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class AccessLogRedaction(logging.Filter):
+    """uvicorn's access line is ``'%s - "%s %s HTTP/%s" %d'`` (client, method, target with
+    query, version, status): the target loses the values of secret-looking parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def install_access_log_redaction() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogRedaction) for f in logger.filters):
+        logger.addFilter(AccessLogRedaction())
