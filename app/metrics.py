@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 Refresher = Callable[[State], Awaitable[None]]
 
+# The ``dbkeep_backups`` label of backups a user cancelled (status "failed" in the API).
+CANCELLED = "cancelled"
+
 
 class Metrics:
     """The metrics of one application."""
@@ -54,7 +57,8 @@ class Metrics:
         )
         self.backups = Gauge(
             "dbkeep_backups",
-            "Backups in the metadata store, by status.",
+            "Backups in the metadata store, by status; cancelled ones (status failed in the API) "
+            'under "cancelled", not "failed".',
             ["status"],
             registry=self.registry,
         )
@@ -87,17 +91,24 @@ class Metrics:
     async def _refresh_backups(self, state: State) -> None:
         database: Database = state.database
         async with database.sessionmaker() as session:
+            cancelled = DatabaseBackup.cancelled_at.is_not(None)
             rows = (
                 await session.execute(
-                    select(DatabaseBackup.status, func.count()).group_by(DatabaseBackup.status)
+                    select(DatabaseBackup.status, cancelled, func.count()).group_by(
+                        DatabaseBackup.status, cancelled
+                    )
                 )
             ).all()
             newest = await BackupRepository(session).edge_completed(newest=True)
-        counts = {status: 0 for status in BackupStatus}
-        for status, count in rows:
-            counts[BackupStatus(status)] = int(count)
-        for status, count in counts.items():
-            self.backups.labels(status=status.value).set(count)
+        counts = {status.value: 0 for status in BackupStatus}
+        counts[CANCELLED] = 0
+        for status, was_cancelled, count in rows:
+            # A cancel is the user's choice, not a failure; a trashed one stays "in_trash".
+            row_status = BackupStatus(status)
+            failed = row_status is BackupStatus.failed
+            counts[CANCELLED if was_cancelled and failed else row_status.value] += int(count)
+        for label, count in counts.items():
+            self.backups.labels(status=label).set(count)
         if newest is None:
             self.newest_backup_age.set(-1)
         else:

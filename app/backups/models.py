@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -44,6 +45,16 @@ class RestoreStatus(StrEnum):
     completed = "completed"
     failed = "failed"
     rolled_back = "rolled_back"
+
+
+class RestorePhase(StrEnum):
+    """What a restore is doing now; its bytes and total are those of this phase."""
+
+    queued = "queued"
+    safety_backup = "safety_backup"
+    loading = "loading"
+    rolling_back = "rolling_back"
+    finished = "finished"
 
 
 class IntegrityStatus(StrEnum):
@@ -115,6 +126,9 @@ class DatabaseBackup(Base):
     schedule_slot: Mapped[str | None] = mapped_column(String(40), unique=True)
     integrity_status: Mapped[IntegrityStatus | None] = mapped_column(_enum(IntegrityStatus, 16))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set in the same update that ends a backup a user cancelled (its status is "failed", as the
+    # original's): a cancel is the user's choice, never counted as a failure.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Joined when rows are read, so a page names who started each backup in the same query.
     creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])
@@ -122,6 +136,10 @@ class DatabaseBackup(Base):
     @property
     def created_by_email(self) -> str | None:
         return _loaded_email(self, "creator")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 class RestoreOperation(Base):
@@ -155,12 +173,25 @@ class RestoreOperation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Set by a cancel request; the worker stops the load and rolls back.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set in the same update that ends a restore a user cancelled (status failed or rolled_back).
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    phase: Mapped[RestorePhase] = mapped_column(
+        _enum(RestorePhase, 16), default=RestorePhase.queued, server_default="queued"
+    )
+    # True: objects of the target that the backup does not have are kept (default: dropped).
+    keep_existing_objects: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     requester: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[requested_by])
 
     @property
     def requested_by_email(self) -> str | None:
         return _loaded_email(self, "requester")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 def _loaded_email(row: Base, relation: str) -> str | None:
@@ -174,7 +205,7 @@ def _loaded_email(row: Base, relation: str) -> str | None:
 
 
 class BackupCounter(Base):
-    """Row counts and sizes per (status, status before trash), kept by database triggers.
+    """Row counts and sizes per (status, status before trash, cancelled), kept by database triggers.
 
     Counting a large table on every list request is the slow part of a page; these counters are
     maintained in the same transaction as every insert, update and delete of ``database_backups``
@@ -186,6 +217,8 @@ class BackupCounter(Base):
     status: Mapped[str] = mapped_column(String(20), primary_key=True)
     # '' when the row is not in the trash; the status it had otherwise.
     status_before_trash: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # 1 for backups a user cancelled (``cancelled_at`` set), 0 otherwise (see migration 0008).
+    cancelled: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
     row_count: Mapped[int] = mapped_column(BigInteger, default=0)
     size_sum: Mapped[int] = mapped_column(BigInteger, default=0)
 

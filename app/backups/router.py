@@ -157,6 +157,7 @@ async def backup_statistics(service: BackupServiceDep) -> StatisticsEnvelope:
             total_backups=stats.total_backups,
             completed_backups=stats.completed_backups,
             failed_backups=stats.failed_backups,
+            cancelled_backups=stats.cancelled_backups,
             trashed_backups=stats.trashed_backups,
             total_size=stats.total_size,
             average_size=stats.average_size,
@@ -274,7 +275,9 @@ async def restore_backup(
     or while another backup or restore of the target runs)."""
     options = body or RestoreRequest()
     operation = await service.request_restore(
-        backup_id, use_safety_backup=options.use_safety_backup
+        backup_id,
+        use_safety_backup=options.use_safety_backup,
+        keep_existing_objects=options.keep_existing_objects,
     )
     return RestoreMessageEnvelope(
         message="Database restore queued; it runs in the background.",

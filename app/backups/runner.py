@@ -15,8 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_
+from sqlalchemy import or_, select
 
+from app.audit.models import AuditEvent
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
 from app.backups.service import target_for
@@ -37,6 +38,22 @@ from app.storage.base import BackupStorage, StorageError, StorageWriter
 log = structlog.get_logger("dbkeep.runner")
 
 HEARTBEAT_SECONDS = 2.0
+
+
+async def cancelled_by(database: Database, action: str, target_id: int) -> str:
+    """The actor of the newest ``action`` audit event about ``target_id`` (an e-mail, or "cli"
+    for the terminal), or "a user" when there is none."""
+    with contextlib.suppress(Exception):  # the wording is not worth failing the outcome for
+        async with database.sessionmaker() as session:
+            actor = await session.scalar(
+                select(AuditEvent.actor)
+                .where(AuditEvent.action == action, AuditEvent.target_id == str(target_id))
+                .order_by(AuditEvent.id.desc())
+                .limit(1)
+            )
+        if actor:
+            return "the dbkeep CLI" if actor == "cli" else str(actor)
+    return "a user"
 
 
 class TransientBackupFailure(Exception):
@@ -83,8 +100,12 @@ class BackupRunner:
         attempt: int = 1,
         max_attempts: int = 1,
         on_progress: ProgressCallback | None = None,
+        on_estimate: ProgressCallback | None = None,
     ) -> DatabaseBackup:
         """Dump the target into the row's file; leave the row ``completed`` or ``failed``.
+
+        ``on_progress`` is called with the uncompressed bytes dumped so far, ``on_estimate`` once
+        with the estimated total when there is one (a progress bar's total).
 
         Acts only on a ``pending`` row, or an ``in_progress`` one whose heartbeat went silent (its
         worker died). Any other row is returned untouched.
@@ -98,7 +119,9 @@ class BackupRunner:
         try:
             target = self._target_for(backup)
             await self.storage.check_writable()
-            await self._record_estimate(backup_id, target)
+            estimate = await self._record_estimate(backup_id, target)
+            if estimate is not None and on_estimate is not None:
+                await on_estimate(estimate)
             writer = await self.storage.open_writer(backup.path)
             outcome = await self._dump_with_heartbeat(
                 backup_id, target, writer, Compression(backup.compression), on_progress
@@ -112,7 +135,8 @@ class BackupRunner:
             raise
         except _CancelledByUser:
             await self._abort(writer)
-            return await self._fail(backup_id, "Cancelled by a user.", started)
+            who = await self._cancelled_by("backup.cancel", backup_id)
+            return await self._fail(backup_id, f"Cancelled by {who}.", started, cancelled=True)
         except TimeoutError:
             await self._abort(writer)
             limit = self.settings.backup_timeout_seconds
@@ -178,13 +202,13 @@ class BackupRunner:
     def _target_for(self, backup: DatabaseBackup) -> TargetSpec:
         return target_for(self.settings, backup.target_database)
 
-    async def _record_estimate(self, backup_id: int, target: TargetSpec) -> None:
+    async def _record_estimate(self, backup_id: int, target: TargetSpec) -> int | None:
         try:
             estimate = await self.engine.estimate_size(target)
         except EngineError:
-            return  # the dump itself will report the real problem
+            return None  # the dump itself will report the real problem
         if estimate is None:
-            return
+            return None
         async with self.database.sessionmaker() as session:
             await BackupRepository(session).transition(
                 backup_id,
@@ -192,6 +216,7 @@ class BackupRunner:
                 values={"estimated_bytes": estimate},
             )
             await session.commit()
+        return estimate
 
     async def _dump_with_heartbeat(
         self,
@@ -257,18 +282,29 @@ class BackupRunner:
             {"status": BackupStatus.pending, "error_message": message, "heartbeat_at": None},
         )
 
-    async def _fail(self, backup_id: int, message: str, started: float) -> DatabaseBackup:
-        log.warning("backup.failed", backup_id=backup_id, reason=message)
-        return await self._update(
-            backup_id,
-            {
-                "status": BackupStatus.failed,
-                "error_message": message,
-                "file_size": 0,
-                "completed_at": utcnow(),
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            },
+    async def _fail(
+        self, backup_id: int, message: str, started: float, *, cancelled: bool = False
+    ) -> DatabaseBackup:
+        now = utcnow()
+        log.warning(
+            "backup.cancelled" if cancelled else "backup.failed",
+            backup_id=backup_id,
+            reason=message,
         )
+        values: dict[str, Any] = {
+            "status": BackupStatus.failed,
+            "error_message": message,
+            "file_size": 0,
+            "completed_at": now,
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        if cancelled:
+            values["cancelled_at"] = now  # the status is the original's; this says why
+        return await self._update(backup_id, values)
+
+    async def _cancelled_by(self, action: str, target_id: int) -> str:
+        """Who asked for the cancel (the audit log's actor of ``action``), or "a user"."""
+        return await cancelled_by(self.database, action, target_id)
 
     async def _complete(
         self, backup_id: int, outcome: DumpOutcome, size: int, started: float

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
     IntegrityStatus,
+    RestorePhase,
     RestoreStatus,
 )
 from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
@@ -64,6 +73,17 @@ class BackupRead(BaseModel):
     cancel_requested_at: datetime | None
     integrity_status: IntegrityStatus | None
     verified_at: datetime | None
+    cancelled: bool = Field(
+        default=False,
+        description='True when it ended because a user cancelled it (its status is "failed"); '
+        "a cancelled backup is not counted as a failure.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cancelled_from_row(cls, data: Any) -> Any:
+        # A row or a list record: ``cancelled`` is whether ``cancelled_at`` is set.
+        return _with_cancelled(data)
 
 
 class RestoreRead(BaseModel):
@@ -91,6 +111,34 @@ class RestoreRead(BaseModel):
     cancel_requested_at: datetime | None = Field(
         default=None, description="When someone asked to cancel it (a running one rolls back)."
     )
+    cancelled: bool = Field(
+        default=False,
+        description="True when it ended because a user cancelled it (status failed or "
+        "rolled_back); not a failure.",
+    )
+    phase: RestorePhase = Field(
+        default=RestorePhase.queued,
+        description="What it does now: queued, safety_backup (bytes_processed and total_bytes "
+        "are the safety backup's; total_bytes null when no estimate), loading (the backup's), "
+        "rolling_back (loading the safety backup), finished.",
+    )
+    keep_existing_objects: bool = Field(
+        default=False,
+        description="Objects the backup does not have are kept; by default the restore leaves "
+        "exactly the backup's database.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cancelled_from_row(cls, data: Any) -> Any:
+        return _with_cancelled(data)
+
+
+def _with_cancelled(data: Any) -> Any:
+    """``cancelled`` for a list record (a mapping of columns); rows have it as a property."""
+    if isinstance(data, Mapping) and "cancelled" not in data and "cancelled_at" in data:
+        return {**data, "cancelled": data["cancelled_at"] is not None}
+    return data
 
 
 class Statistics(BaseModel):
@@ -98,7 +146,10 @@ class Statistics(BaseModel):
 
     total_backups: int
     completed_backups: int
-    failed_backups: int
+    failed_backups: int = Field(description="Failed backups, not counting cancelled ones.")
+    cancelled_backups: int = Field(
+        default=0, description="Backups that ended because a user cancelled them."
+    )
     trashed_backups: int
     total_size: int
     average_size: int
@@ -146,6 +197,13 @@ class RestoreRequest(BaseModel):
     use_safety_backup: bool = Field(
         default=True,
         description="Back the target up first so a failed restore can be rolled back.",
+    )
+    keep_existing_objects: bool = Field(
+        default=False,
+        strict=True,
+        description="Objects the backup does not have are kept; by default the restore leaves "
+        "exactly the backup's database (tables, views and routines created after the backup "
+        "are dropped; they are in the safety backup).",
     )
 
 

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
-from app.backups.models import BackupStatus, BackupTrigger, DatabaseBackup, RestoreStatus
+from app.backups.models import (
+    BackupStatus,
+    BackupTrigger,
+    DatabaseBackup,
+    RestoreOperation,
+    RestorePhase,
+    RestoreStatus,
+)
 from app.backups.runner import TransientBackupFailure
-from app.backups.service import BackupService
+from app.backups.service import BackupService, target_from_settings
 from app.cli import app
 from app.cli.common import fail, load_settings, migrate_or_fail, run
+from app.cli.progress import ProgressReporter, format_size
 from app.config import Settings
+from app.errors import AppError
 from app.queue import JobQueue
 from app.runtime import Runtime, open_runtime
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -43,55 +49,6 @@ def _service(rt: Runtime, session: AsyncSession, *, queue: bool) -> BackupServic
         queue=_queue(rt.settings) if queue else None,
         actor=CLI_ACTOR,
     )
-
-
-class _ProgressReporter:
-    """A progress bar on a terminal; a plain line every few seconds otherwise."""
-
-    def __init__(self, label: str, total: int | None) -> None:
-        self.tty = sys.stderr.isatty()
-        self.label = label
-        self.total = total
-        self.last_line = 0.0
-        self.bar: Progress | None = None
-        if self.tty:
-            # Imported only for a person at a terminal: the bar is not drawn anywhere else.
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeElapsedColumn(),
-                transient=True,
-            )
-            self.task = self.bar.add_task(label, total=total)
-
-    def __enter__(self) -> _ProgressReporter:
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-    async def __call__(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-            return
-        now = time.monotonic()
-        if now - self.last_line >= 5:
-            self.last_line = now
-            typer.echo(f"{self.label}: {done / 1048576:.1f} MiB", err=True)
 
 
 @app.command("backup:database")
@@ -120,7 +77,7 @@ def backup_database(
         fail(f"backup {backup.id} failed: {backup.error_message}")
     typer.echo(
         f"Backup {backup.id} completed: {backup.filename} "
-        f"({_size(backup.file_size)}, {(backup.duration_ms or 0) / 1000:.1f} s, "
+        f"({format_size(backup.file_size)}, {(backup.duration_ms or 0) / 1000:.1f} s, "
         f"sha256 {backup.checksum_sha256})"
     )
 
@@ -128,11 +85,15 @@ def backup_database(
 async def _run_with_retries(rt: Runtime, backup: DatabaseBackup) -> DatabaseBackup:
     runner = rt.backup_runner()
     attempts = rt.settings.transient_retries + 1
-    with _ProgressReporter(f"Backing up {backup.target_database}", backup.estimated_bytes) as bar:
+    with ProgressReporter(f"Backing up {backup.target_database}", backup.estimated_bytes) as bar:
         for attempt in range(1, attempts + 1):
             try:
                 return await runner.run_backup(
-                    backup.id, attempt=attempt, max_attempts=attempts, on_progress=bar
+                    backup.id,
+                    attempt=attempt,
+                    max_attempts=attempts,
+                    on_progress=bar,
+                    on_estimate=bar.set_total,
                 )
             except TransientBackupFailure as exc:
                 delay = min(60, 5 * 2 ** (attempt - 1))
@@ -141,15 +102,6 @@ async def _run_with_retries(rt: Runtime, backup: DatabaseBackup) -> DatabaseBack
                 )
                 await asyncio.sleep(delay)
     raise AssertionError("unreachable: the last attempt never raises TransientBackupFailure")
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    return f"{n} B"
 
 
 async def _retention(settings: Settings, *, purge: bool) -> list[int]:
@@ -172,6 +124,17 @@ def cleanup_trash() -> None:
     typer.echo(f"Deleted {len(purged)} trashed backup(s)" + (f": {purged}" if purged else "."))
 
 
+# What the bar says a restore does in each phase.
+PHASE_LABELS = {
+    RestorePhase.queued: "starting",
+    RestorePhase.safety_backup: "safety backup",
+    RestorePhase.loading: "loading",
+    RestorePhase.rolling_back: "rolling back",
+    RestorePhase.finished: "finishing",
+}
+RESTORE_POLL_SECONDS = 0.5
+
+
 @app.command("backup:restore")
 def restore(
     backup_id: Annotated[int, typer.Argument(min=1, help="The id of a completed backup.")],
@@ -186,29 +149,40 @@ def restore(
             help="Skip the safety backup taken first (for scratch databases: no rollback then).",
         ),
     ] = False,
+    keep_existing_objects: Annotated[
+        bool,
+        typer.Option(
+            "--keep-existing-objects",
+            help="Keep tables, views and routines the backup does not have (by default the "
+            "restore leaves exactly the backup's database).",
+        ),
+    ] = False,
 ) -> None:
     """Restore a completed backup into the target database (replaces its current data)."""
     settings = load_settings()
     if not yes:
         if not sys.stdin.isatty():
             fail("restoring replaces the target database's data: pass --yes to confirm")
-        typer.confirm(
-            f"Restore backup {backup_id}? This replaces the current data of the target database.",
-            abort=True,
-        )
+        try:
+            database = target_from_settings(settings).database
+        except AppError as exc:
+            fail(exc.message)
+        if not typer.confirm(f"Replace database '{database}' with backup {backup_id}?"):
+            typer.echo("Nothing was changed.", err=True)
+            raise typer.Exit(1)
 
     async def main() -> tuple[int, RestoreStatus, str | None]:
         async with open_runtime(settings) as rt:
             async with rt.database.sessionmaker() as session:
                 service = _service(rt, session, queue=queue)
                 operation = await service.request_restore(
-                    backup_id, use_safety_backup=not no_safety_backup
+                    backup_id,
+                    use_safety_backup=not no_safety_backup,
+                    keep_existing_objects=keep_existing_objects,
                 )
             if queue:
                 return operation.id, operation.status, None
-            from app.backups.restores import RestoreRunner
-
-            done = await RestoreRunner.from_runtime(rt).run_restore(operation.id)
+            done = await _run_restore(rt, operation)
             return done.id, done.status, done.error_message
 
     restore_id, status, error = run(main())
@@ -218,6 +192,35 @@ def restore(
     if status is not RestoreStatus.completed:
         fail(f"restore {restore_id} {status.value.replace('_', ' ')}: {error}")
     typer.echo(f"Restore {restore_id} of backup {backup_id} completed.")
+
+
+async def _run_restore(rt: Runtime, operation: RestoreOperation) -> RestoreOperation:
+    """Run the restore here, its phase and bytes of the phase's total on the progress bar."""
+    from app.backups.restores import RestoreRunner
+
+    label = f"Restoring {operation.target_database}"
+    with ProgressReporter(label, None) as bar:
+        watch = asyncio.create_task(_watch_restore(rt, operation.id, bar))
+        try:
+            return await RestoreRunner.from_runtime(rt).run_restore(operation.id)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+
+async def _watch_restore(rt: Runtime, restore_id: int, bar: ProgressReporter) -> None:
+    """Follow the restore's row (the runner records its phase at once, bytes at each heartbeat)."""
+    from app.backups.repository import RestoreRepository
+
+    while True:
+        with contextlib.suppress(Exception):  # a missed look is not worth stopping for
+            async with rt.database.sessionmaker() as session:
+                row = await RestoreRepository(session).get(restore_id)
+            if row is not None:
+                bar.set_phase(PHASE_LABELS.get(row.phase, row.phase.value))
+                bar.show(row.bytes_processed, row.total_bytes)
+        await asyncio.sleep(RESTORE_POLL_SECONDS)
 
 
 @app.command("backup:verify")

@@ -199,5 +199,6 @@ async def test_a_user_can_cancel_a_running_backup(
         locker.kill()
         await locker.wait()
     assert backup.status is BackupStatus.failed
-    assert backup.error_message == "Cancelled by a user."
+    assert backup.error_message == "Cancelled by system."
+    assert backup.cancelled
     assert not any(p.is_file() for p in settings.backup_dir.rglob("*"))
