@@ -6,6 +6,7 @@ records an audit event, commits once, and only then talks to the queue or delete
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,13 +42,53 @@ from app.config import Compression, Settings
 from app.db import utcnow
 from app.engines.base import TargetSpec
 from app.errors import Conflict, NotFound, ServiceUnavailable
-from app.pipeline.codecs import decompress_stream
+from app.pipeline.checksum import Sha256Counter
+from app.pipeline.codecs import CorruptStream, decompress_stream
 from app.queue import JobQueue
-from app.storage.base import BackupStorage
+from app.storage.base import BackupStorage, StorageError
 
 __all__ = ["BackupService", "BulkItemResult", "Download", "Page", "SortKey", "Statistics", "View"]
 
 FINISHED = (BackupStatus.completed, BackupStatus.failed)
+
+log = structlog.get_logger("dbkeep.backups")
+
+
+class StoredFileChanged(CorruptStream):
+    """The bytes read from storage are not the ones recorded (size or SHA-256)."""
+
+
+async def verified(
+    chunks: AsyncIterator[bytes], *, size: int, sha256: str | None, backup_id: int
+) -> AsyncIterator[bytes]:
+    """``chunks`` as they are, checked against the recorded size and SHA-256 on the way.
+
+    Each chunk is passed on only once the next one was read, and the last only after the whole
+    file matched: a mismatch raises ``StoredFileChanged`` before the reader has every byte, so a
+    download ends in an error (an aborted response), never in a complete-looking wrong file.
+    """
+    counter = Sha256Counter()
+    held: bytes | None = None
+    try:
+        async for chunk in chunks:
+            await counter.update(chunk)
+            if counter.size > size:
+                break
+            if held is not None:
+                yield held
+            held = chunk
+        if counter.size != size or (sha256 is not None and counter.hexdigest() != sha256):
+            log.error("backup.download_mismatch", backup_id=backup_id, read=counter.size)
+            raise StoredFileChanged(
+                f"The file of backup {backup_id} does not match its recorded size and SHA-256."
+            )
+        if held is not None:
+            yield held
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
 
 
 @dataclass(frozen=True)
@@ -384,19 +426,31 @@ class BackupService:
 
     async def _require_intact_file(self, backup: DatabaseBackup) -> None:
         """Cheap integrity check at request time: the file exists with the recorded size."""
-        size = await self.storage.size(backup.path)
         problem: IntegrityStatus | None = None
-        if size is None:
-            problem = IntegrityStatus.missing
-        elif size != backup.file_size:
+        try:
+            size = await self.storage.size(backup.path)
+        except StorageError:  # not a regular file dbkeep wrote (a symlink, say)
             problem = IntegrityStatus.corrupt
+        else:
+            if size is None:
+                problem = IntegrityStatus.missing
+            elif size != backup.file_size:
+                problem = IntegrityStatus.corrupt
         if problem is None:
             return
+        await self._flag(backup, problem)
+        what = (
+            "missing"
+            if problem is IntegrityStatus.missing
+            else "damaged (its size changed, or it was replaced)"
+        )
+        raise Conflict(f"Backup {backup.id} can't be used: its file is {what}.")
+
+    async def _flag(self, backup: DatabaseBackup, problem: IntegrityStatus) -> None:
+        """Record what a request found wrong with a backup's file."""
         backup.integrity_status = problem
         backup.verified_at = utcnow()
         await self.session.commit()
-        what = "missing" if problem is IntegrityStatus.missing else "damaged (its size changed)"
-        raise Conflict(f"Backup {backup.id} can't be used: its file is {what}.")
 
     async def cancel(self, backup_id: int) -> DatabaseBackup:
         """Cancel a pending backup now, or ask the worker to stop a running one."""
@@ -646,9 +700,18 @@ class BackupService:
         backup = await self.get(backup_id)
         if backup.status is not BackupStatus.completed:
             raise _state_conflict(backup, "downloaded")
-        size = await self.storage.size(backup.path)
+        try:
+            size = await self.storage.size(backup.path)
+        except StorageError:  # not a regular file dbkeep wrote (a symlink, say): never served
+            size = -1
         if size is None:
             raise NotFound(f"The file of backup {backup_id} is gone.")
+        if size != backup.file_size:
+            await self._flag(backup, IntegrityStatus.corrupt)
+            raise Conflict(
+                f"The file of backup {backup_id} is damaged (it is not the file that was "
+                "written); it can't be downloaded."
+            )
         record_event(
             self.session,
             actor=self.actor,
@@ -658,7 +721,12 @@ class BackupService:
             details={"raw": raw},
         )
         await self.session.commit()
-        stored = self.storage.read(backup.path)
+        stored = verified(
+            self.storage.read(backup.path),
+            size=backup.file_size,
+            sha256=backup.checksum_sha256,
+            backup_id=backup_id,
+        )
         if raw:
             return Download(backup.filename, "application/octet-stream", size, stored)
         return Download(
