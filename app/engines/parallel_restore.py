@@ -57,7 +57,7 @@ SPOOL_PREFIX = "dbkeep-restore-"
 _FLUSH_BYTES = 1024 * 1024
 # How much one sendfile() call moves: small enough for steady progress and quick cancellation.
 _SEND_BYTES = 4 * 1024 * 1024
-# A line read in "line mode" longer than this is passed through without being interpreted.
+# A line read in "line mode" longer than this stops the splitting (the rest loads as it is).
 _LONG_LINE = 1024 * 1024
 # A CREATE TABLE statement longer than this is loaded as it is (no index deferral).
 _MAX_CREATE = 1024 * 1024
@@ -81,7 +81,12 @@ _REPLAYABLE = re.compile(
     re.IGNORECASE,
 )
 # One pass finds either stop: cheaper than two finds (the rows are full of "-" and " ").
-_STOP = re.compile(rb"\n(?:-- |DELIMITER )")
+_STOP = re.compile(rb"\n(?:-- |(?i:delimiter) )")
+_DASH_COMMENT = re.compile(rb"--(?:\s|$)")
+# A table section's statement read in line mode (a trigger) is held in memory up to this size.
+_MAX_HELD = 16 * 1024 * 1024
+# Raw bytes kept until the splitter knows whether the dump can be split at all.
+_MAX_UNDECIDED = 8 * 1024 * 1024
 _FK_CHECKS_OFF = re.compile(rb"FOREIGN_KEY_CHECKS\s*=\s*0", re.IGNORECASE)
 _CHARSET_CLIENT = re.compile(rb"^/\*!40101 SET character_set_client = \w+ \*/;\s*$")
 _KEY_FIRST_COLUMN = re.compile(rb"^\s*(?:UNIQUE )?KEY `(?:[^`]|``)*` \(`((?:[^`]|``)*)`")
@@ -150,6 +155,11 @@ def defer_indexes(statement: bytes) -> DeferredIndexes | None:
     SPATIAL and hash keys, CHECK constraints. Tables without a primary key (InnoDB would cluster
     on another unique key), partitioned, system-versioned or non-InnoDB tables, and any line not
     in ``SHOW CREATE TABLE``'s usual shape are left alone.
+
+    The server orders a table's keys by kind (unique ones first, FULLTEXT last), then by the
+    order they were added; ``ALTER TABLE ... ADD KEY`` adds after the existing ones. So only the
+    last keys of each kind can be deferred with ``SHOW CREATE TABLE`` unchanged: a key that must
+    stay keeps every earlier key of its kind in the CREATE with it.
     """
     lines = statement.splitlines(keepends=True)
     if len(lines) < 3 or not lines[0].startswith(b"CREATE TABLE `"):
@@ -161,8 +171,8 @@ def defer_indexes(statement: bytes) -> DeferredIndexes | None:
         return None
     table = first[len(b"CREATE TABLE ") : -len(b" (\n")]
     auto_increment: set[bytes] = set()
-    kept: list[bytes] = []
-    keys: list[bytes] = []
+    # (clause, deferrable, kind of key or b"" for what isn't a key), in declared order
+    clauses: list[tuple[bytes, bool, bytes]] = []
     foreign: list[bytes] = []
     has_primary = False
     for line in body:
@@ -173,25 +183,43 @@ def defer_indexes(statement: bytes) -> DeferredIndexes | None:
                 return None
             if b" AUTO_INCREMENT" in line:
                 auto_increment.add(column.group(1))
-            kept.append(clause)
+            clauses.append((clause, False, b""))
         elif line.startswith(b"  PRIMARY KEY ("):
             has_primary = True
-            kept.append(clause)
+            clauses.append((clause, False, b"unique"))
         elif line.startswith((b"  KEY `", b"  UNIQUE KEY `")):
             column = _KEY_FIRST_COLUMN.match(line)
-            if column is None or column.group(1) in auto_increment or b"USING HASH" in line:
-                kept.append(clause)
-            else:
-                keys.append(b"ADD " + clause)
-        elif line.startswith((b"  FULLTEXT KEY `", b"  SPATIAL KEY `")):
-            kept.append(clause)
+            deferrable = not (
+                column is None or column.group(1) in auto_increment or b"USING HASH" in line
+            )
+            kind = b"unique" if line.startswith(b"  UNIQUE") else b"plain"
+            clauses.append((clause, deferrable, kind))
+        elif line.startswith(b"  SPATIAL KEY `"):
+            clauses.append((clause, False, b"plain"))  # sorted with plain keys
+        elif line.startswith(b"  FULLTEXT KEY `"):
+            clauses.append((clause, False, b"fulltext"))
         elif line.startswith(b"  CONSTRAINT `") and b" FOREIGN KEY (" in line:
             foreign.append(b"ADD " + clause)
         elif line.startswith(b"  CONSTRAINT `") and b" CHECK (" in line:
-            kept.append(clause)
+            clauses.append((clause, False, b""))
         else:
             return None
-    if not has_primary or not (keys or foreign):
+    if not has_primary:
+        return None
+    # Per kind, only the deferrable keys after the last one that stays.
+    deferred_at: set[int] = set()
+    stays: set[bytes] = set()
+    for index in range(len(clauses) - 1, -1, -1):
+        _, deferrable, kind = clauses[index]
+        if not kind:
+            continue
+        if deferrable and kind not in stays:
+            deferred_at.add(index)
+        else:
+            stays.add(kind)
+    kept = [c for i, (c, _, _) in enumerate(clauses) if i not in deferred_at]
+    keys = [b"ADD " + c for i, (c, _, _) in enumerate(clauses) if i in deferred_at]
+    if not (keys or foreign):
         return None
     create = first + b",\n".join(b"  " + clause for clause in kept) + b"\n" + last
     alter = b"ALTER TABLE " + table + b" " + b", ".join(keys) + b";\n" if keys else b""
@@ -199,16 +227,182 @@ def defer_indexes(statement: bytes) -> DeferredIndexes | None:
     return DeferredIndexes(create=create, alter=alter, foreign_keys=fks)
 
 
+# The client's named commands (mysql.cc ``commands[]``): one of these words opening a line at a
+# statement boundary, on a line without the delimiter, is run by the client, not the server.
+_CLIENT_COMMANDS = frozenset(
+    b"? charset clear connect delimiter edit ego exit go help nopager notee nowarning pager "
+    b"print prompt quit rehash source status system tee use warnings".split()
+)
+# SQL modes that change how the client reads quotes and backslashes after they are set.
+_LEXING_MODES = re.compile(rb"NO_BACKSLASH_ESCAPES|ANSI_QUOTES|\bANSI\b", re.IGNORECASE)
+_SANDBOX = re.compile(rb"^/\*M!999999\\- enable the sandbox mode \*/\s*$")
+_DELIMITER_COMMAND = re.compile(rb"^[ \t]*delimiter[ \t]+([^\s'\"`\\]+)[ \t]*\r?\n?$", re.I)
+_IN_QUOTE = {
+    ord("'"): re.compile(rb"[\\']"),
+    ord('"'): re.compile(rb'[\\"]'),
+    ord("`"): re.compile(rb"[\\`]"),
+}
+_ML_END = re.compile(rb"\*/")
+_CODE, _ML_COMMENT, _SS_COMMENT = 0, 1, 2
+
+
+class SqlLexer:
+    """The ``mariadb`` client's reading of a dump, line by line (``add_line`` in mysql.cc).
+
+    It follows what decides where the client cuts statements: quotes (``'``, ``"``, backtick)
+    with backslash escapes (a doubled quote closes and reopens, the same thing), comments
+    (``-- ``, ``#`` to the end of the line, ``/* */``), conditional comments (``/*! */``,
+    ``/*M! */``: code, in which the delimiter and quotes count), the ``DELIMITER`` command and the
+    current delimiter. Whatever it can't be sure the client reads the same way — another client
+    command, a backslash outside a string or inside a backtick name, ``delimiter`` inside a
+    statement, the delimiter or a comment opening inside a conditional comment, an SQL mode that
+    changes quoting — sets ``uncertain`` (the reason) and it reads no further.
+    """
+
+    def __init__(self) -> None:
+        self.quote = 0  # the open quote's byte, or 0
+        self.comment = _CODE
+        self.pending = False  # statement text since the last delimiter
+        self.delimiter = b";"
+        self.statements = 0  # delimiters met
+        self.uncertain = ""
+        self._code = self._code_pattern()
+
+    def _code_pattern(self) -> re.Pattern[bytes]:
+        return re.compile(
+            rb"\\|(?i:delimiter\s)|" + re.escape(self.delimiter) + rb"|#|--|/\*|\*/|['\"`]"
+        )
+
+    @property
+    def boundary(self) -> bool:
+        """Between statements: outside any literal or comment, no statement begun."""
+        return not (self.quote or self.comment or self.pending or self.uncertain)
+
+    @property
+    def clean(self) -> bool:
+        """A boundary with the dump's usual delimiter: where a section may start or end."""
+        return self.boundary and self.delimiter == b";"
+
+    def reset(self) -> None:
+        """Fast mode read rows the client reads as complete statements: back at a boundary."""
+        self.quote, self.comment, self.pending = 0, _CODE, False
+
+    def _unsure(self, reason: str) -> None:
+        self.uncertain = reason
+
+    def line(self, line: bytes) -> None:
+        """Read one line (with its newline) as the client would."""
+        if self.uncertain:
+            return
+        if self.boundary:
+            if _SANDBOX.match(line):
+                return  # the dump's first line: the client's own sandbox directive
+            command = _DELIMITER_COMMAND.match(line)
+            if command is not None:
+                self.delimiter = command.group(1)
+                self._code = self._code_pattern()
+                return
+            word = line.split(None, 1)[0].lower() if line.strip() else b""
+            if word in _CLIENT_COMMANDS and self.delimiter not in line:
+                self._unsure(f"client command {word.decode(errors='replace')!r}")
+                return
+        if self.comment != _ML_COMMENT and _LEXING_MODES.search(line):
+            self._unsure("an SQL mode that changes how quotes are read")
+            return
+        pos, end = 0, len(line)
+        while pos < end:
+            if self.quote:
+                found = _IN_QUOTE[self.quote].search(line, pos)
+                if found is None:
+                    return  # the literal goes on on the next line
+                if line[found.start()] == 0x5C:  # backslash
+                    if self.quote == 0x60:
+                        self._unsure("a backslash inside a backtick name")
+                        return
+                    pos = found.start() + 2
+                else:
+                    self.quote = 0
+                    pos = found.end()
+                continue
+            if self.comment == _ML_COMMENT:
+                found = _ML_END.search(line, pos)
+                if found is None:
+                    return
+                self.comment = _CODE
+                pos = found.end()
+                continue
+            found = self._code.search(line, pos)
+            stop = end if found is None else found.start()
+            if not self.pending and line[pos:stop].strip():
+                self.pending = True
+            if found is None:
+                return
+            token = found.group()
+            pos = found.end()
+            if token == self.delimiter:
+                if self.comment == _SS_COMMENT:
+                    self._unsure("the delimiter inside a conditional comment")
+                    return
+                self.pending = False
+                self.statements += 1
+            elif token == b"\\":
+                if line[pos : pos + 1] == b"N":  # \N: NULL, not a command
+                    self.pending, pos = True, pos + 1
+                    continue
+                self._unsure("a client command (a backslash outside a string)")
+                return
+            elif token[:1] in (b"d", b"D"):
+                self._unsure("'delimiter' inside a statement")
+                return
+            elif token == b"#" or (
+                token == b"--" and (pos >= end or line[pos : pos + 1].isspace())
+            ):
+                return  # a comment to the end of the line
+            elif token == b"--":
+                self.pending, pos = True, pos - 1  # two minus signs: look again from the second
+            elif token == b"/*":
+                if line[pos : pos + 1] == b"!" or line[pos : pos + 2] == b"M!":
+                    if self.comment == _SS_COMMENT:
+                        self._unsure("a conditional comment inside another")
+                        return
+                    self.comment, self.pending = _SS_COMMENT, True
+                elif self.comment == _SS_COMMENT:
+                    self._unsure("a comment inside a conditional comment")
+                    return
+                else:
+                    self.comment = _ML_COMMENT
+            elif token == b"*/":
+                if self.comment == _SS_COMMENT:
+                    self.comment = _CODE
+                else:
+                    self.pending, pos = True, pos - 1  # "*" then "/": look again from "/"
+            else:  # a quote
+                self.quote, self.pending = token[0], True
+
+
 class DumpSplitter:
     """Turns a dump stream into header, section-begin, data and section-end events.
 
-    Most bytes are rows, one per line; they are skimmed in place ("fast mode"): a chunk is
-    searched for the next ``\n-- `` or ``\nDELIMITER `` and passed on as views of itself, never
-    copied. Headers, section starts, CREATE TABLE statements and ``DELIMITER`` blocks (triggers,
-    routines, events) are read line by line; markers inside a ``DELIMITER`` block are body text.
+    Markers are recognised only where the ``mariadb`` client would be between two statements
+    with the usual delimiter (``SqlLexer``), so text inside a literal or a ``DELIMITER`` block
+    is never cut. Most bytes are rows, one per line; they are skimmed in place ("fast mode"): a
+    chunk is searched for the next ``\n-- `` or ``\nDELIMITER `` and passed on as views of
+    itself, never copied nor lexed. That rests on what mysqldump writes there: complete
+    statements whose literals escape every newline (``\n``), so every line of rows starts
+    outside any literal; a stop line counts as a boundary only when the previous statement
+    line ends with ``;`` (and the restore fails rather than cut when that can't be seen).
+    Headers, section starts, CREATE TABLE statements, triggers, routines, events and views are
+    lexed line by line.
+
+    When the lexer can't be sure of something, the splitter gives up: from the last boundary
+    before it (a table section is ended there), the rest of the dump is one ``Begin("rest")``
+    section passed on verbatim, which runs after every table, in one session, as written.
+    Before the first section it is the header that becomes unreplayable (the whole dump then
+    runs as written).
     """
 
     _STOP_LINES = (b"-- ", b"DELIMITER ")
+    _TAIL = 4096  # bytes of fast-mode output kept to see the line before a stop
 
     def __init__(self) -> None:
         # Line mode: bytes not yet read. Fast mode: at most a partial last line that may be
@@ -217,13 +411,21 @@ class DumpSplitter:
         self._line = 1  # dump line number of the next byte
         self._line_start = True  # the next byte begins a line
         self._fast = False
+        self._raw = False  # given up: everything passes on as it is
+        self._fast_tail = b""
+        self._fast_bytes = 0  # passed on since fast mode began
         self._in_section = False
         self._is_table = False
         self._table_name = ""
-        self._delimiter = b";"
-        self._mid_line = False
+        self._lexer = SqlLexer()
+        # Lines of a table section read since its last boundary: passed on once a statement
+        # ends, so that giving up can restart from that boundary.
+        self._held: list[tuple[bytes, int]] = []
+        self._held_size = 0
         self._create: bytearray | None = None
         self._create_line = 0
+        self._create_safe = True
+        self._create_statements = 0
         self._create_seen = False
         self._charset_line = b""
         self._deferred: DeferredIndexes | None = None
@@ -231,7 +433,9 @@ class DumpSplitter:
     def feed(self, chunk: bytes) -> list[Event]:
         """Events for ``chunk``; an unfinished line is kept for the next call."""
         events: list[Event] = []
-        if self._fast and not self._buf:
+        if self._raw:
+            self._emit(chunk, events)
+        elif self._fast and not self._buf:
             self._skim(chunk, events)
         else:
             self._buf += chunk
@@ -243,7 +447,8 @@ class DumpSplitter:
         events: list[Event] = []
         self._drain(events, final=True)
         if self._create is not None:
-            self._emit_create(bytes(self._create), events)
+            self._emit_create(bytes(self._create), events, rewrite=False)
+        self._release_held(events)
         if self._in_section:
             events.append(self._end())
         return events
@@ -254,13 +459,12 @@ class DumpSplitter:
         """Fast mode over a chunk, ``_buf`` being empty: pass rows on as views of ``data``."""
         stop = self._find_stop(data)
         if stop >= 0:
-            self._emit(data, events, 0, stop)
-            self._fast = False
+            self._fast_emit(data, events, 0, stop)
             self._buf += memoryview(data)[stop:]
             self._drain(events, final=False)
             return
         held = self._held_from(data)
-        self._emit(data, events, 0, held)
+        self._fast_emit(data, events, 0, held)
         if held < len(data):
             self._buf += memoryview(data)[held:]
 
@@ -277,27 +481,98 @@ class DumpSplitter:
         if newline < 0 and not self._line_start:
             return len(data)
         start = newline + 1
-        partial = data[start : start + 10]
+        partial = data[start : start + 10].upper()
         if any(partial[: len(s)] == s[: len(partial)] for s in self._STOP_LINES):
             return start
         return len(data)
+
+    def _fast_emit(
+        self, data: bytes | bytearray, events: list[Event], start: int = 0, end: int | None = None
+    ) -> None:
+        end = len(data) if end is None else end
+        if end <= start:
+            return
+        self._fast_bytes += end - start
+        if end - start >= self._TAIL:
+            self._fast_tail = bytes(data[end - self._TAIL : end])
+        else:
+            self._fast_tail = (self._fast_tail + bytes(data[start:end]))[-self._TAIL :]
+        self._emit(bytes(data) if isinstance(data, bytearray) else data, events, start, end)
+
+    def _enter_fast(self) -> None:
+        self._fast = True
+        self._fast_tail = b""
+        self._fast_bytes = 0
+
+    def _stop_reached(self, events: list[Event]) -> None:
+        """Fast mode met a stop line (now at the start of ``_buf``): is it between statements?
+
+        mysqldump's rows never hold a raw newline inside a literal, so the line before is
+        complete: a stop line is at a boundary when the last line that isn't a comment ended
+        with ``;`` (or nothing came since fast mode began at a boundary).
+        """
+        self._fast = False
+        window = self._fast_tail
+        complete = self._fast_bytes <= len(window)
+        at_boundary: bool | None = None
+        lines = window.split(b"\n")[:-1] if window.endswith(b"\n") else None
+        if not window:
+            at_boundary = complete or None
+        elif lines is not None:
+            for index in range(len(lines) - 1, -1, -1):
+                text = lines[index].strip()
+                partial = index == 0 and not complete
+                comment = not text or text.startswith(b"#") or _DASH_COMMENT.match(text)
+                if comment and not partial:
+                    continue
+                if text.endswith(b";"):
+                    at_boundary = True
+                elif not partial:
+                    at_boundary = False
+                break
+            else:
+                at_boundary = True if complete else None
+        if at_boundary:
+            self._lexer.reset()
+            return
+        is_comment = self._buf.startswith(b"-- ")
+        if at_boundary is False and is_comment:
+            # A comment line between rows of one statement: pass it on, keep skimming.
+            newline = self._buf.find(b"\n")
+            cut = newline + 1 if newline >= 0 else len(self._buf)
+            line = bytes(self._buf[:cut])
+            del self._buf[:cut]
+            self._fast_emit(line, events)
+            self._fast = True
+            return
+        raise EngineError(
+            f"the dump can't be split safely at line {self._line} (a statement seems to go on "
+            "there); restore it with DBKEEP_RESTORE_PARALLELISM=1",
+            kind=FailureKind.permanent,
+        )
 
     # -- the buffer: line mode, and fast mode right after it --
 
     def _drain(self, events: list[Event], *, final: bool) -> None:
         while self._buf:
+            if self._raw:
+                self._emit(bytes(self._buf), events)
+                self._buf.clear()
+                return
             if self._fast:
                 stop = self._find_stop(self._buf)
                 if stop < 0:
                     held = len(self._buf) if final else self._held_from(self._buf)
                     if held:
-                        self._emit(bytes(self._buf[:held]), events)
+                        self._fast_emit(bytes(self._buf[:held]), events)
                         del self._buf[:held]
                     return
                 if stop > 0:
-                    self._emit(bytes(self._buf[:stop]), events)
+                    self._fast_emit(bytes(self._buf[:stop]), events)
                     del self._buf[:stop]
-                self._fast = False
+                if not final and self._buf.find(b"\n") < 0:
+                    return  # the stop line isn't complete yet
+                self._stop_reached(events)
                 continue
             newline = self._buf.find(b"\n")
             if newline < 0:
@@ -305,7 +580,7 @@ class DumpSplitter:
                     self._line_events(bytes(self._buf), events)
                     self._buf.clear()
                 elif len(self._buf) > _LONG_LINE:
-                    self._long_line(events)
+                    self._give_up("a line longer than 1 MiB", b"", events)
                 return
             line = bytes(self._buf[: newline + 1])
             del self._buf[: newline + 1]
@@ -328,52 +603,110 @@ class DumpSplitter:
         else:
             events.append(Header(bytes(piece), line, replayable=False))
 
-    def _long_line(self, events: list[Event]) -> None:
-        # A huge line in line mode (a view or routine definition): pass it on uninterpreted.
+    def _give_up(self, reason: str, line: bytes, events: list[Event]) -> None:
+        """Stop splitting: the rest of the dump, from the last boundary, goes on as it is."""
+        log.info("restore.split_stopped line=%d reason=%s", self._line, reason)
+        restart: list[tuple[bytes, int]] = list(self._held)
+        self._held, self._held_size = [], 0
         if self._create is not None:
-            self._emit_create(bytes(self._create), events, rewrite=False)
-        data = bytes(self._buf)
-        self._buf.clear()
-        self._mid_line = True
-        self._emit(data, events)
+            restart.append((bytes(self._create), self._create_line))
+            self._line += self._create.count(b"\n")
+            self._create = None
+        if self._in_section:
+            if self._is_table:
+                events.append(self._end())
+            self._is_table = False
+            start = restart[0][1] if restart else self._line
+            events.append(Begin(kind="rest", name="", line=start))
+        self._raw = True
+        self._fast = False
+        for text, line_no in restart:
+            lines = text.count(b"\n")
+            events.append(
+                Data(text, line_no, lines)
+                if self._in_section
+                else Header(text, line_no, replayable=False)
+            )
+        self._emit(line, events)
+        if self._buf:
+            self._emit(bytes(self._buf), events)
+            self._buf.clear()
+
+    def _hold(self, line: bytes, events: list[Event]) -> None:
+        """A table section's line: held until its statement ends (see ``_held``)."""
+        if not self._held and self._lexer.clean:
+            self._emit(line, events)
+            return
+        self._held.append((line, self._line))
+        self._held_size += len(line)
+        self._line += line.count(b"\n")
+        self._line_start = line.endswith(b"\n")
+        if self._lexer.clean:
+            self._release_held(events)
+        elif self._held_size > _MAX_HELD:
+            raise EngineError(
+                f"the dump can't be split safely at line {self._line} (a statement of more "
+                f"than {_MAX_HELD // 2**20} MiB); restore it with DBKEEP_RESTORE_PARALLELISM=1",
+                kind=FailureKind.permanent,
+            )
+
+    def _release_held(self, events: list[Event]) -> None:
+        held, self._held, self._held_size = self._held, [], 0
+        for text, line_no in held:
+            events.append(Data(text, line_no, text.count(b"\n")))
 
     def _line_events(self, line: bytes, events: list[Event]) -> None:
-        if self._mid_line:
-            self._mid_line = False
+        if self._raw:
             self._emit(line, events)
             return
         if self._create is not None:
             self._create_line_events(line, events)
             return
-        if line.startswith(b"DELIMITER "):
-            self._delimiter = line[len(b"DELIMITER ") :].strip() or b";"
-            self._emit(line, events)
-            self._fast = self._delimiter == b";" and self._is_table and self._create_seen
-            return
-        if self._delimiter == b";" and line.startswith(b"-- "):
+        lexer = self._lexer
+        if lexer.clean and line.startswith(b"-- "):
             marker = _MARKER.match(line)
             if marker is not None:
                 self._marker(line, marker, events)
+                return
+        at_boundary = lexer.boundary
+        starts_create = (
+            self._is_table
+            and not self._create_seen
+            and lexer.clean
+            and line.startswith(b"CREATE TABLE `")
+        )
+        if not starts_create:
+            lexer.line(line)
+            if lexer.uncertain:
+                self._give_up(lexer.uncertain, line, events)
                 return
         if not self._in_section:
             line_no = self._line
             self._line += line.count(b"\n")
             self._line_start = True
-            stripped = line.strip()
-            replayable = not stripped or line.startswith(b"--") or bool(_REPLAYABLE.match(line))
+            replayable = (
+                at_boundary
+                and lexer.boundary
+                and (not line.strip() or line.startswith(b"--") or bool(_REPLAYABLE.match(line)))
+            )
             events.append(Header(line, line_no, replayable))
             return
-        if self._is_table and not self._create_seen and self._delimiter == b";":
-            if _CHARSET_CLIENT.match(line):
-                self._charset_line = line
-            elif line.startswith(b"CREATE TABLE `"):
-                self._create = bytearray()
-                self._create_line = self._line
-                self._create_line_events(line, events)
-                return
-        self._emit(line, events)
-        # Back to skimming once past a stray comment line between a table's rows.
-        self._fast = self._is_table and self._create_seen and self._delimiter == b";"
+        if not self._is_table:
+            self._emit(line, events)  # views, routines, events: one session, as written
+            return
+        if starts_create:
+            self._create = bytearray()
+            self._create_line = self._line
+            self._create_safe = True
+            self._create_statements = lexer.statements
+            self._create_line_events(line, events)
+            return
+        if not self._create_seen and lexer.clean and _CHARSET_CLIENT.match(line):
+            self._charset_line = line
+        self._hold(line, events)
+        # Back to skimming once past a statement or a stray comment line between a table's rows.
+        if self._create_seen and lexer.clean and not self._held:
+            self._enter_fast()
 
     def _marker(self, line: bytes, marker: re.Match[bytes], events: list[Event]) -> None:
         kind = marker.group(1)
@@ -400,16 +733,28 @@ class DumpSplitter:
         self._emit(line, events)
         if kind == b"Dumping data for table":
             self._create_seen = True  # no CREATE TABLE comes after the rows
-            self._fast = True
+            self._enter_fast()
 
     def _create_line_events(self, line: bytes, events: list[Event]) -> None:
         assert self._create is not None
-        self._create += line
-        if len(self._create) > _MAX_CREATE:
-            self._emit_create(bytes(self._create), events, rewrite=False)
+        lexer = self._lexer
+        lexer.line(line)
+        if lexer.uncertain:
+            self._give_up(lexer.uncertain, line, events)
             return
-        if line.rstrip().endswith(b";"):
-            self._emit_create(bytes(self._create), events)
+        self._create += line
+        if lexer.quote or lexer.comment:
+            self._create_safe = False  # a line break inside a literal: lines aren't clauses
+        if len(self._create) > _MAX_CREATE:
+            self._create_safe = False
+        if lexer.boundary:
+            one_statement = lexer.statements == self._create_statements + 1
+            ends_line = line.rstrip().endswith(b";")
+            self._emit_create(
+                bytes(self._create),
+                events,
+                rewrite=self._create_safe and one_statement and ends_line and lexer.clean,
+            )
 
     def _emit_create(self, statement: bytes, events: list[Event], *, rewrite: bool = True) -> None:
         """Pass on a CREATE TABLE statement, without its deferrable indexes when it can."""
@@ -421,12 +766,12 @@ class DumpSplitter:
         events.append(Data(text, self._line, text.count(b"\n")))
         self._line += lines
         self._line_start = statement.endswith(b"\n")
-        self._fast = True
+        if self._lexer.clean:
+            self._enter_fast()
 
     def _end(self) -> End:
         deferred, self._deferred = self._deferred, None
         self._fast = False
-        self._delimiter = b";"
         if deferred is None:
             return End()
         epilogue = deferred.alter
@@ -666,9 +1011,9 @@ class _ParallelLoad:
         self.reading = True
         self.wake = asyncio.Event()
         # What the reader builds
-        self.header: _Script | None = None
-        self.header_queued = False
-        self.serial = False
+        self.header: _Script | None = None  # until the first section: is the dump splittable?
+        self.serial = False  # not splittable: the whole dump runs in ``verbatim``, as written
+        self.verbatim: _Script | None = None
         self.prologue: list[tuple[bytes, int]] = []
         self.prologue_size = 0
         self.current: _Script | None = None
@@ -680,19 +1025,44 @@ class _ParallelLoad:
     # -- reading --
 
     async def read(self, raw: AsyncIterator[bytes]) -> None:
-        """Split the stream into scripts; the workers start on each as soon as it begins."""
+        """Split the stream into scripts; the workers start on each as soon as it begins.
+
+        Until the first section begins, the raw bytes are kept too: a dump that can't be split
+        (``serial``) is then loaded from them, byte for byte, in one session, and the splitter's
+        events (rewritten CREATE TABLE statements) are never used.
+        """
         self.header = self.spool.new_script("header")
+        undecided: list[bytes] | None = []
+        undecided_size = 0
         async for chunk in raw:
             self.stats.feed(chunk)
-            await self._apply(self.splitter.feed(chunk))
-        await self._apply(self.splitter.close())
+            if self.verbatim is not None:
+                await self._add_verbatim(chunk)
+                continue
+            if undecided is not None:
+                undecided.append(chunk)
+                undecided_size += len(chunk)
+                if undecided_size > _MAX_UNDECIDED:
+                    self.serial = True  # still no section after megabytes: not a plain dump
+            if not self.serial:
+                await self._apply(self.splitter.feed(chunk))
+            if undecided is not None and self.serial:
+                await self._start_verbatim(undecided)
+                undecided = None
+            elif self.header is None:
+                undecided = None  # the first section began: the dump is being split
+        if self.verbatim is None:
+            await self._apply(self.splitter.close())
+            if not self.serial and self.header is not None:
+                self.serial = True  # no sections at all: replay it as it is
+            if self.serial:
+                assert undecided is not None
+                await self._start_verbatim(undecided)
         if not self.stats.has_trailer():
             raise EngineError(
                 "incomplete dump: the backup ends before the dump's completion line",
                 kind=FailureKind.permanent,
             )
-        if self.header is not None and not self.header_queued:
-            self._enqueue_header()  # no sections at all: replay it as it is
         for script in self._open_scripts():
             await self.spool.flush(script)
             script.complete = True
@@ -700,18 +1070,37 @@ class _ParallelLoad:
         self.reading = False
         self.wake.set()
 
+    async def _start_verbatim(self, undecided: list[bytes]) -> None:
+        """Load the whole dump as it is, in one session: what was read so far, then the rest."""
+        if self.header is not None:
+            self.spool.discard(self.header)
+            self.header = None
+        self.verbatim = self.spool.new_script("the whole dump, as written")
+        self._enqueue(self.verbatim)
+        for chunk in undecided:
+            await self._add_verbatim(chunk)
+
+    async def _add_verbatim(self, chunk: bytes) -> None:
+        assert self.verbatim is not None
+        lines = chunk.count(b"\n")
+        self.verbatim.add(chunk, self.verbatim.lines + 1, lines)
+        if self.verbatim.pending_size >= _FLUSH_BYTES:
+            await self.spool.flush(self.verbatim)
+
     def _open_scripts(self) -> list[_Script]:
-        scripts = [s for s in (self.header, self.current) if s is not None and s is not self.tail]
+        scripts = [s for s in (self.verbatim, self.current) if s is not None and s is not self.tail]
         return [s for s in scripts if not s.complete]
 
     async def _apply(self, events: list[Event]) -> None:
         for event in events:
+            if self.serial:
+                return  # the dump loads as written: nothing the splitter made is used
             if isinstance(event, Header):
                 self._on_header(event)
             elif isinstance(event, Begin):
                 await self._on_begin(event)
             elif isinstance(event, Data):
-                target = self.header if self.serial else self.current
+                target = self.current
                 assert target is not None
                 target.add(event.data, event.line, event.lines)
                 if target.pending_size >= _FLUSH_BYTES:
@@ -731,18 +1120,19 @@ class _ParallelLoad:
                 self.serial = True
 
     async def _on_begin(self, event: Begin) -> None:
-        if self.header is not None and not self.serial:
+        if self.header is not None:
             # The first section: the header is complete. Without FOREIGN_KEY_CHECKS=0 tables
             # can't load in any order; a --databases dump switches databases with USE.
             fk_checks_off = any(_FK_CHECKS_OFF.search(line) for line, _ in self.prologue)
-            if not fk_checks_off or event.kind == "database":
+            if not fk_checks_off or event.kind in ("database", "rest"):
                 self.serial = True
-            else:
-                self.spool.discard(self.header)
-                self.header = None
-        if self.serial:
-            if not self.header_queued:
-                self._enqueue_header()  # followed as the rest of the dump is appended to it
+                return
+            self.spool.discard(self.header)
+            self.header = None
+        if event.kind == "rest":
+            # The splitter gave up: the rest of the dump, as written, after every table.
+            log.info("restore.split_stopped line=%d: the rest loads in one session", event.line)
+            self.current = self._tail()
             return
         if event.kind == "database":
             raise EngineError(
@@ -758,10 +1148,13 @@ class _ParallelLoad:
             self.current = script
             self._enqueue(script)
             return
+        self.current = self._tail()
+
+    def _tail(self) -> _Script:
         if self.tail is None:
             self.tail = self.spool.new_script("views, routines and events")
             self._add_prologue(self.tail)
-        self.current = self.tail
+        return self.tail
 
     def _add_prologue(self, script: _Script) -> None:
         for line, line_no in self.prologue:
@@ -784,11 +1177,6 @@ class _ParallelLoad:
     def _enqueue(self, script: _Script) -> None:
         self.queue.append(script)
         self.wake.set()
-
-    def _enqueue_header(self) -> None:
-        assert self.header is not None
-        self.header_queued = True
-        self._enqueue(self.header)
 
     # -- loading --
 
@@ -899,13 +1287,11 @@ class _ParallelLoad:
         if self.serial:
             return None
         if self.foreign_keys:
-            if self.tail is None:
-                self.tail = self.spool.new_script("foreign keys")
-                self._add_prologue(self.tail)
+            tail = self._tail()
             # After the dump's footer, which restores FOREIGN_KEY_CHECKS: no re-check of the rows.
-            self.tail.add(b"SET SESSION foreign_key_checks = 0;\n", 1)
+            tail.add(b"SET SESSION foreign_key_checks = 0;\n", 1)
             for statement in self.foreign_keys:
-                self.tail.add(statement, 1)
+                tail.add(statement, 1)
         return self.tail
 
 
