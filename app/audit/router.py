@@ -12,11 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.audit.repository import AuditRepository
 from app.deps import CurrentAdmin, SessionDep
 from app.http.envelope import PageEnvelope, PageMeta, error_responses
+from app.http.params import PageNumber, PerPage, UserIdFilter
 
 router = APIRouter(prefix="/admin/api/audit-events", tags=["audit"])
-
-MAX_PAGE = 1_000_000
-MAX_ID = 2**63 - 1
 
 
 class AuditEventRead(BaseModel):
@@ -46,8 +44,8 @@ class AuditPage(PageEnvelope[AuditEventRead]):
 async def list_audit_events(
     _admin: CurrentAdmin,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 50,
+    page: PageNumber = 1,
+    per_page: PerPage = 50,
     action: Annotated[
         str | None,
         Query(
@@ -56,7 +54,7 @@ async def list_audit_events(
             description="Only this action, e.g. backup.download or auth.login_failed.",
         ),
     ] = None,
-    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    user_id: UserIdFilter = None,
 ) -> AuditPage:
     """Who did what and when: logins, backups, downloads, restores, trash and deletions."""
     events, total = await AuditRepository(session).page(

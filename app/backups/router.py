@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request, status
-from pydantic import BeforeValidator
+from fastapi import APIRouter, Query, Request, status
 from starlette.responses import StreamingResponse
 
 from app.backups.models import BackupStatus, DatabaseBackup, RestoreStatus
 from app.backups.repository import BackupRecord
 from app.backups.schemas import (
     DEFAULT_PER_PAGE,
-    MAX_ID,
-    MAX_PER_PAGE,
     MAX_SEARCH_LENGTH,
     BackupEnvelope,
     BackupMessageEnvelope,
@@ -41,29 +38,9 @@ from app.deps import BackupServiceDep
 from app.errors import Conflict, NotFound
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
+from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId
 from app.pipeline.codecs import CorruptStream
 
-MAX_PAGE = 1_000_000
-
-
-def _digits_only(value: Any) -> Any:
-    # "1.0", "+1" and "1_000" would pass int(); an id is written in digits and nothing else.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise ValueError("must be a positive whole number")
-    return value
-
-
-# Path/Query before the validator: the other order drops the bounds from the OpenAPI document.
-BackupId = Annotated[
-    int,
-    Path(ge=1, le=MAX_ID, description="The backup's id.", examples=[42]),
-    BeforeValidator(_digits_only),
-]
-RestoreId = Annotated[
-    int,
-    Path(ge=1, le=MAX_ID, description="The restore operation's id.", examples=[3]),
-    BeforeValidator(_digits_only),
-]
 # Strings the search may not contain: control characters would only ever be an attack.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
@@ -88,10 +65,8 @@ def _read(backup: DatabaseBackup | BackupRecord) -> BackupRead:
 )
 async def list_backups(
     service: BackupServiceDep,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE), BeforeValidator(_digits_only)] = 1,
-    per_page: Annotated[
-        int, Query(ge=1, le=MAX_PER_PAGE), BeforeValidator(_digits_only)
-    ] = DEFAULT_PER_PAGE,
+    page: PageNumber = 1,
+    per_page: PerPage = DEFAULT_PER_PAGE,
     search: Annotated[
         str | None,
         Query(
@@ -399,9 +374,7 @@ async def download_backup(
     backup_id: BackupId,
     service: BackupServiceDep,
     request: Request,
-    raw: Annotated[
-        bool, Query(description="Send the stored file as it is (e.g. .sql.zst).")
-    ] = False,
+    raw: RawFlag = False,
 ) -> StreamingResponse:
     """Download a completed backup (409 if it is not completed, 404 if its file is gone)."""
     download = await service.open_download(backup_id, raw=raw)
