@@ -192,7 +192,8 @@ class BulkRequest(BaseModel):
 
 
 class RestoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: only JSON true/false are booleans here, never 0, "no", "off", "f" or 0.0.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     use_safety_backup: bool = Field(
         default=True,
