@@ -1,9 +1,21 @@
 import { expect, signIn, test } from './fixtures'
 
-test('an anonymous visitor is sent to the login page', async ({ page }) => {
+test('an anonymous visitor is sent to the login page, with no error in the console', async ({ page }) => {
+  const errors: string[] = []
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text())
+  })
+  const failed: string[] = []
+  page.on('response', (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`)
+  })
   await page.goto('/admin/database-backups')
   await expect(page).toHaveURL(/\/login/)
   await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible()
+  await page.reload()
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible()
+  expect(failed).toEqual([])
+  expect(errors).toEqual([])
 })
 
 test("a wrong password shows the server's message", async ({ page, admin }) => {

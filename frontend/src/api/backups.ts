@@ -17,9 +17,12 @@ export const backupsApi = {
   statistics: (signal?: AbortSignal) => http.get<Statistics>(`${BASE}/statistics`, { signal }),
   get: (id: number) => http.get<Backup>(`${BASE}/${id}`),
   create: () => http.post<Backup>(BASE),
-  restore: (id: number, useSafetyBackup: boolean) =>
+  restore: (id: number, useSafetyBackup: boolean, keepExistingObjects = false) =>
     http.post<RestoreOperation>(`${BASE}/${id}/restore`, {
-      body: { use_safety_backup: useSafetyBackup } satisfies RestoreRequest,
+      body: {
+        use_safety_backup: useSafetyBackup,
+        keep_existing_objects: keepExistingObjects,
+      } satisfies RestoreRequest,
     }),
   restores: (id: number) => http.get<RestoreOperation[]>(`${BASE}/${id}/restores`),
   cancel: (id: number) => http.post<Backup>(`${BASE}/${id}/cancel`),

@@ -487,6 +487,12 @@ export interface components {
             bytes_processed: number;
             /** Cancel Requested At */
             cancel_requested_at: string | null;
+            /**
+             * Cancelled
+             * @description True when it ended because a user cancelled it (its status is "failed"); a cancelled backup is not counted as a failure.
+             * @default false
+             */
+            cancelled: boolean;
             /** Checksum Sha256 */
             checksum_sha256: string | null;
             /** Completed At */
@@ -817,6 +823,12 @@ export interface components {
              */
             success: true;
         };
+        /**
+         * RestorePhase
+         * @description What a restore is doing now; its bytes and total are those of this phase.
+         * @enum {string}
+         */
+        RestorePhase: "queued" | "safety_backup" | "loading" | "rolling_back" | "finished";
         /** RestoreRead */
         RestoreRead: {
             /** Attempts */
@@ -833,6 +845,12 @@ export interface components {
              * @description When someone asked to cancel it (a running one rolls back).
              */
             cancel_requested_at?: string | null;
+            /**
+             * Cancelled
+             * @description True when it ended because a user cancelled it (status failed or rolled_back); not a failure.
+             * @default false
+             */
+            cancelled: boolean;
             /** Completed At */
             completed_at: string | null;
             /**
@@ -849,6 +867,17 @@ export interface components {
              * @example 3
              */
             id: number;
+            /**
+             * Keep Existing Objects
+             * @description Objects the backup does not have are kept; by default the restore leaves exactly the backup's database.
+             * @default false
+             */
+            keep_existing_objects: boolean;
+            /**
+             * @description What it does now: queued, safety_backup (bytes_processed and total_bytes are the safety backup's; total_bytes null when no estimate), loading (the backup's), rolling_back (loading the safety backup), finished.
+             * @default queued
+             */
+            phase: components["schemas"]["RestorePhase"];
             /** Requested By */
             requested_by: number | null;
             /**
@@ -875,6 +904,12 @@ export interface components {
         };
         /** RestoreRequest */
         RestoreRequest: {
+            /**
+             * Keep Existing Objects
+             * @description Objects the backup does not have are kept; by default the restore leaves exactly the backup's database (tables, views and routines created after the backup are dropped; they are in the safety backup).
+             * @default false
+             */
+            keep_existing_objects: boolean;
             /**
              * Use Safety Backup
              * @description Back the target up first so a failed restore can be rolled back.
@@ -904,9 +939,18 @@ export interface components {
         Statistics: {
             /** Average Size */
             average_size: number;
+            /**
+             * Cancelled Backups
+             * @description Backups that ended because a user cancelled them.
+             * @default 0
+             */
+            cancelled_backups: number;
             /** Completed Backups */
             completed_backups: number;
-            /** Failed Backups */
+            /**
+             * Failed Backups
+             * @description Failed backups, not counting cancelled ones.
+             */
             failed_backups: number;
             latest_backup: components["schemas"]["BackupRead"] | null;
             oldest_backup: components["schemas"]["BackupRead"] | null;
@@ -975,8 +1019,11 @@ export interface operations {
             query?: {
                 /** @description Only this action, e.g. backup.download or auth.login_failed. */
                 action?: string | null;
+                /** @description The page, from 1. */
                 page?: number;
+                /** @description Items per page, 1 to 100. */
                 per_page?: number;
+                /** @description Only events of this user. */
                 user_id?: number | null;
             };
             header?: never;
@@ -1049,7 +1096,9 @@ export interface operations {
     list_backups: {
         parameters: {
             query?: {
+                /** @description The page, from 1. */
                 page?: number;
+                /** @description Items per page, 1 to 100. */
                 per_page?: number;
                 /** @description Literal text (at most 200 characters) found in the filename or the unique identifier; % and _ match themselves. */
                 search?: string | null;
@@ -2312,7 +2361,7 @@ export interface operations {
     download_backup: {
         parameters: {
             query?: {
-                /** @description Send the stored file as it is (e.g. .sql.zst). */
+                /** @description Send the stored file as it is (e.g. .sql.zst): true/false or 1/0. */
                 raw?: boolean;
             };
             header?: never;

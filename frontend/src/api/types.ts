@@ -5,17 +5,12 @@ import type { components, operations } from './schema'
 
 type Schemas = components['schemas']
 
-// The fields added for issue 11 are also declared here as optional, so the dashboard copes with
-// a backend that does not send them yet; once schema.d.ts has them they are required there.
-export type Backup = Schemas['BackupRead'] & { cancelled?: boolean }
+export type Backup = Schemas['BackupRead']
 export type BackupStatus = Schemas['BackupStatus']
-export type Statistics = Schemas['Statistics'] & { cancelled_backups?: number; purge_after_days?: number }
-export type RestorePhase = 'queued' | 'safety_backup' | 'loading' | 'rolling_back' | 'finished'
-export type RestoreOperation = Schemas['RestoreRead'] & {
-  cancelled?: boolean
-  phase?: RestorePhase
-  keep_existing_objects?: boolean
-}
+// purge_after_days is not sent by the API yet: optional here, so the page uses it once it is.
+export type Statistics = Schemas['Statistics'] & { purge_after_days?: number }
+export type RestorePhase = Schemas['RestorePhase']
+export type RestoreOperation = Schemas['RestoreRead']
 export type IntegrityStatus = NonNullable<Schemas['BackupRead']['integrity_status']>
 export type RestoreStatus = Schemas['RestoreStatus']
 export type RestoreRequest = Schemas['RestoreRequest']
@@ -36,4 +31,5 @@ export type View = Schemas['View']
 export type ListQuery = NonNullable<operations['list_backups']['parameters']['query']>
 
 export type HealthCheck = Schemas['CheckRead']
+// next_backup_at is optional until the backend's /health sends it.
 export type HealthReport = Schemas['HealthReport'] & { next_backup_at?: string | null }

@@ -26,7 +26,7 @@ describe('RestoreDialog', () => {
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
     expect(submit.attributes('disabled')).toBeUndefined()
     await wrapper.get('form').trigger('submit')
-    expect(wrapper.emitted('confirm')).toEqual([[true]])
+    expect(wrapper.emitted('confirm')).toEqual([[true, false]])
     wrapper.unmount()
   })
 
@@ -37,7 +37,7 @@ describe('RestoreDialog', () => {
     await safety.setValue(false)
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
     await wrapper.get('form').trigger('submit')
-    expect(wrapper.emitted('confirm')).toEqual([[false]])
+    expect(wrapper.emitted('confirm')).toEqual([[false, false]])
     wrapper.unmount()
   })
 
@@ -46,6 +46,19 @@ describe('RestoreDialog', () => {
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('sho')
     await wrapper.get('form').trigger('submit')
     expect(wrapper.emitted('confirm')).toBeUndefined()
+    wrapper.unmount()
+  })
+
+  it('removes objects the backup does not have unless asked to keep them, and says which', async () => {
+    const wrapper = open()
+    const keep = wrapper.get<HTMLInputElement>('[data-testid="keep-existing"]')
+    expect(keep.element.checked).toBe(false)
+    expect(wrapper.text()).toContain('the backup does not have are removed')
+    await keep.setValue(true)
+    expect(wrapper.text()).toContain('the backup does not have are kept')
+    await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
+    await wrapper.get('form').trigger('submit')
+    expect(wrapper.emitted('confirm')).toEqual([[true, true]])
     wrapper.unmount()
   })
 })

@@ -39,21 +39,28 @@ describe('RunningJobs', () => {
 
 describe('RunningJobs: restore phases', () => {
   const busy = { fraction: 0.1, rate: 1_000_000, secondsLeft: 3600 }
-  function phased(phase: string): RunningJob {
-    return { ...restoreJob(), phase, estimate: busy }
+  function phased(phase: string, total: number | null = 100): RunningJob {
+    return { ...restoreJob(), phase, total, estimate: busy }
   }
 
-  it('names the phase, and gives no time left during the safety backup', () => {
-    const wrapper = mount(RunningJobs, { props: { jobs: [phased('safety_backup')] } })
+  it('names the phase, and gives no time left during a safety backup without an estimate', () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [phased('safety_backup', null)] } })
     expect(wrapper.get('[data-testid="job-phase"]').text()).toBe('Safety backup')
+    expect(wrapper.text()).toContain('Safety backup of the current data: 10 B so far')
     expect(wrapper.text()).not.toMatch(/left|estimating|of ~/)
     expect(wrapper.get('[role="progressbar"]').attributes('aria-valuenow')).toBeUndefined()
+  })
+
+  it("shows a safety backup's own total and time left when it has one", () => {
+    const wrapper = mount(RunningJobs, { props: { jobs: [phased('safety_backup', 100)] } })
+    expect(wrapper.text()).toContain('10 B of ~100 B')
+    expect(wrapper.text()).toContain('about 1.0 h left')
   })
 
   it('gives no estimate while rolling back', () => {
     const wrapper = mount(RunningJobs, { props: { jobs: [phased('rolling_back')] } })
     expect(wrapper.get('[data-testid="job-phase"]').text()).toBe('Rolling back')
-    expect(wrapper.text()).not.toMatch(/left|estimating/)
+    expect(wrapper.text()).not.toMatch(/left|estimating|of ~/)
     expect(wrapper.get('[role="progressbar"]').attributes('aria-valuenow')).toBeUndefined()
   })
 

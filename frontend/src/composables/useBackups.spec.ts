@@ -148,7 +148,7 @@ describe('useBackups', () => {
     const { store } = start()
     await vi.advanceTimersByTimeAsync(0)
     expect(await store.restore(backup({ id: 9 }), false)).toBe(true)
-    expect(calls.find((c) => c.url.pathname.endsWith('/9/restore'))?.body).toEqual({ use_safety_backup: false })
+    expect(calls.find((c) => c.url.pathname.endsWith('/9/restore'))?.body).toEqual({ use_safety_backup: false, keep_existing_objects: false })
     await vi.advanceTimersByTimeAsync(0)
     expect(store.running.value.map((j) => j.kind)).toEqual(['restore'])
     op = { ...op, status: 'rolled_back', error_message: 'The dump broke at line 12.' }
@@ -226,7 +226,8 @@ describe('useBackups', () => {
   })
 
   it('makes no estimate for a restore outside its load phase', async () => {
-    let op = restoreOp({ id: 62, backup_id: 9, status: 'in_progress', phase: 'safety_backup', bytes_processed: 0, total_bytes: 1_000_000 })
+    // A safety backup with no estimate of its own (the restore's total is null then).
+    let op = restoreOp({ id: 62, backup_id: 9, status: 'in_progress', phase: 'safety_backup', bytes_processed: 0, total_bytes: null })
     handler = (url, init) => {
       if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics() })
       if (init?.method === 'POST' && url.pathname.endsWith('/9/restore')) return jsonResponse({ success: true, message: 'Queued.', data: op }, 202)
@@ -238,7 +239,10 @@ describe('useBackups', () => {
     await store.restore(backup({ id: 9 }), true)
     await vi.advanceTimersByTimeAsync(3_000)
     expect(store.running.value[0]).toMatchObject({ phase: 'safety_backup', estimate: { fraction: null, secondsLeft: null } })
-    op = { ...op, phase: 'loading', bytes_processed: 100_000 }
+    op = { ...op, bytes_processed: 50_000 }
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(store.running.value[0]?.estimate).toEqual({ fraction: null, rate: null, secondsLeft: null })
+    op = { ...op, phase: 'loading', bytes_processed: 100_000, total_bytes: 1_000_000 }
     await vi.advanceTimersByTimeAsync(3_000)
     op = { ...op, bytes_processed: 400_000 }
     await vi.advanceTimersByTimeAsync(3_000)

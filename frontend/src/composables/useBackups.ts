@@ -46,11 +46,13 @@ export interface RunningJob {
 }
 
 /**
- * Whether a running job's byte counts may be turned into a rate and a time left. A restore's
- * total is the load's: it says nothing while the safety backup runs or a rollback reloads it.
+ * Whether a restore's byte counts may be turned into a rate and a time left: its bytes and
+ * total are those of the current phase, so the load can be estimated, the safety backup only
+ * when it has an estimate of its own, and a rollback never (it follows a load that broke).
  */
 export function estimable(op: RestoreOperation): boolean {
-  return op.phase === undefined || op.phase === 'loading'
+  if (op.phase === 'loading') return true
+  return op.phase === 'safety_backup' && typeof op.total_bytes === 'number' && op.total_bytes > 0
 }
 
 export function useBackups(state: ListState) {
@@ -248,7 +250,7 @@ export function useBackups(state: ListState) {
         restore: op,
         label: source ? source.filename : `backup #${backupId}`,
         status: op.status,
-        phase: op.phase ?? null,
+        phase: op.phase,
         processed: op.bytes_processed ?? 0,
         total: op.total_bytes ?? null,
         estimate: estimates.get(key) ?? { fraction: null, rate: null, secondsLeft: null },
@@ -327,9 +329,9 @@ export function useBackups(state: ListState) {
     return ok
   }
 
-  async function restore(backup: Backup, useSafetyBackup: boolean): Promise<boolean> {
+  async function restore(backup: Backup, useSafetyBackup: boolean, keepExistingObjects = false): Promise<boolean> {
     return act(async () => {
-      const result = await backupsApi.restore(backup.id, useSafetyBackup)
+      const result = await backupsApi.restore(backup.id, useSafetyBackup, keepExistingObjects)
       const op = result.data
       if (op && typeof op === 'object' && 'id' in op && 'status' in op) {
         noteRestore(backup.id, op, Date.now())

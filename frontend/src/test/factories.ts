@@ -32,6 +32,7 @@ export function backup(overrides: Partial<Backup> = {}): Backup {
     cancel_requested_at: null,
     integrity_status: 'ok',
     verified_at: null,
+    cancelled: false,
     ...overrides,
   }
 }
@@ -55,6 +56,9 @@ export function restoreOp(overrides: Partial<RestoreOperation> = {}): RestoreOpe
     created_at: '2026-01-31T00:00:00Z',
     updated_at: '2026-01-31T00:00:00Z',
     cancel_requested_at: null,
+    cancelled: false,
+    phase: 'queued',
+    keep_existing_objects: false,
     ...overrides,
   }
 }
@@ -64,6 +68,7 @@ export function statistics(overrides: Partial<Statistics> = {}): Statistics {
     total_backups: 0,
     completed_backups: 0,
     failed_backups: 0,
+    cancelled_backups: 0,
     trashed_backups: 0,
     total_size: 0,
     average_size: 0,
