@@ -2,15 +2,24 @@
 
 Other parts add their own check with ``registry.register(name, check)`` (the worker adds its
 heartbeat and queue depth); a check gets the application's ``state`` (settings, database, queue,
-storage, engine) and returns a ``CheckResult``. Any failing *critical* check makes the answer 503.
+storage, engine) and returns a ``CheckResult``. Any failing *critical* check makes the answer 503;
+any other check that is not ok makes it "degraded" (200).
+
+The ``target`` check logs in to the target database with its configured credentials (the
+engine's client runs ``SELECT 1``). It is cached for ``TARGET_CHECK_TTL_S``, runs in the
+background with its own time limit, and never holds ``/health`` up: a stale result is answered
+at once while a refresh runs. It is not critical (dbkeep's API and its backups on disk work
+without the target), so a target that refuses the password makes ``/health`` "degraded".
+The report also says when the next scheduled backup is due (``next_backup_at``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -58,6 +67,10 @@ class CheckRead(BaseModel):
 class HealthReport(BaseModel):
     status: Literal["ok", "degraded", "unhealthy"]
     checks: dict[str, CheckRead]
+    next_backup_at: datetime | None = Field(
+        default=None,
+        description="When the next scheduled backup is due; null when the schedule is off.",
+    )
 
 
 class HealthEnvelope(BaseModel):
@@ -102,7 +115,9 @@ class HealthRegistry:
             overall = "degraded"
         else:
             overall = "ok"
-        return HealthReport(status=overall, checks=checks)
+        return HealthReport(
+            status=overall, checks=checks, next_backup_at=next_backup_at(state.settings)
+        )
 
     async def _run_one(self, state: State, registered: _Registered) -> CheckResult:
         try:
@@ -175,6 +190,95 @@ async def check_newest_backup(state: State) -> CheckResult:
     return CheckResult("ok", "ok", details)
 
 
+# A target check's answer is reused this long; a refresh may take this long before it fails.
+TARGET_CHECK_TTL_S = 30.0
+TARGET_CHECK_TIME_LIMIT_S = 10.0
+# With no answer yet, /health waits this long for the first one before saying "checking".
+TARGET_FIRST_WAIT_S = 2.0
+
+
+class TargetCheck:
+    """Whether the target database lets dbkeep in, from a cached background probe."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = TARGET_CHECK_TTL_S,
+        time_limit: float = TARGET_CHECK_TIME_LIMIT_S,
+        first_wait: float = TARGET_FIRST_WAIT_S,
+    ) -> None:
+        self.ttl = ttl
+        self.time_limit = time_limit
+        self.first_wait = first_wait
+        self._result: CheckResult | None = None
+        self._checked_at = 0.0  # time.monotonic() of the result
+        self._refresh: asyncio.Task[CheckResult] | None = None
+
+    async def __call__(self, state: State) -> CheckResult:
+        if self._result is not None and time.monotonic() - self._checked_at < self.ttl:
+            return self._result
+        refresh = self._refresh
+        if refresh is None or refresh.done():
+            refresh = self._refresh = asyncio.create_task(self._probe_and_keep(state))
+        if self._result is not None:
+            return self._result  # stale, while the refresh runs
+        try:
+            return await asyncio.wait_for(asyncio.shield(refresh), timeout=self.first_wait)
+        except TimeoutError:
+            return CheckResult("warn", "Checking the target database; no answer yet.")
+
+    async def _probe_and_keep(self, state: State) -> CheckResult:
+        try:
+            result = await asyncio.wait_for(self._probe(state), timeout=self.time_limit)
+        except TimeoutError:
+            result = CheckResult(
+                "fail", f"The target database did not answer within {self.time_limit:g} s."
+            )
+        except Exception as exc:
+            log.warning("health.target_check_error", error_type=type(exc).__name__)
+            result = CheckResult("fail", f"The target check failed ({type(exc).__name__}).")
+        self._result, self._checked_at = result, time.monotonic()
+        return result
+
+    async def _probe(self, state: State) -> CheckResult:
+        from app.backups.service import target_from_settings
+        from app.engines.base import EngineError
+        from app.errors import Conflict
+
+        try:
+            target = target_from_settings(state.settings)
+        except Conflict as exc:
+            return CheckResult("warn", exc.message)
+        where = target.socket or f"{target.host}:{target.port}"
+        details = {"database": target.database, "server": where, "user": target.user}
+        engine = getattr(state, "engine", None)
+        admin_sql = getattr(engine, "_admin_sql", None)
+        if admin_sql is None:
+            return CheckResult("warn", "No database engine can reach the target here.", details)
+        try:
+            await admin_sql(target, "SELECT 1;\n", time_limit=self.time_limit)
+        except EngineError as exc:  # messages carry no password (app/engines/mysql_errors.py)
+            return CheckResult("fail", f"The target database refused: {exc.message}.", details)
+        return CheckResult("ok", f"Logged in to '{target.database}' on {where}.", details)
+
+
+def next_backup_at(settings: Any, *, now: datetime | None = None) -> datetime | None:
+    """When the next scheduled backup is due (UTC), or None when the schedule is off."""
+    from app.jobs.schedule import schedule_timezone, slot_start
+
+    if not getattr(settings, "schedule_enabled", False):
+        return None
+    try:
+        tz = schedule_timezone(settings)
+        hour, minute = (int(part) for part in settings.backup_at.split(":"))
+        last = slot_start(settings.backup_at, tz, now or datetime.now(UTC))
+    except ValueError:
+        return None
+    # The same wall-clock time the next day (a DST change moves it in UTC, not locally).
+    following = (last.astimezone(tz) + timedelta(days=1)).replace(hour=hour, minute=minute)
+    return following.astimezone(UTC)
+
+
 def default_registry() -> HealthRegistry:
     """The checks every dbkeep API process runs."""
     registry = HealthRegistry()
@@ -182,6 +286,7 @@ def default_registry() -> HealthRegistry:
     registry.register("redis", check_redis)
     registry.register("dump_tools", check_dump_tools, timeout=10.0)
     registry.register("newest_backup", check_newest_backup, critical=False)
+    registry.register("target", TargetCheck(), critical=False)
     return registry
 
 

@@ -307,3 +307,124 @@ async def test_every_request_gives_its_metadata_connections_back(
         response = await admin_client.request(method, path)
         assert response.status_code == expected, (path, response.text)
         assert pool.checkedout() == 0, (method, path)
+
+
+# ---- the target database and the schedule in /health ------------------------------------------
+
+
+class _CountingEngine:
+    """The real engine, counting (and optionally slowing) the target probes."""
+
+    def __init__(self, engine: object, *, delay: float = 0.0) -> None:
+        self.engine = engine
+        self.delay = delay
+        self.probes = 0
+
+    async def _admin_sql(self, *args: object, **kwargs: object) -> str:
+        import asyncio
+
+        self.probes += 1
+        await asyncio.sleep(self.delay)
+        return str(await self.engine._admin_sql(*args, **kwargs))  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.engine, name)
+
+
+async def test_health_logs_in_to_the_target_and_caches_the_answer(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    counting = _CountingEngine(app.state.engine)
+    app.state.engine = counting
+    first = (await client.get("/health")).json()["data"]
+    target = first["checks"]["target"]
+    assert target["status"] == "ok", target
+    assert target["critical"] is False
+    assert target["details"]["database"] in settings.target_url.get_secret_value()  # type: ignore[union-attr]
+    for _ in range(3):
+        assert (await client.get("/health")).json()["data"]["checks"]["target"] == target
+    assert counting.probes == 1  # cached, not one login per request
+    assert first["next_backup_at"] is None  # the tests' schedule is off
+
+
+async def test_a_target_that_refuses_the_password_makes_health_degraded(
+    database: Database, settings: Settings, target_database: str
+) -> None:
+    from tests import support
+
+    wrong = support.target_url(target_database, password="not-the-password")
+    from pydantic import SecretStr
+
+    app = create_app(settings.model_copy(update={"target_url": SecretStr(wrong)}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        response = await c.get("/health")
+    body = response.json()
+    target = body["data"]["checks"]["target"]
+    assert target["status"] == "fail", target
+    assert "access denied" in target["message"].lower()
+    assert "not-the-password" not in response.text
+    assert body["data"]["status"] != "ok"
+    if body["data"]["checks"]["dump_tools"]["status"] == "ok":
+        assert response.status_code == 200 and body["data"]["status"] == "degraded"
+
+
+async def test_a_slow_target_never_holds_health_up(app: FastAPI, client: httpx.AsyncClient) -> None:
+    import asyncio
+    import time
+
+    from app.health import TargetCheck
+
+    check = TargetCheck(ttl=0.0, first_wait=0.2)
+    app.state.health.register("target", check, critical=False)
+    app.state.engine = _CountingEngine(app.state.engine, delay=1.0)
+    started = time.monotonic()
+    target = (await client.get("/health")).json()["data"]["checks"]["target"]
+    assert time.monotonic() - started < 1.0
+    assert target["status"] == "warn" and "no answer yet" in target["message"]
+    await asyncio.sleep(1.3)  # the probe finished in the background
+    started = time.monotonic()
+    target = (await client.get("/health")).json()["data"]["checks"]["target"]
+    # Stale (ttl 0): answered from the last result at once while a new probe runs.
+    assert target["status"] == "ok" and time.monotonic() - started < 1.0
+    await asyncio.sleep(1.1)
+
+
+def test_next_backup_at_follows_the_schedule(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from app.health import next_backup_at
+
+    assert next_backup_at(settings) is None  # off
+    on = settings.model_copy(
+        update={
+            "schedule_enabled": True,
+            "backup_at": "02:30",
+            "schedule_timezone": "Europe/Berlin",
+        }
+    )
+    # 1 a.m. in Berlin (CET, UTC+1) on 3 Dec: today at 02:30 local = 01:30 UTC.
+    assert next_backup_at(on, now=datetime(2026, 12, 3, 0, 0, tzinfo=UTC)) == datetime(
+        2026, 12, 3, 1, 30, tzinfo=UTC
+    )
+    # Just after it: tomorrow's.
+    assert next_backup_at(on, now=datetime(2026, 12, 3, 1, 31, tzinfo=UTC)) == datetime(
+        2026, 12, 4, 1, 30, tzinfo=UTC
+    )
+    # Across the spring DST change (29 March) the local time stays 12:00: 11:00 UTC, then 10:00.
+    noon = on.model_copy(update={"backup_at": "12:00"})
+    assert next_backup_at(noon, now=datetime(2026, 3, 28, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 29, 10, 0, tzinfo=UTC
+    )
+
+
+async def test_health_reports_the_next_backup_when_the_schedule_is_on(
+    database: Database, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    app = create_app(settings.model_copy(update={"schedule_enabled": True, "backup_at": "00:00"}))
+    async with app.router.lifespan_context(app), make_client(app) as c:
+        data = (await c.get("/health")).json()["data"]
+    due = datetime.fromisoformat(data["next_backup_at"])
+    assert datetime.now(UTC) < due <= datetime.now(UTC) + timedelta(days=1)
+    assert (due.hour, due.minute) == (0, 0)
