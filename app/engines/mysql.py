@@ -396,12 +396,60 @@ class MySQLEngine:
             if not (_CHARSET_NAME.match(charset) and _CHARSET_NAME.match(collation)):
                 raise EngineError(f"unexpected character set {charset!r} or collation")
             create = f"CREATE DATABASE {name} CHARACTER SET {charset} COLLATE {collation}"
-        await self._admin_sql(
+        await self._killable_sql(
             target,
             f"SET SESSION lock_wait_timeout = {_LOCK_WAIT_SECONDS};\n"
             f"DROP DATABASE IF EXISTS {name};\n{create};\n",
             time_limit=_DROP_TIME_LIMIT,
         )
+
+    async def _killable_sql(self, target: TargetSpec, sql: str, *, time_limit: float) -> None:
+        """``_admin_sql`` whose statement dies with it: killing a client does not stop what the
+        server runs for it (a DROP DATABASE waiting on a lock would run once the lock is gone,
+        after the restore was cancelled), so a cancel or timeout also KILLs its connection."""
+        tools = await self.tools()
+        if tools.client is None:
+            raise EngineError(tools.missing_client_message(), kind=FailureKind.permanent)
+        tool = tools.client_name.split()[0]
+        connection: int | None = None
+        with defaults_file(target) as defaults:
+            argv = build_client_argv(
+                tools.client,
+                defaults,
+                sandbox=tools.sandbox,
+                extra=("--skip-column-names", "--unbuffered"),
+            )
+            try:
+                async with spawn(argv, stdin=PIPE, stdout=PIPE) as child:
+                    try:
+                        async with asyncio.timeout(time_limit):
+                            child.stdin.write(b"SELECT CONNECTION_ID();\n" + sql.encode())
+                            await close_stdin(child)
+                            first = (await child.stdout.readline()).strip()
+                            connection = int(first) if first.isdigit() else None
+                            await child.stdout.read()
+                            code = await child.wait()
+                    except (asyncio.CancelledError, TimeoutError):
+                        if connection is not None:
+                            await asyncio.shield(self._kill_connection(target, connection))
+                        raise
+                    stderr = child.stderr_tail.text()
+            except ToolNotFound:
+                raise EngineError(tools.missing_client_message()) from None
+            except TimeoutError:
+                raise EngineError(
+                    f"{tool} did not answer within {time_limit:.0f} s",
+                    kind=FailureKind.transient,
+                ) from None
+        if code != 0:
+            raise classify(code, stderr, tool=tool, user=target.user, password=target.password)
+
+    async def _kill_connection(self, target: TargetSpec, connection: int) -> None:
+        try:
+            await self._admin_sql(target, f"KILL CONNECTION {int(connection)};\n", time_limit=15)
+        except EngineError as exc:
+            if "Unknown thread id" not in exc.message:
+                log.warning("could not stop connection %d: %s", connection, exc.message)
 
     async def inspect(self, target: TargetSpec) -> SchemaState:
         """``target.database``'s character set and collation and every object in it."""

@@ -17,8 +17,19 @@ from app.config import Compression
 from app.engines.base import DbObject
 from app.pipeline.codecs import decoder
 
-# Object kinds, as reported to the user.
-KINDS = ("table", "sequence", "view", "trigger", "procedure", "function", "event")
+# Object kinds, as reported to the user. An index or foreign key is named ``table.name``
+# (``table.PRIMARY`` for a primary key).
+KINDS = (
+    "table",
+    "sequence",
+    "view",
+    "trigger",
+    "procedure",
+    "function",
+    "event",
+    "index",
+    "foreign key",
+)
 
 _HEAD_BYTES = 4096
 _VERSION_COMMENT = re.compile(rb"/\*M?!\d{5,6}\s?|\*/")
@@ -35,6 +46,12 @@ _CREATE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _DELIMITER = re.compile(rb"^\s*DELIMITER\s+(\S+)", re.IGNORECASE)
+# The lines of a dump's CREATE TABLE: its first, and those declaring keys.
+_CREATE_TABLE_LINE = re.compile(rb"^CREATE TABLE " + _NAME + rb" \($")
+_KEY_LINE = re.compile(
+    rb"^\s+(?:(PRIMARY KEY)|(?:UNIQUE |FULLTEXT |SPATIAL |VECTOR )?KEY " + _NAME + rb"|"
+    rb"CONSTRAINT " + _NAME + rb" FOREIGN KEY)"
+)
 
 
 def _unquote(raw: bytes) -> str:
@@ -65,6 +82,7 @@ class DumpInventory:
         self._line_len = 0
         self._tail = b""  # the current line's last bytes (for the delimiter)
         self._found: list[DbObject] = []
+        self._table: str | None = None  # the CREATE TABLE being read
 
     def feed(self, chunk: bytes | memoryview) -> None:
         data = bytes(chunk)
@@ -100,13 +118,30 @@ class DumpInventory:
                 return
             self._in_statement = True
             self._head = bytearray(line)
-        elif len(self._head) < _HEAD_BYTES:
-            self._head += b"\n" + line[: _HEAD_BYTES - len(self._head)]
+            table = _CREATE_TABLE_LINE.match(line.rstrip())
+            self._table = _unquote(table.group(1)) if table else None
+        else:
+            if len(self._head) < _HEAD_BYTES:
+                self._head += b"\n" + line[: _HEAD_BYTES - len(self._head)]
+            if self._table is not None:
+                self._key(line)
         if tail.endswith(self._delimiter):
             self._in_statement = False
             found = classify_statement(bytes(self._head))
             if found is not None:
                 self._found.append(found)
+
+    def _key(self, line: bytes) -> None:
+        match = _KEY_LINE.match(line)
+        if match is None:
+            return
+        if match.group(1):
+            self._found.append(DbObject("index", f"{self._table}.PRIMARY"))
+        elif match.group(2):
+            self._found.append(DbObject("index", f"{self._table}.{_unquote(match.group(2))}"))
+        else:
+            name = _unquote(match.group(3))
+            self._found.append(DbObject("foreign key", f"{self._table}.{name}"))
 
     def objects(self) -> set[DbObject]:
         """What the dump creates; a view's placeholder table counts as the view."""
@@ -139,7 +174,12 @@ def inventory_sql(database: str) -> str:
         "UNION ALL SELECT 'trigger', trigger_name FROM information_schema.TRIGGERS "
         f"WHERE trigger_schema = '{database}' "
         "UNION ALL SELECT 'event', event_name FROM information_schema.EVENTS "
-        f"WHERE event_schema = '{database}';\n"
+        f"WHERE event_schema = '{database}' "
+        "UNION ALL SELECT DISTINCT 'index', CONCAT(table_name, '.', index_name) "
+        f"FROM information_schema.STATISTICS WHERE table_schema = '{database}' "
+        "UNION ALL SELECT 'foreign key', CONCAT(table_name, '.', constraint_name) "
+        "FROM information_schema.REFERENTIAL_CONSTRAINTS "
+        f"WHERE constraint_schema = '{database}';\n"
     )
 
 
