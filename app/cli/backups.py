@@ -19,6 +19,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
+from app.backups.repository import BackupRepository
 from app.backups.runner import TransientBackupFailure
 from app.backups.service import BackupService, target_from_settings
 from app.cli import app
@@ -230,12 +231,31 @@ def verify(backup_id: Annotated[int, typer.Argument(min=1)]) -> None:
 
     async def main() -> str:
         async with open_runtime(settings) as rt:
+            async with rt.database.sessionmaker() as session:
+                row = await BackupRepository(session).get(backup_id)
+            reason = _no_file_reason(row) if row is not None else None
+            if reason is not None:  # nothing to verify: never "missing", never flagged so
+                fail(f"backup {backup_id} has no file: {reason}; there is nothing to verify")
             return (await rt.backup_runner().verify(backup_id)).value
 
     status = run(main())
     if status != "ok":
         fail(f"backup {backup_id} is {status}")
     typer.echo(f"Backup {backup_id} is intact.")
+
+
+def _no_file_reason(backup: DatabaseBackup) -> str | None:
+    """Why a backup never had a file (failed, cancelled or unfinished), or None if it has one."""
+    status = backup.status
+    if status is BackupStatus.in_trash:
+        status = backup.status_before_trash or BackupStatus.completed
+    if status in (BackupStatus.pending, BackupStatus.in_progress):
+        return f"it is {status.value.replace('_', ' ')}"
+    if status is BackupStatus.failed:
+        if getattr(backup, "cancelled_at", None) or backup.cancel_requested_at:
+            return "it was cancelled before one was written"
+        return "it failed before one was written"
+    return None
 
 
 @app.command("migrate")
