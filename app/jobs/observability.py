@@ -102,6 +102,7 @@ class WorkerMetrics(Collector):
             "dbkeep_restores", "Restore operations, by status.", labels=["status"]
         )
         counts = {status.value: 0 for status in RestoreStatus}
+        counts["cancelled"] = 0  # ended by a user's cancel: not counted as failed
         counts.update({status: count for status, count, _ in self.restores})
         for status, count in counts.items():
             restores.add_metric([status], count)

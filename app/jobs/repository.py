@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import (
@@ -49,25 +50,38 @@ class ReconcileRepository:
         return [(int(row_id), str(path)) for row_id, path in rows.all()]
 
     async def backup_durations(self) -> list[tuple[str, int, int]]:
-        """``(status, count, total duration in ms)`` of finished backups, by status."""
+        """``(status, count, total duration in ms)`` of finished backups, by status; those a
+        user cancelled as "cancelled" (not failures)."""
+        status = _outcome(DatabaseBackup)
         rows = await self.session.execute(
             select(
-                DatabaseBackup.status,
+                status,
                 func.count(),
                 func.coalesce(func.sum(DatabaseBackup.duration_ms), 0),
             )
             .where(DatabaseBackup.status.in_((BackupStatus.completed, BackupStatus.failed)))
-            .group_by(DatabaseBackup.status)
+            .group_by(status)
         )
         return [(str(status), int(count), int(total or 0)) for status, count, total in rows.all()]
 
     async def restore_durations(self) -> list[tuple[str, int, int]]:
-        """``(status, count, total duration in ms)`` of restore operations, by status."""
+        """``(status, count, total duration in ms)`` of restore operations, by status; those a
+        user cancelled as "cancelled"."""
+        status = _outcome(RestoreOperation)
         rows = await self.session.execute(
             select(
-                RestoreOperation.status,
+                status,
                 func.count(),
                 func.coalesce(func.sum(RestoreOperation.duration_ms), 0),
-            ).group_by(RestoreOperation.status)
+            ).group_by(status)
         )
         return [(str(status), int(count), int(total or 0)) for status, count, total in rows.all()]
+
+
+def _outcome(model: type[DatabaseBackup] | type[RestoreOperation]) -> Any:
+    """The row's status, or "cancelled" when a user's cancel ended it (its status is failed or
+    rolled back, as the contract says; a cancel is not counted as either)."""
+    return case(
+        (model.cancelled_at.is_not(None), literal("cancelled", String)),
+        else_=model.status,
+    ).label("outcome")

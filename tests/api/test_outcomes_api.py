@@ -41,6 +41,8 @@ async def test_statistics_list_and_metrics_count_a_cancel_apart_from_a_failure(
     metrics = (await client.get("/metrics")).text
     assert 'dbkeep_backups{status="failed"} 1.0' in metrics
     assert 'dbkeep_backups{status="cancelled"} 1.0' in metrics
+    assert 'dbkeep_job_duration_seconds_count{kind="backup",status="failed"} 1.0' in metrics
+    assert 'dbkeep_job_duration_seconds_count{kind="backup",status="cancelled"} 1.0' in metrics
 
 
 async def test_a_restore_reads_with_its_phase_cancel_and_option(
@@ -67,6 +69,9 @@ async def test_a_restore_reads_with_its_phase_cancel_and_option(
         True,
     )
     assert "failed" not in (cancelled["error_message"] or "").lower()
+    metrics = (await admin_client.get("/metrics")).text
+    assert 'dbkeep_restores{status="cancelled"} 1.0' in metrics
+    assert 'dbkeep_restores{status="failed"} 0.0' in metrics
 
     again = await admin_client.post(f"{BACKUPS}/{completed.id}/restore", json={})
     assert again.status_code == 202, again.text
