@@ -81,10 +81,10 @@ _REPLAYABLE = re.compile(
     re.IGNORECASE,
 )
 # One pass finds either stop: cheaper than two finds (the rows are full of "-" and " ").
-_STOP = re.compile(rb"\n(?:-- |(?i:delimiter) )")
+# Lines that may set the SQL mode (``/*!50003 SET sql_mode = ...*/`` before a table's triggers)
+# stop it too, so that the lexer sees every mode that changes quoting.
+_STOP = re.compile(rb"\n(?:-- |/\*!|(?i:delimiter |set ))")
 _DASH_COMMENT = re.compile(rb"--(?:\s|$)")
-# A table section's statement read in line mode (a trigger) is held in memory up to this size.
-_MAX_HELD = 16 * 1024 * 1024
 # Raw bytes kept until the splitter knows whether the dump can be split at all.
 _MAX_UNDECIDED = 8 * 1024 * 1024
 _FK_CHECKS_OFF = re.compile(rb"FOREIGN_KEY_CHECKS\s*=\s*0", re.IGNORECASE)
@@ -401,7 +401,7 @@ class DumpSplitter:
     runs as written).
     """
 
-    _STOP_LINES = (b"-- ", b"DELIMITER ")
+    _STOP_LINES = (b"-- ", b"DELIMITER ", b"/*!", b"SET ")
     _TAIL = 4096  # bytes of fast-mode output kept to see the line before a stop
 
     def __init__(self) -> None:
@@ -418,10 +418,6 @@ class DumpSplitter:
         self._is_table = False
         self._table_name = ""
         self._lexer = SqlLexer()
-        # Lines of a table section read since its last boundary: passed on once a statement
-        # ends, so that giving up can restart from that boundary.
-        self._held: list[tuple[bytes, int]] = []
-        self._held_size = 0
         self._create: bytearray | None = None
         self._create_line = 0
         self._create_safe = True
@@ -448,7 +444,6 @@ class DumpSplitter:
         self._drain(events, final=True)
         if self._create is not None:
             self._emit_create(bytes(self._create), events, rewrite=False)
-        self._release_held(events)
         if self._in_section:
             events.append(self._end())
         return events
@@ -470,7 +465,7 @@ class DumpSplitter:
 
     def _find_stop(self, data: bytes | bytearray) -> int:
         """Offset of the first line that may end fast mode (a marker, DELIMITER), or -1."""
-        if self._line_start and data.startswith(self._STOP_LINES):
+        if self._line_start and bytes(data[:10]).upper().startswith(self._STOP_LINES):
             return 0
         found = _STOP.search(data)
         return found.start() + 1 if found else -1
@@ -604,56 +599,21 @@ class DumpSplitter:
             events.append(Header(bytes(piece), line, replayable=False))
 
     def _give_up(self, reason: str, line: bytes, events: list[Event]) -> None:
-        """Stop splitting: the rest of the dump, from the last boundary, goes on as it is."""
+        """Stop splitting: ``line`` and the rest of the dump go on as they are (``Begin``
+        of kind "rest")."""
         log.info("restore.split_stopped line=%d reason=%s", self._line, reason)
-        restart: list[tuple[bytes, int]] = list(self._held)
-        self._held, self._held_size = [], 0
-        if self._create is not None:
-            restart.append((bytes(self._create), self._create_line))
-            self._line += self._create.count(b"\n")
-            self._create = None
+        start = self._create_line if self._create is not None else self._line
         if self._in_section:
-            if self._is_table:
-                events.append(self._end())
-            self._is_table = False
-            start = restart[0][1] if restart else self._line
             events.append(Begin(kind="rest", name="", line=start))
         self._raw = True
         self._fast = False
-        for text, line_no in restart:
-            lines = text.count(b"\n")
-            events.append(
-                Data(text, line_no, lines)
-                if self._in_section
-                else Header(text, line_no, replayable=False)
-            )
+        if self._create is not None:  # a CREATE TABLE being read: passed on as it is
+            create, self._create = bytes(self._create), None
+            self._emit(create, events)
         self._emit(line, events)
         if self._buf:
             self._emit(bytes(self._buf), events)
             self._buf.clear()
-
-    def _hold(self, line: bytes, events: list[Event]) -> None:
-        """A table section's line: held until its statement ends (see ``_held``)."""
-        if not self._held and self._lexer.clean:
-            self._emit(line, events)
-            return
-        self._held.append((line, self._line))
-        self._held_size += len(line)
-        self._line += line.count(b"\n")
-        self._line_start = line.endswith(b"\n")
-        if self._lexer.clean:
-            self._release_held(events)
-        elif self._held_size > _MAX_HELD:
-            raise EngineError(
-                f"the dump can't be split safely at line {self._line} (a statement of more "
-                f"than {_MAX_HELD // 2**20} MiB); restore it with DBKEEP_RESTORE_PARALLELISM=1",
-                kind=FailureKind.permanent,
-            )
-
-    def _release_held(self, events: list[Event]) -> None:
-        held, self._held, self._held_size = self._held, [], 0
-        for text, line_no in held:
-            events.append(Data(text, line_no, text.count(b"\n")))
 
     def _line_events(self, line: bytes, events: list[Event]) -> None:
         if self._raw:
@@ -703,9 +663,9 @@ class DumpSplitter:
             return
         if not self._create_seen and lexer.clean and _CHARSET_CLIENT.match(line):
             self._charset_line = line
-        self._hold(line, events)
+        self._emit(line, events)
         # Back to skimming once past a statement or a stray comment line between a table's rows.
-        if self._create_seen and lexer.clean and not self._held:
+        if self._create_seen and lexer.clean:
             self._enter_fast()
 
     def _marker(self, line: bytes, marker: re.Match[bytes], events: list[Event]) -> None:
@@ -811,6 +771,10 @@ class _Script:
     sent_before: int = 0  # bytes already counted in the progress by earlier tries
     lone_retries: int = 0
     not_before: float = 0.0  # loop time before which a retry waits
+    # Bytes from ``barrier`` on are sent once ``released`` is set (the rest of a dump the
+    # splitter gave up on: it runs after every other script).
+    barrier: int | None = None
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, data: bytes | memoryview, dump_line: int, lines: int | None = None) -> None:
         if not len(data):
@@ -1021,6 +985,9 @@ class _ParallelLoad:
         self.foreign_keys: list[bytes] = []
         self.tables = 0
         self.active = 0  # loads running now
+        self.unfinished: set[_Script] = set()  # enqueued, not loaded yet
+        self.rest: _Script | None = None  # a table's script holding the rest of the dump
+        self.group: asyncio.TaskGroup | None = None
 
     # -- reading --
 
@@ -1130,9 +1097,7 @@ class _ParallelLoad:
             self.spool.discard(self.header)
             self.header = None
         if event.kind == "rest":
-            # The splitter gave up: the rest of the dump, as written, after every table.
-            log.info("restore.split_stopped line=%d: the rest loads in one session", event.line)
-            self.current = self._tail()
+            await self._on_rest(event)
             return
         if event.kind == "database":
             raise EngineError(
@@ -1149,6 +1114,32 @@ class _ParallelLoad:
             self._enqueue(script)
             return
         self.current = self._tail()
+
+    async def _on_rest(self, event: Begin) -> None:
+        """The splitter gave up: the rest of the dump follows, as written, in this session."""
+        script = self.current
+        assert script is not None
+        log.info("restore.split_stopped line=%d: the rest loads in one session", event.line)
+        if script is self.tail:
+            return  # the tail runs last, alone, in dump order: it simply goes on
+        # A table's section: its session keeps what the section set (saved variables), so the
+        # rest stays in it, but runs only once everything before it has loaded; the views,
+        # routines and events read so far run now, before it, in dump order.
+        script.retryable = False
+        script.barrier = script.size + script.pending_size
+        self.rest = script
+        if self.tail is not None:
+            tail, self.tail = self.tail, None
+            await self.spool.flush(tail)
+            tail.complete = True
+            self._enqueue(tail)
+        if self.group is not None:
+            self.group.create_task(self.work())  # a session slot waits at the barrier
+        self._release_rest()
+
+    def _release_rest(self) -> None:
+        if self.rest is not None and not self.unfinished - {self.rest}:
+            self.rest.released.set()
 
     def _tail(self) -> _Script:
         if self.tail is None:
@@ -1175,6 +1166,7 @@ class _ParallelLoad:
         self.current = None
 
     def _enqueue(self, script: _Script) -> None:
+        self.unfinished.add(script)
         self.queue.append(script)
         self.wake.set()
 
@@ -1260,14 +1252,22 @@ class _ParallelLoad:
                 raise _LockConflict(error)
             raise error
         self.spool.discard(script)
+        self.unfinished.discard(script)
+        self._release_rest()
         log.debug("restore.section_loaded name=%s bytes=%d", script.name, script.size)
 
     async def _pump(self, script: _Script, write_fd: int) -> bool:
         """Feed ``script`` to the client as it grows; False if the client stopped reading."""
         sent = 0
         while True:
-            if sent < script.size:
-                count = min(script.size - sent, _SEND_BYTES)
+            size = script.size
+            if script.barrier is not None and not script.released.is_set():
+                size = min(size, script.barrier)
+                if sent >= size:
+                    await script.released.wait()
+                    continue
+            if sent < size:
+                count = min(size - sent, _SEND_BYTES)
                 moved = await self.spool.run(_send, write_fd, script.fd, sent, count)
                 if moved < count:
                     return False  # the client left: its exit status says why
@@ -1372,6 +1372,7 @@ async def _run_all(job: _ParallelLoad, raw: AsyncIterator[bytes]) -> None:
     """The reader and the session slots together; the first failure stops all of them."""
     try:
         async with asyncio.TaskGroup() as group:
+            job.group = group
             group.create_task(job.read(raw))
             for _ in range(job.parallelism):
                 group.create_task(job.work())
