@@ -19,7 +19,7 @@ from arq.worker import Retry
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.service import Actor
-from app.backups.models import BackupStatus, BackupTrigger, RestoreStatus
+from app.backups.models import BackupStatus, BackupTrigger, RestorePhase, RestoreStatus
 from app.backups.repository import BackupRepository, RestoreRepository
 from app.backups.restores import RestoreRunner
 from app.backups.runner import TransientBackupFailure
@@ -154,6 +154,7 @@ async def _refuse_second_restore(state: WorkerState, restore_id: int, holder: st
             from_statuses=(RestoreStatus.pending,),
             values={
                 "status": RestoreStatus.failed,
+                "phase": RestorePhase.finished,
                 "error_message": message,
                 "completed_at": utcnow(),
             },
