@@ -1,9 +1,23 @@
 """Running one restore operation safely: safety backup, load, and roll back on failure.
 
 A restore is tracked like a backup (table ``backup_restores``). Before anything is loaded, the
-target is backed up (a ``pre_restore`` backup, kept like any other); if the load fails, the target
-is recreated and the safety backup loaded, so it ends exactly as it was, and the operation is
-``rolled_back`` with the reason. Like the backup runner, ``run_restore`` is idempotent: it acts only
+target is backed up (a ``pre_restore`` backup, kept like any other). A restore ends in one of two
+states: the backup's database, or the database as it was (``rolled_back``, with the reason).
+
+* The load makes the backup's database exactly: the target is dropped and created again with its
+  own character set and collation, then the dump is loaded, so objects the backup doesn't have are
+  gone (they are in the safety backup) -- unless the operation asks to keep them
+  (``keep_existing_objects``: the dump is loaded over the database as it is).
+* Every object the dump creates (read from the file while it loads) must exist afterwards; one
+  missing fails the load.
+* A failed, timed-out or cancelled load is rolled back, with its own time budget: the target is
+  created again with its character set and collation and the safety backup is replayed as
+  written, in one session (no parallel splitting: dbkeep's own dump, the simplest path), and
+  checked the same way; a rollback that fails is tried once more. Loading into a scratch database
+  and swapping is not possible in general on MariaDB: ``RENAME TABLE`` across databases refuses
+  tables with triggers and views, and routines and events can't be moved at all.
+
+Like the backup runner, ``run_restore`` is idempotent: it acts only
 on a ``pending`` operation or an ``in_progress`` one whose heartbeat went silent (its worker died),
 which it resumes.
 """
@@ -23,15 +37,31 @@ from app.backups.models import (
     BackupStatus,
     BackupTrigger,
     DatabaseBackup,
+    IntegrityStatus,
     RestoreOperation,
+    RestorePhase,
     RestoreStatus,
 )
 from app.backups.repository import BackupRepository, RestoreRepository
-from app.backups.runner import HEARTBEAT_SECONDS, BackupRunner, TransientBackupFailure
+from app.backups.runner import (
+    HEARTBEAT_SECONDS,
+    BackupRunner,
+    TransientBackupFailure,
+    cancelled_by,
+)
 from app.backups.service import new_backup_row, target_for
-from app.config import Settings
+from app.config import Compression, Settings
 from app.db import Database, utcnow
-from app.engines.base import DatabaseEngine, EngineError, TargetSpec
+from app.engines.base import (
+    DatabaseEngine,
+    DatabaseOptions,
+    DbObject,
+    EngineError,
+    SchemaState,
+    TargetSpec,
+    describe_objects,
+    missing_objects,
+)
 from app.errors import AppError, Conflict, NotFound
 from app.storage.base import BackupStorage, StorageError
 
@@ -42,13 +72,14 @@ log = structlog.get_logger("dbkeep.restore")
 MAX_RESTORE_ATTEMPTS = 2
 
 
-CANCELLED_BEFORE_CHANGES = "Cancelled before the database was changed."
+CANCELLED_BEFORE_CHANGES = "before the database was changed."
 
 
 class _LoadFailed(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, cancelled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.cancelled = cancelled  # a user's cancel stopped the load: not a failure
 
 
 class RestoreRunner:
@@ -98,22 +129,37 @@ class RestoreRunner:
                     target,
                     "the worker stopped during every attempt",
                     started,
+                    progress=progress,
                 )
             try:
-                safety_id = await self._safety_backup(operation)
+                safety_id = await self._safety_backup(operation, target, progress)
             except _RestoreRefused:
                 if cancel_asked.done():  # the safety backup was stopped for the cancel
-                    raise _RestoreRefused(CANCELLED_BEFORE_CHANGES) from None
+                    raise await self._cancelled_before_changes(restore_id) from None
                 raise
             if cancel_asked.done() or await self._cancel_requested(restore_id):
-                raise _RestoreRefused(CANCELLED_BEFORE_CHANGES)
+                raise await self._cancelled_before_changes(restore_id)
+            before = await self._inspect(target)
+            total = await self._raw_size(operation.backup_id)
+            await self._enter_phase(restore_id, RestorePhase.loading, progress, total=total)
             try:
-                await self._load_unless_cancelled(operation, target, progress, cancel_asked)
+                await self._load_unless_cancelled(
+                    operation, target, progress, cancel_asked, before.options
+                )
             except _LoadFailed as exc:
-                return await self._roll_back(operation, target, exc.reason, started, safety_id)
+                return await self._roll_back(
+                    operation,
+                    target,
+                    exc.reason,
+                    started,
+                    safety_id,
+                    progress=progress,
+                    cancelled=exc.cancelled,
+                    options=before.options,
+                )
             # Progress reports are throttled to one a second, so a short load may never have
             # reported; a completed load read the whole backup.
-            loaded = max(progress.bytes, operation.total_bytes or 0)
+            loaded = max(progress.bytes, total or 0)
             return await self._finish(
                 restore_id, RestoreStatus.completed, None, started, bytes_done=loaded
             )
@@ -124,7 +170,9 @@ class RestoreRunner:
             log.warning("restore.interrupted", restore_id=restore_id)
             raise
         except _RestoreRefused as exc:
-            return await self._finish(restore_id, RestoreStatus.failed, exc.message, started)
+            return await self._finish(
+                restore_id, RestoreStatus.failed, exc.message, started, cancelled=exc.cancelled
+            )
         except AppError as exc:
             return await self._finish(restore_id, RestoreStatus.failed, exc.message, started)
         except Exception:
@@ -188,6 +236,24 @@ class RestoreRunner:
             await session.commit()
         return changed
 
+    async def _enter_phase(
+        self, restore_id: int, phase: RestorePhase, progress: _Progress, *, total: int | None
+    ) -> None:
+        """Say what the restore does now; its bytes and total (None: no estimate) start over
+        for that phase, so a safety backup or a rollback is never measured against the load."""
+        progress.bytes = 0
+        await self._update(restore_id, {"phase": phase, "bytes_processed": 0, "total_bytes": total})
+        log.info("restore.phase", restore_id=restore_id, phase=phase.value, total_bytes=total)
+
+    async def _raw_size(self, backup_id: int) -> int | None:
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(backup_id)
+        return None if backup is None else backup.raw_size
+
+    async def _cancelled_before_changes(self, restore_id: int) -> _RestoreRefused:
+        who = await cancelled_by(self.database, "restore.cancel", restore_id)
+        return _RestoreRefused(f"Cancelled by {who} {CANCELLED_BEFORE_CHANGES}", cancelled=True)
+
     async def _keep_heartbeat(self, restore_id: int, progress: _Progress) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
@@ -233,30 +299,45 @@ class RestoreRunner:
         started: float,
         *,
         bytes_done: int | None = None,
+        cancelled: bool = False,
     ) -> RestoreOperation:
+        now = utcnow()
         values: dict[str, Any] = {
             "status": status,
+            "phase": RestorePhase.finished,
             "error_message": message,
-            "completed_at": utcnow(),
+            "completed_at": now,
             "duration_ms": int((time.monotonic() - started) * 1000),
         }
         if bytes_done is not None:
             values["bytes_processed"] = bytes_done
+        if cancelled:
+            values["cancelled_at"] = now  # the status is the contract's; this says why
         await self._update(restore_id, values)
         event = "restore.completed" if status is RestoreStatus.completed else f"restore.{status}"
+        if cancelled:
+            event = "restore.cancelled"
         log.info(event, restore_id=restore_id, reason=message)
         return await self._reload(restore_id)
 
     # ---- the safety backup -------------------------------------------------------------------
 
-    async def _safety_backup(self, operation: RestoreOperation) -> int | None:
+    async def _safety_backup(
+        self, operation: RestoreOperation, target: TargetSpec, progress: _Progress
+    ) -> int | None:
         """Back the target up first (reusing the one a previous attempt made); its id."""
         if not operation.use_safety_backup:
             return None
+        # The phase's total is the safety backup's own estimate (None when there is none).
+        try:
+            estimate = await self.engine.estimate_size(target)
+        except EngineError:
+            estimate = None  # the dump itself will report the real problem
+        await self._enter_phase(operation.id, RestorePhase.safety_backup, progress, total=estimate)
         safety_id = operation.safety_backup_id
         if safety_id is None:
             safety_id = await self._new_safety_backup(operation)
-        backup = await self._run_safety_backup(safety_id)
+        backup = await self._run_safety_backup(safety_id, progress)
         if backup.status is not BackupStatus.completed:
             reason = backup.error_message or f"it is {backup.status.value}"
             raise _RestoreRefused(
@@ -285,12 +366,12 @@ class RestoreRunner:
         log.info("restore.safety_backup", restore_id=operation.id, backup_id=backup.id)
         return backup.id
 
-    async def _run_safety_backup(self, backup_id: int) -> DatabaseBackup:
+    async def _run_safety_backup(self, backup_id: int, progress: _Progress) -> DatabaseBackup:
         attempts = self.settings.transient_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 return await self.backups.run_backup(
-                    backup_id, attempt=attempt, max_attempts=attempts
+                    backup_id, attempt=attempt, max_attempts=attempts, on_progress=progress
                 )
             except TransientBackupFailure:
                 await asyncio.sleep(min(30, 2**attempt))
@@ -298,16 +379,94 @@ class RestoreRunner:
 
     # ---- loading and rolling back ------------------------------------------------------------
 
+    async def _inspect(self, target: TargetSpec) -> SchemaState:
+        """The target as it is before the load (its character set and collation, its objects)."""
+        try:
+            return await self.engine.inspect(target)
+        except EngineError as exc:
+            raise _RestoreRefused(
+                f"The target database could not be read ({exc.message.rstrip('.')}); "
+                "it was not changed."
+            ) from None
+
+    async def _loadable(self, backup_id: int) -> DatabaseBackup:
+        """The backup, if it is completed and its file intact; ``Conflict`` otherwise."""
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(backup_id)
+        if backup is None:
+            raise Conflict(f"Backup {backup_id} no longer exists.")
+        if backup.status is not BackupStatus.completed:
+            raise Conflict(
+                f"Backup {backup_id} is {backup.status.value}; "
+                "only completed backups can be restored."
+            )
+        status = await self.backups.verify(backup_id)
+        if status is not IntegrityStatus.ok:
+            what = "missing" if status is IntegrityStatus.missing else "damaged (checksum mismatch)"
+            raise Conflict(f"Backup {backup_id} can't be restored: its file is {what}.")
+        return backup
+
+    async def _load_and_check(
+        self,
+        backup: DatabaseBackup,
+        target: TargetSpec,
+        *,
+        on_progress: _Progress | None,
+        single_stream: bool,
+    ) -> None:
+        """Load ``backup`` into ``target``, reading the objects it declares on the side; raise
+        ``EngineError`` when the load fails or one of them is missing afterwards."""
+        compression = Compression(backup.compression)
+        scan = asyncio.create_task(
+            self.engine.declared_objects(self.storage.read(backup.path), compression=compression)
+        )
+        try:
+            await self.engine.restore(
+                target,
+                self.storage.read(backup.path),
+                compression=compression,
+                on_progress=on_progress,
+                single_stream=single_stream,
+            )
+            declared = await scan
+        finally:
+            if not scan.done():
+                scan.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EngineError, StorageError):
+                    await scan
+        await self._check_objects(target, declared)
+
+    async def _check_objects(self, target: TargetSpec, declared: set[DbObject]) -> None:
+        existing = (await self.engine.inspect(target)).objects
+        missing = missing_objects(declared, existing)
+        if missing:
+            raise EngineError(
+                f"{len(missing)} of the {len(declared)} objects the backup creates are missing "
+                f"after the load: {describe_objects(missing)}"
+            )
+
     async def _load(
-        self, operation: RestoreOperation, target: TargetSpec, progress: _Progress
+        self,
+        operation: RestoreOperation,
+        target: TargetSpec,
+        progress: _Progress,
+        options: DatabaseOptions | None,
     ) -> None:
         """Load the chosen backup; ``_LoadFailed`` once the target may have been changed."""
         try:
-            async with asyncio.timeout(self.settings.restore_timeout_seconds):
-                await self.backups.load(operation.backup_id, target=target, on_progress=progress)
+            backup = await self._loadable(operation.backup_id)
         except Conflict as exc:
             # Refused before loading (state, missing or damaged file): nothing was changed.
             raise _RestoreRefused(exc.message) from None
+        keep = bool(getattr(operation, "keep_existing_objects", False))
+        try:
+            async with asyncio.timeout(self.settings.restore_timeout_seconds):
+                if not keep:
+                    # The backup's database exactly: nothing the backup doesn't have survives.
+                    await self.engine.recreate_database(target, options=options)
+                await self._load_and_check(
+                    backup, target, on_progress=progress, single_stream=False
+                )
         except TimeoutError:
             limit = self.settings.restore_timeout_seconds
             raise _LoadFailed(f"the load timed out after {limit} seconds") from None
@@ -324,9 +483,10 @@ class RestoreRunner:
         target: TargetSpec,
         progress: _Progress,
         cancel_asked: asyncio.Task[None],
+        options: DatabaseOptions | None,
     ) -> None:
         """``_load``, stopped (its clients killed) as soon as a cancel is asked for."""
-        load = asyncio.create_task(self._load(operation, target, progress))
+        load = asyncio.create_task(self._load(operation, target, progress, options))
         try:
             await asyncio.wait({load, cancel_asked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -336,7 +496,7 @@ class RestoreRunner:
                     await load
         if load.cancelled():
             log.warning("restore.cancelled", restore_id=operation.id)
-            raise _LoadFailed("it was cancelled")
+            raise _LoadFailed("it was cancelled", cancelled=True)
         load.result()
 
     async def _roll_back(
@@ -346,35 +506,85 @@ class RestoreRunner:
         reason: str,
         started: float,
         safety_id: int | None = None,
+        *,
+        progress: _Progress,
+        cancelled: bool = False,
+        options: DatabaseOptions | None = None,
     ) -> RestoreOperation:
+        # A cancel is the user's choice: said as such, never "the restore failed".
+        if cancelled:
+            who = await cancelled_by(self.database, "restore.cancel", operation.id)
+            opening = f"Cancelled by {who} during the load"
+        else:
+            opening = f"The restore failed: {reason}"
         safety_id = safety_id or await self._completed_safety_backup(operation)
         if safety_id is None:
             if not operation.use_safety_backup:
                 message = (
-                    f"The restore failed: {reason}. No safety backup was taken, so the database "
+                    f"{opening}. No safety backup was taken, so the database "
                     "may be partly restored."
                 )
             else:
-                message = f"The restore failed: {reason}. The database was not changed."
-            return await self._finish(operation.id, RestoreStatus.failed, message, started)
-        log.warning("restore.rolling_back", restore_id=operation.id, reason=reason)
-        try:
-            async with asyncio.timeout(self.settings.restore_timeout_seconds):
-                await self.engine.recreate_database(target)
-                await self.backups.load(safety_id, target=target)
-        except (EngineError, StorageError, AppError, TimeoutError, FileNotFoundError) as exc:
-            detail = getattr(exc, "message", None) or "it timed out"
-            message = (
-                f"The restore failed: {reason}. Putting the database back from safety backup "
-                f"{safety_id} failed too ({str(detail).rstrip('.')}): restore backup {safety_id} "
-                "by hand."
+                message = f"{opening}. The database was not changed."
+            return await self._finish(
+                operation.id, RestoreStatus.failed, message, started, cancelled=cancelled
             )
-            return await self._finish(operation.id, RestoreStatus.failed, message, started)
+        log.warning("restore.rolling_back", restore_id=operation.id, reason=reason)
+        total = await self._raw_size(safety_id)
+        await self._enter_phase(operation.id, RestorePhase.rolling_back, progress, total=total)
+        problem = await self._put_back(target, safety_id, options, progress)
+        if problem is not None:
+            message = (
+                f"{opening}. Putting the database back from safety backup {safety_id} failed "
+                f"too ({problem}): the database is neither the backup's nor as it was; "
+                f"restore backup {safety_id} by hand."
+            )
+            return await self._finish(
+                operation.id, RestoreStatus.failed, message, started, cancelled=cancelled
+            )
         message = (
-            f"The restore failed: {reason}. The database was put back as it was before "
+            f"{opening}; the database was put back as it was before "
             f"(from safety backup {safety_id})."
         )
-        return await self._finish(operation.id, RestoreStatus.rolled_back, message, started)
+        return await self._finish(
+            operation.id, RestoreStatus.rolled_back, message, started, cancelled=cancelled
+        )
+
+    async def _put_back(
+        self,
+        target: TargetSpec,
+        safety_id: int,
+        options: DatabaseOptions | None,
+        progress: _Progress,
+    ) -> str | None:
+        """Recreate the target and replay the safety backup in one session, checked like a
+        restore, within its own time budget; tried twice. None when done, else why not."""
+        if options is None:
+            # A resumed attempt: the load never changes the database's own defaults.
+            with contextlib.suppress(EngineError):
+                options = (await self.engine.inspect(target)).options
+        limit = self.settings.restore_timeout_seconds
+        problem = f"it did not finish within {limit} seconds"
+        try:
+            async with asyncio.timeout(limit):
+                for attempt in (1, 2):
+                    try:
+                        backup = await self._loadable(safety_id)
+                        await self.engine.recreate_database(target, options=options)
+                        await self._load_and_check(
+                            backup, target, on_progress=progress, single_stream=True
+                        )
+                        return None
+                    except Conflict as exc:
+                        return exc.message.rstrip(".")  # the file itself: trying again won't help
+                    except (EngineError, StorageError, AppError) as exc:
+                        problem = exc.message.rstrip(".")
+                    except FileNotFoundError:
+                        problem = "the safety backup's file disappeared"
+                    log.warning("restore.roll_back_failed", attempt=attempt, reason=problem)
+        except TimeoutError:
+            return f"it did not finish within {limit} seconds"
+        return problem
 
     async def _completed_safety_backup(self, operation: RestoreOperation) -> int | None:
         if operation.safety_backup_id is None:
@@ -389,9 +599,10 @@ class RestoreRunner:
 class _RestoreRefused(Exception):
     """The restore stopped before the target was touched."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, cancelled: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.cancelled = cancelled
 
 
 class _Progress:
