@@ -9,18 +9,26 @@ markers (``-- Table structure for table `t```, ``-- Dumping data for table `t```
 * each table section (structure, rows, triggers) is spooled to its own 0600 file in a private 0700
   directory and loaded by one of ``parallelism`` client processes, which starts while the file is
   still being written (it follows the file as it grows), so loading overlaps reading;
-* InnoDB tables are created with their primary key only; secondary indexes are added by one
-  ``ALTER TABLE`` after the rows (a sorted index build, far cheaper than inserting every row into
-  every index once an index outgrows the buffer pool) and foreign keys at the very end;
+* InnoDB tables are created with their primary key and the keys the load needs; the other
+  secondary indexes (the last ones of each kind, so that ``SHOW CREATE TABLE`` keeps its order)
+  are added by one ``ALTER TABLE`` after the rows (a sorted index build, far cheaper than
+  inserting every row into every index once an index outgrows the buffer pool) and foreign keys
+  at the very end;
 * everything else — view placeholders and final views, events, routines — runs last, in dump
   order, in one session, once every table is loaded.
 
-A dump that doesn't look like a single-database mysqldump (other statements in its header, no
-``FOREIGN_KEY_CHECKS=0``) is replayed as it is in one session. Memory stays bounded whatever the
-dump size (the temporary files hold up to the whole uncompressed dump on disk). Any failure —
-a client error, a damaged or truncated backup — kills every session and raises ``EngineError``
-with the server's reason and the line of the dump it refers to; what was loaded stays, and the
-caller rolls back.
+The dump is cut only where the ``mariadb`` client itself would be between two statements: the
+splitter reads it with the client's lexing rules (``SqlLexer``), so a marker or ``DELIMITER`` line
+inside a literal is text. A dump that can't be split — one that doesn't look like a
+single-database mysqldump (other statements in its header, a sequence before the first table, no
+``FOREIGN_KEY_CHECKS=0``), or whose header the lexer is unsure of — is loaded from its raw
+bytes, exactly as written, in one session: the decision is taken before the first section, and
+nothing the splitter rewrote is used. Where the lexer is unsure later on, the rest of the dump
+runs as written, in the session of the section it was in, once everything before it has
+loaded. Memory stays bounded whatever the dump size (the temporary files hold up to the whole
+uncompressed dump on disk). Any failure — a client error, a damaged or truncated backup — kills
+every session and raises ``EngineError`` with the server's reason and the line of the dump it
+refers to; what was loaded stays, and the caller rolls back.
 """
 
 from __future__ import annotations
@@ -394,11 +402,11 @@ class DumpSplitter:
     Headers, section starts, CREATE TABLE statements, triggers, routines, events and views are
     lexed line by line.
 
-    When the lexer can't be sure of something, the splitter gives up: from the last boundary
-    before it (a table section is ended there), the rest of the dump is one ``Begin("rest")``
-    section passed on verbatim, which runs after every table, in one session, as written.
-    Before the first section it is the header that becomes unreplayable (the whole dump then
-    runs as written).
+    When the lexer can't be sure of something, the splitter gives up: a ``Begin`` of kind
+    "rest" says that the line it was unsure of and everything after it follow, as written, in
+    the current section (its session keeps what the section set, such as saved variables); the
+    current section's ``End`` comes at the very end. Before the first section it is the header
+    that becomes unreplayable instead (the whole dump then runs as written).
     """
 
     _STOP_LINES = (b"-- ", b"DELIMITER ", b"/*!", b"SET ")
@@ -705,8 +713,10 @@ class DumpSplitter:
         self._create += line
         if lexer.quote or lexer.comment:
             self._create_safe = False  # a line break inside a literal: lines aren't clauses
-        if len(self._create) > _MAX_CREATE:
-            self._create_safe = False
+        if len(self._create) > _MAX_CREATE and not lexer.boundary:
+            # Not held any longer: passed on as it is, the rest of it as ordinary lines.
+            self._emit_create(bytes(self._create), events, rewrite=False)
+            return
         if lexer.boundary:
             one_statement = lexer.statements == self._create_statements + 1
             ends_line = line.rstrip().endswith(b";")
