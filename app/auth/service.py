@@ -116,7 +116,6 @@ class AuthService:
             password[:MAX_PASSWORD_LENGTH], user.password_hash if user else None
         )
         if user is None or not ok or not user.is_active:
-            await self.throttle.purge(now=now)
             record_event(
                 self.session,
                 actor=Actor(user_id=user.id if user else None, name=email, client_ip=client_ip),
@@ -125,6 +124,7 @@ class AuthService:
                 target_id=user.id if user else None,
             )
             await self.session.commit()
+            await self.throttle.purge(now=now)
             raise Unauthorized(INVALID_CREDENTIALS)
 
         if new_hash is not None:
@@ -133,7 +133,7 @@ class AuthService:
         if previous_session_token:
             await self.repository.delete_session(sha256_hex(previous_session_token))
         await self.repository.delete_expired_sessions(now)
-        await self.throttle.succeeded(counted, now=now)
+        await self.throttle.succeeded(counted)
         session_token, csrf_token = new_secret(), new_secret()
         expires_at = now + timedelta(hours=self.settings.session_ttl_hours)
         self.repository.add(
@@ -157,6 +157,7 @@ class AuthService:
             target_id=user.id,
         )
         await self.session.commit()
+        await self.throttle.purge(now=now)
         return LoginResult(user, session_token, csrf_token, expires_at)
 
     async def logout(self, principal: Principal, *, client_ip: str | None) -> None:

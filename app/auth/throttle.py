@@ -43,6 +43,8 @@ ACCOUNT_DELAY_CAP = timedelta(seconds=60)
 NO_ADDRESS = "?"  # a request without a peer address still has a pair of its own
 # A deadlock between two counts (MySQL's upsert takes gap locks) is retried this often.
 COUNT_ATTEMPTS = 4
+# Counters dropped per login at most (the rest go with later logins).
+PURGE_BATCH = 20
 
 TABLE: Table = LoginCounter.__table__  # type: ignore[assignment]
 
@@ -194,34 +196,49 @@ class LoginThrottle:
             set_={column.key: value for column, value in assignments},
         )
 
-    async def succeeded(self, counted: Counted, *, now: datetime) -> None:
+    async def succeeded(self, counted: Counted) -> None:
         """The password was right: forget the pair, give the address and account their count
-        back, and drop counters too old to matter. Not committed (the login's commit is)."""
-        await self.session.execute(
-            delete(LoginCounter).where(
-                LoginCounter.email == counted.email, LoginCounter.client_ip == counted.client_ip
-            )
-        )
-        for key_email, key_ip in (("", counted.client_ip), (counted.email, "")):
-            await self.session.execute(
-                update(LoginCounter)
-                .where(
-                    LoginCounter.email == key_email,
-                    LoginCounter.client_ip == key_ip,
-                    LoginCounter.failures > 0,
+        back. Not committed (the login's commit is). Rows in the order ``count`` locks them."""
+        for key_email, key_ip in _keys(counted.email, counted.client_ip):
+            where = (LoginCounter.email == key_email, LoginCounter.client_ip == key_ip)
+            if key_email and key_ip:
+                await self.session.execute(delete(LoginCounter).where(*where))
+            else:
+                await self.session.execute(
+                    update(LoginCounter)
+                    .where(*where, LoginCounter.failures > 0)
+                    .values(failures=LoginCounter.failures - 1)
                 )
-                .values(failures=LoginCounter.failures - 1)
-            )
-        await self.purge(now=now)
 
     async def purge(self, *, now: datetime) -> None:
-        """Counters of runs that ended a window ago and block nothing are of no use."""
-        await self.session.execute(
-            delete(LoginCounter).where(
-                LoginCounter.last_failure_at <= now - self.window,
-                (LoginCounter.blocked_until.is_(None)) | (LoginCounter.blocked_until <= now),
-            )
+        """Drop counters of runs that ended a window ago and block nothing; housekeeping, in
+        transactions of its own, after the login's.
+
+        Row by row, by key: a range ``DELETE`` locks the gaps of its index on MySQL and
+        deadlocks with the counts of attempts arriving meanwhile. A row that is busy is left
+        for the next time."""
+        stale = (
+            LoginCounter.last_failure_at <= now - self.window,
+            (LoginCounter.blocked_until.is_(None)) | (LoginCounter.blocked_until <= now),
         )
+        try:
+            keys = (
+                await self.session.execute(
+                    select(LoginCounter.email, LoginCounter.client_ip)
+                    .where(*stale)
+                    .limit(PURGE_BATCH)
+                )
+            ).all()
+            await self.session.commit()
+            for key_email, key_ip in keys:
+                await self.session.execute(
+                    delete(LoginCounter).where(
+                        LoginCounter.email == key_email, LoginCounter.client_ip == key_ip, *stale
+                    )
+                )
+                await self.session.commit()
+        except OperationalError:
+            await self.session.rollback()
 
 
 async def throttle_states(session: AsyncSession, emails: list[str]) -> dict[str, list[KeyState]]:

@@ -376,3 +376,26 @@ async def test_x_forwarded_for_is_ignored_by_default(
         headers={"X-Forwarded-For": "6.6.6.6"},
     )
     assert await _login_audit_ips(database) == ["198.51.100.7"]
+
+
+async def test_counters_of_finished_runs_are_dropped(
+    client: httpx.AsyncClient, admin_user: User, database: Database
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with database.sessionmaker() as session:
+        session.add_all(
+            LoginCounter(
+                email=f"old-{n}@example.com",
+                client_ip="192.0.2.1",
+                failures=3,
+                last_failure_at=long_ago,
+                blocked_until=None if n else long_ago,
+                attempt="x",
+            )
+            for n in range(3)
+        )
+        await session.commit()
+    assert_failure(await wrong(client, admin_user.email), 401)
+    async with database.sessionmaker() as session:
+        left = set(await session.scalars(select(LoginCounter.email)))
+    assert left == {"", admin_user.email}  # this attempt's address, pair and account
