@@ -395,11 +395,12 @@ class DumpSplitter:
     Markers are recognised only where the ``mariadb`` client would be between two statements
     with the usual delimiter (``SqlLexer``), so text inside a literal or a ``DELIMITER`` block
     is never cut. Most bytes are rows, one per line; they are skimmed in place ("fast mode"): a
-    chunk is searched for the next ``\n-- `` or ``\nDELIMITER `` and passed on as views of
-    itself, never copied nor lexed. That rests on what mysqldump writes there: complete
-    statements whose literals escape every newline (``\n``), so every line of rows starts
-    outside any literal; a stop line counts as a boundary only when the previous statement
-    line ends with ``;`` (and the restore fails rather than cut when that can't be seen).
+    chunk is searched for the next line starting with ``-- ``, ``DELIMITER``, ``SET`` or ``/*!``
+    (what may change the lexer's state) and passed on as views of itself, never copied nor
+    lexed. That rests on what mysqldump writes there: complete statements whose literals escape
+    every newline (``\n``), so every line of rows starts outside any literal; a stop line
+    counts as a boundary only when the previous statement line ends with ``;`` (and the restore
+    fails rather than cut when that can't be seen).
     Headers, section starts, CREATE TABLE statements, triggers, routines, events and views are
     lexed line by line.
 
