@@ -29,8 +29,10 @@ async def login(
 ) -> MessageEnvelope[LoginData]:
     """Log in with e-mail and password; sets the session and CSRF cookies.
 
-    After too many failures for one account within the window the answer is 429 with
-    Retry-After, even for the right password. Unknown users and wrong passwords get the same 401.
+    After too many failures for one account from one client the answer is 429 with Retry-After,
+    even for the right password, for a delay that grows with each further failure; other clients
+    are not locked out (see DBKEEP_LOGIN_MAX_FAILURES*). Unknown users and wrong passwords get
+    the same 401.
     """
     result = await auth.login(
         email=body.email,
