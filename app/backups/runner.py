@@ -324,7 +324,9 @@ class BackupRunner:
                 "duration_ms": int((time.monotonic() - started) * 1000),
                 "integrity_status": IntegrityStatus.ok,
                 "verified_at": now,
-                "error_message": None,
+                # A completed backup's message is a warning about restoring it (e.g. a row over
+                # the server's max_allowed_packet), said now rather than on the day of a restore.
+                "error_message": outcome.warning,
             },
         )
         if backup.status is not BackupStatus.completed:

@@ -97,6 +97,8 @@ class DumpOutcome:
     sha256: str  # of the stored bytes
     tool_version: str
     server_version: str | None
+    # Said when the backup is taken: why restoring it may need more than this server allows.
+    warning: str | None = None
 
 
 @dataclass(frozen=True, order=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -33,7 +34,12 @@ from app.engines.credentials import (
     remove_stale_defaults_files,
 )
 from app.engines.mysql_errors import classify
-from app.engines.mysql_inventory import declared_objects, inventory_sql, parse_inventory
+from app.engines.mysql_inventory import (
+    declared_objects,
+    inventory_sql,
+    parse_inventory,
+    unescape_batch,
+)
 from app.engines.mysql_tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream, PipelineError
 from app.pipeline.fdio import fd_io
@@ -69,6 +75,15 @@ _DROP_TIME_LIMIT = 900.0
 # A DROP DATABASE waiting on another session's metadata lock gives up instead of hanging on.
 _LOCK_WAIT_SECONDS = 60
 _CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# The row size check (``_oversized_rows``): each table's query may run this long on the server;
+# after the dump ends, its answer is awaited this much longer at most.
+_PACKET_CHECK_SECONDS = 300
+_PACKET_CHECK_GRACE = 60.0
+# INSERT INTO `t` VALUES (...); and the row's other columns, roughly.
+_ROW_OVERHEAD = 64 * 1024
+# The bytes mysqldump escapes with a backslash in a string (mysql_real_escape_string), as a
+# PCRE class in an SQL literal.
+_ESCAPED = r"""'[\\x00\\n\\r\\x1a"''\\\\]'"""
 _SIZE_QUERY = "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
 
 
@@ -191,6 +206,37 @@ class MySQLEngine:
         if tools.dump is None:
             raise EngineError(tools.missing_dump_message(), kind=FailureKind.permanent)
         history = await self._dump_history(target, tools)
+        # Read beside the dump: whether every row, as dumped, fits the server's packet limit.
+        check = asyncio.create_task(self._oversized_rows(target))
+        try:
+            outcome = await self._dump_with(
+                target, writer, tools, history, compression, on_progress
+            )
+        except BaseException:
+            check.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineError):
+                await check
+            raise
+        try:
+            async with asyncio.timeout(_PACKET_CHECK_GRACE):
+                warning = await check
+        except TimeoutError:
+            log.warning("the row size check did not finish with the dump of %s", target.database)
+            warning = None
+        if warning:
+            log.warning("backup of %s: %s", target.database, warning)
+        return dataclasses.replace(outcome, warning=warning)
+
+    async def _dump_with(
+        self,
+        target: TargetSpec,
+        writer: StorageWriter,
+        tools: ClientTools,
+        history: bool,
+        compression: Compression,
+        on_progress: ProgressCallback | None,
+    ) -> DumpOutcome:
+        assert tools.dump is not None
         with defaults_file(target) as defaults:
             argv = build_dump_argv(
                 tools.dump,
@@ -225,6 +271,94 @@ class MySQLEngine:
             tool_version=tools.dump_version or tools.dump_name,
             server_version=raw.server_version(),
         )
+
+    async def _oversized_rows(self, target: TargetSpec) -> str | None:
+        """A warning when a row, as the dump writes it, is over the server's max_allowed_packet:
+        that dump restores only into a server whose limit is raised, so it is said now, not on
+        the day of the restore. None when every row fits or the check can't run.
+
+        Only tables with a column that can hold half the limit are read (MEDIUM/LONG BLOB/TEXT):
+        a smaller row can't reach the limit even with every byte escaped. Each table's query is
+        stopped by the server after ``_PACKET_CHECK_SECONDS``.
+        """
+        name = validate_database_name(target.database)
+        sql = (  # a validated name: no quote can appear in it
+            "SELECT '=limit', @@max_allowed_packet;\n"  # noqa: S608
+            "SELECT c.table_name, c.column_name, c.data_type "
+            "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+            "ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            f"WHERE c.table_schema = '{name}' "
+            "AND t.table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+            "AND c.data_type IN ('tinyblob', 'blob', 'mediumblob', 'longblob', 'tinytext', "
+            "'text', 'mediumtext', 'longtext') AND c.table_name IN ("
+            "SELECT table_name FROM information_schema.COLUMNS "
+            f"WHERE table_schema = '{name}' "
+            "AND character_octet_length >= @@max_allowed_packet DIV 2) "
+            "ORDER BY c.table_name, c.ordinal_position;\n"
+        )
+        try:
+            out = await self._admin_sql(target, sql, extra=("--skip-column-names",))
+        except EngineError:
+            return None  # the dump reports what is wrong with the connection
+        limit = 0
+        columns: dict[str, list[tuple[str, bool]]] = {}
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if fields[0] == "=limit":
+                limit = int(fields[1])
+            elif len(fields) == 3:
+                table, column, data_type = (unescape_batch(f) for f in fields)
+                columns.setdefault(table, []).append((column, data_type.endswith("text")))
+        worst: tuple[int, str] | None = None
+        for table, cols in columns.items():
+            size = await self._largest_dumped_row(target, table, cols, limit)
+            if size is not None and (worst is None or size > worst[0]):
+                worst = (size, table)
+        if worst is None or worst[0] + _ROW_OVERHEAD <= limit:
+            return None
+        size, table = worst
+        needed = -(-(size + _ROW_OVERHEAD) // (1024 * 1024)) + 1
+        return (
+            f"Table `{table}` has a row of {size / 1024 / 1024:.1f} MiB as dumped, more than this "
+            f"server's max_allowed_packet ({limit / 1024 / 1024:.1f} MiB): the backup restores "
+            f"only into a server with max_allowed_packet of at least {needed} MiB "
+            f"(SET GLOBAL max_allowed_packet = {needed * 1024 * 1024})."
+        )
+
+    async def _largest_dumped_row(
+        self, target: TargetSpec, table: str, columns: list[tuple[str, bool]], limit: int
+    ) -> int | None:
+        """Bytes of ``table``'s largest row of these columns as the dump writes them (the
+        utf8mb4 text of each value, NUL, LF, CR, Ctrl-Z, quotes and backslash escaped to two
+        bytes), counted only for rows that could come near ``limit``; 0 when none can."""
+        raw_terms, dumped_terms = [], []
+        for column, is_text in columns:
+            quoted = "`" + column.replace("`", "``") + "`"
+            value = f"CAST(CONVERT({quoted} USING utf8mb4) AS BINARY)" if is_text else quoted
+            raw_terms.append(f"COALESCE(LENGTH({value}), 0)")
+            # REGEXP_REPLACE is linear; REPLACE is quadratic in the matches on a long value.
+            unescaped = f"LENGTH(REGEXP_REPLACE({value}, {_ESCAPED}, ''))"
+            dumped_terms.append(f"COALESCE(2 * LENGTH({value}) - {unescaped}, 0)")
+        quoted_table = "`" + table.replace("`", "``") + "`"
+        threshold = max(0, limit // 2 - _ROW_OVERHEAD)
+        sql = (
+            # Names from information_schema, backtick-quoted.
+            f"SET STATEMENT max_statement_time = {_PACKET_CHECK_SECONDS} FOR "  # noqa: S608
+            f"SELECT COALESCE(MAX({' + '.join(dumped_terms)}), 0) FROM "
+            f"{_quoted(target.database)}.{quoted_table} "
+            f"WHERE {' + '.join(raw_terms)} > {threshold};\n"
+        )
+        try:
+            out = await self._admin_sql(
+                target,
+                sql,
+                extra=("--skip-column-names",),
+                time_limit=_PACKET_CHECK_SECONDS + 30,
+            )
+            return int(out.split()[-1])
+        except (EngineError, ValueError, IndexError) as exc:
+            log.warning("could not measure the rows of %s: %s", table, exc)
+            return None
 
     async def _dump_history(self, target: TargetSpec, tools: ClientTools) -> bool:
         """Whether to dump system-versioned tables' history (``--dump-history``).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import Compression, Settings
-from app.engines.base import DbObject, TargetSpec, missing_objects
+from app.engines.base import DbObject, EngineError, TargetSpec, missing_objects
 from app.engines.mysql import MySQLEngine
 from app.engines.mysql_inventory import DumpInventory, classify_statement
 from app.storage.local import LocalStorage
@@ -149,6 +149,45 @@ async def test_binary_values_survive_a_text_dump_byte_exact(
         assert support.admin_sql(digests, database=scratch.database) == expected
     finally:
         await engine.drop_database(scratch)
+
+
+@pytest.mark.slow
+async def test_a_row_too_big_to_restore_is_said_when_the_backup_is_taken(
+    engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, target_database: str
+) -> None:
+    limit = int(support.admin_sql("SELECT @@max_allowed_packet").strip())
+    # The server took it (12 MiB), but every NUL byte is written as two in the dump.
+    size = limit * 3 // 4
+    support.admin_sql(
+        "CREATE TABLE sparse (id INT PRIMARY KEY, data LONGBLOB);"
+        "CREATE TABLE small (id INT PRIMARY KEY, data LONGBLOB);"
+        f"INSERT INTO sparse VALUES (1, REPEAT(0x00, {size}));"
+        "INSERT INTO small VALUES (1, REPEAT(0x00, 1000));",
+        database=target_database,
+    )
+    await storage.check_writable()
+    writer = await storage.open_writer("sparse.sql.zst")
+    outcome = await engine.dump(target, writer, compression=Compression.zstd)
+    await writer.commit()
+
+    assert outcome.warning is not None
+    assert outcome.warning.startswith("Table `sparse` has a row of 24.0 MiB as dumped"), outcome
+    assert "max_allowed_packet of at least 26 MiB" in outcome.warning
+    # And it is true: this server refuses the row back.
+    scratch = target.with_database(support.unique_name("dbkeep_scratch"))
+    try:
+        await engine.recreate_database(scratch)
+        with pytest.raises(EngineError):
+            await engine.restore(
+                scratch, storage.read("sparse.sql.zst"), compression=Compression.zstd
+            )
+    finally:
+        await engine.drop_database(scratch)
+
+    support.admin_sql("DELETE FROM sparse", database=target_database)
+    writer = await storage.open_writer("fits.sql.zst")
+    assert (await engine.dump(target, writer, compression=Compression.zstd)).warning is None
+    await writer.abort()
 
 
 # ---- reading what a dump creates ---------------------------------------------------------
