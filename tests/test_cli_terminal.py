@@ -64,7 +64,7 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
-    def wait(self, timeout: float = 120) -> int:
+    def wait(self, timeout: float = 300) -> int:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None or self._read(0.05):
             if time.monotonic() > deadline:
@@ -87,7 +87,7 @@ def env(settings: Settings, database: object, target_database: str) -> dict[str,
     # Enough rows that the dump and the load take a moment: the bar is drawn a few times.
     support.admin_sql(
         "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(200));"
-        "INSERT INTO t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_150000;",
+        "INSERT INTO t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_50000;",
         database=target_database,
     )
     return cli_env(settings)

@@ -133,7 +133,7 @@ PHASE_LABELS = {
     RestorePhase.rolling_back: "rolling back",
     RestorePhase.finished: "finishing",
 }
-RESTORE_POLL_SECONDS = 0.5
+RESTORE_POLL_SECONDS = 0.25
 
 
 @app.command("backup:restore")
