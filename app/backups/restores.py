@@ -458,7 +458,7 @@ class RestoreRunner:
         except Conflict as exc:
             # Refused before loading (state, missing or damaged file): nothing was changed.
             raise _RestoreRefused(exc.message) from None
-        keep = bool(getattr(operation, "keep_existing_objects", False))
+        keep = operation.keep_existing_objects
         try:
             async with asyncio.timeout(self.settings.restore_timeout_seconds):
                 if not keep:

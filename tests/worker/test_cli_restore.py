@@ -75,3 +75,41 @@ async def test_restore_in_the_foreground_and_queued(
     assert not done.use_safety_backup and done.safety_backup_id is None
     assert support.table_checksums(target_database) == original
     assert await safety_backups(database) == 1  # none taken for the second one
+
+
+def object_names(database: str) -> set[str]:
+    out = support.admin_sql(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{database}' "
+        f"UNION ALL SELECT routine_name FROM information_schema.routines "
+        f"WHERE routine_schema = '{database}'"
+    )
+    return set(out.split())
+
+
+async def test_a_cli_restore_leaves_exactly_the_backup_unless_asked_to_keep_the_rest(
+    workers: WorkerFactory, target_database: str
+) -> None:
+    seed(target_database)
+    support.admin_sql(
+        f"ALTER DATABASE `{target_database}` COLLATE utf8mb4_unicode_520_ci", database=None
+    )
+    made = dbkeep(workers, "backup:database")
+    assert made.returncode == 0, made.stderr
+    backup_id = re.search(r"Backup (\d+) completed", made.stdout)
+    assert backup_id is not None
+    backed = object_names(target_database)
+    later = "CREATE VIEW later_view AS SELECT 1 AS one; CREATE PROCEDURE later_proc() SELECT 1;"
+
+    support.admin_sql(later, database=target_database)
+    kept = dbkeep(workers, "backup:restore", backup_id[1], "--yes", "--keep-existing-objects")
+    assert kept.returncode == 0, kept.stderr
+    assert object_names(target_database) == backed | {"later_view", "later_proc"}
+
+    exact = dbkeep(workers, "backup:restore", backup_id[1], "--yes")
+    assert exact.returncode == 0, exact.stderr
+    assert object_names(target_database) == backed
+    collation = support.admin_sql(
+        "SELECT default_collation_name FROM information_schema.schemata "
+        f"WHERE schema_name = '{target_database}'"
+    )
+    assert collation.strip() == "utf8mb4_unicode_520_ci"
