@@ -11,5 +11,6 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
   process.env.DBKEEP_E2E_VIEWER = JSON.stringify(server.viewer)
   process.env.DBKEEP_E2E_DATABASE = server.database
   process.env.DBKEEP_E2E_LOG = server.logFile
+  process.env.DBKEEP_E2E_SETTINGS = JSON.stringify(server.env)
   return server.stop
 }

@@ -18,7 +18,15 @@ export interface E2EServer {
   admin: { email: string; password: string }
   viewer: { email: string; password: string }
   database: string
+  /** The DBKEEP_* settings the server runs with, for `dbkeep` commands run by a test. */
+  env: Record<string, string>
   stop: () => Promise<void>
+}
+
+/** Runs a `dbkeep` command with the server's settings; returns its exit status and output. */
+export function dbkeep(args: string[], env: Record<string, string>): { status: number | null; output: string } {
+  const result = spawnSync(DBKEEP, args, { env: { ...process.env, ...env }, encoding: 'utf8', cwd: ROOT, timeout: 120_000 })
+  return { status: result.status, output: `${result.stdout}${result.stderr}` }
 }
 
 /** Runs SQL as MariaDB's root over the socket (root is socket-only here). */
@@ -180,5 +188,8 @@ export async function startServer(): Promise<E2EServer> {
       if (!process.env.DBKEEP_E2E_KEEP) rmSync(dir, { recursive: true, force: true })
     }
   }
-  return { baseURL, logFile: join(dir, 'serve.log'), admin, viewer, database, stop }
+  const settings = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[0].startsWith('DBKEEP_') && entry[1] !== undefined),
+  )
+  return { baseURL, logFile: join(dir, 'serve.log'), admin, viewer, database, env: settings, stop }
 }

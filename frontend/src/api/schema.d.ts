@@ -288,8 +288,10 @@ export interface paths {
          * Login
          * @description Log in with e-mail and password; sets the session and CSRF cookies.
          *
-         *     After too many failures for one account within the window the answer is 429 with
-         *     Retry-After, even for the right password. Unknown users and wrong passwords get the same 401.
+         *     After too many failures for one account from one client the answer is 429 with Retry-After,
+         *     even for the right password, for a delay that grows with each further failure; other clients
+         *     are not locked out (see DBKEEP_LOGIN_MAX_FAILURES*). Unknown users and wrong passwords get
+         *     the same 401.
          */
         post: operations["login"];
         delete?: never;
@@ -704,6 +706,11 @@ export interface components {
             checks: {
                 [key: string]: components["schemas"]["CheckRead"];
             };
+            /**
+             * Next Backup At
+             * @description When the next scheduled backup is due; null when the schedule is off.
+             */
+            next_backup_at?: string | null;
             /**
              * Status
              * @enum {string}

@@ -31,5 +31,4 @@ export type View = Schemas['View']
 export type ListQuery = NonNullable<operations['list_backups']['parameters']['query']>
 
 export type HealthCheck = Schemas['CheckRead']
-// next_backup_at is optional until the backend's /health sends it.
-export type HealthReport = Schemas['HealthReport'] & { next_backup_at?: string | null }
+export type HealthReport = Schemas['HealthReport']
