@@ -34,6 +34,9 @@ test('an admin lands on the backups page and can sign out', async ({ page, admin
   await expect(page).toHaveURL(/\/admin\/database-backups$/)
   await expect(page.getByRole('heading', { name: 'Database backups' })).toBeVisible()
   await expect(page.getByTestId('stat-total_backups')).toBeVisible()
+  // The target's reachability and the schedule show from the start (the e2e server has it off).
+  await expect(page.getByTestId('target-status')).toHaveText('Target database reachable')
+  await expect(page.getByTestId('next-backup')).toHaveText('Scheduled backups are off')
   await page.getByTestId('logout').click()
   await expect(page).toHaveURL(/\/login/)
   await page.goto('/admin/database-backups')
