@@ -16,9 +16,11 @@ from app.backups.models import (
     BackupCounter,
     BackupListVersion,
     BackupStatus,
+    BackupTrigger,
     DatabaseBackup,
     RestoreOperation,
     RestoreStatus,
+    TargetActivity,
 )
 from app.backups.search import candidates, gram_counts, narrowed, search_grams
 from app.backups.totals import TOTALS_KEY, SearchTotals
@@ -519,3 +521,62 @@ class RestoreRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+class TargetActivityRepository:
+    """The per-target counters of migration 0007, for the reconciler's repair.
+
+    The triggers keep them in every transaction; only a change that fires no trigger can leave
+    one wrong: on MariaDB a foreign-key cascade (a backup row deleted by hand with its restores)
+    runs no triggers. ``recount`` sets one target's counters from the rows, holding the counter
+    row's lock so no request can claim or release the target meanwhile.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def held(self) -> list[str]:
+        """Targets whose counters say something is active."""
+        rows = await self.session.scalars(
+            select(TargetActivity.target_database).where(
+                or_(TargetActivity.restores > 0, TargetActivity.backups > 0)
+            )
+        )
+        return list(rows)
+
+    async def recount(self, target: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Set ``target``'s counters from the rows; (old, new) when they were wrong."""
+        # A write first: it takes the row's lock (SQLite: the store's write lock), and on
+        # MariaDB the counts below then read a snapshot taken after it, not before.
+        await self.session.execute(
+            update(TargetActivity)
+            .where(TargetActivity.target_database == target)
+            .values(restores=TargetActivity.restores)
+            .execution_options(synchronize_session=False)
+        )
+        row = await self.session.get(TargetActivity, target, populate_existing=True)
+        if row is None:
+            return None
+        restores = await self.session.scalar(
+            select(func.count())
+            .select_from(RestoreOperation)
+            .where(
+                RestoreOperation.target_database == target,
+                RestoreOperation.status.in_(RUNNING_RESTORE),
+            )
+        )
+        backups = await self.session.scalar(
+            select(func.count())
+            .select_from(DatabaseBackup)
+            .where(
+                DatabaseBackup.target_database == target,
+                DatabaseBackup.status.in_(RUNNING_BACKUP),
+                DatabaseBackup.trigger != BackupTrigger.pre_restore,
+            )
+        )
+        old, new = (row.restores, row.backups), (int(restores or 0), int(backups or 0))
+        if old == new:
+            return None
+        row.restores, row.backups = new
+        await self.session.flush()
+        return old, new

@@ -8,7 +8,10 @@ It compares the metadata store (the truth) with what the queue and the storage h
   reruns now (the runners take over silent rows); a row that keeps dying is failed instead;
 - a row running past its timeout is failed;
 - temporary files older than any live dump could be are removed;
-- completed backups whose file disappeared are flagged ``integrity_status=missing``.
+- completed backups whose file disappeared are flagged ``integrity_status=missing``;
+- a target's activity counters (migration 0007) that a change without triggers left wrong (a
+  foreign-key cascade on MariaDB) are recounted from the rows, so a target is never held by a
+  restore that no longer exists.
 
 Every step is idempotent and atomic per row, so several workers may reconcile at once.
 """
@@ -27,7 +30,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import or_
 
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus, RestoreStatus
-from app.backups.repository import BackupRepository
+from app.backups.repository import BackupRepository, TargetActivityRepository
 from app.config import Settings
 from app.db import Database, utcnow
 from app.errors import ServiceUnavailable
@@ -56,6 +59,7 @@ class ReconcileReport:
     failed: int = 0  # rows given up on (timed out, or kept killing their worker)
     orphans_removed: int = 0
     missing_flagged: int = 0
+    targets_recounted: int = 0
 
     def any(self) -> bool:
         return any(vars(self).values())
@@ -82,7 +86,14 @@ class Reconciler:
     async def run_once(self) -> ReconcileReport:
         """One pass over every kind of problem; a failing step does not stop the others."""
         report = ReconcileReport()
-        for step in (self._backups, self._restores, self._orphans, self._missing_files):
+        steps = (
+            self._backups,
+            self._restores,
+            self._orphans,
+            self._missing_files,
+            self._target_activity,
+        )
+        for step in steps:
             try:
                 await step(report)
             except (ServiceUnavailable, RedisError, OSError) as exc:
@@ -209,6 +220,18 @@ class Reconciler:
         if changed:
             report.failed += 1
             log.warning("reconcile.failed_backup", backup_id=row.id, reason=message)
+
+    async def _target_activity(self, report: ReconcileReport) -> None:
+        async with self.database.sessionmaker() as session:
+            held = await TargetActivityRepository(session).held()
+        for target in held:
+            async with self.database.sessionmaker() as session:
+                changed = await TargetActivityRepository(session).recount(target)
+                await session.commit()
+            if changed is not None:
+                report.targets_recounted += 1
+                old, new = changed
+                log.warning("reconcile.target_recounted", target=target, old=old, new=new)
 
     # ---- files -------------------------------------------------------------------------------
 
