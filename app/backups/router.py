@@ -138,6 +138,8 @@ async def backup_statistics(service: BackupServiceDep) -> StatisticsEnvelope:
             average_size=stats.average_size,
             latest_backup=_read(stats.latest_backup) if stats.latest_backup else None,
             oldest_backup=_read(stats.oldest_backup) if stats.oldest_backup else None,
+            trash_after_days=stats.trash_after_days,
+            purge_after_days=stats.purge_after_days,
         )
     )
 

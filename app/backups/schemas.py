@@ -155,6 +155,14 @@ class Statistics(BaseModel):
     average_size: int
     latest_backup: BackupRead | None
     oldest_backup: BackupRead | None
+    trash_after_days: float = Field(
+        description="Completed and failed backups older than this move to the trash.",
+        examples=[15],
+    )
+    purge_after_days: float = Field(
+        description="Trash items are deleted for good this long after they were trashed.",
+        examples=[7],
+    )
 
 
 def _unique(ids: list[int]) -> list[int]:

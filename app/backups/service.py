@@ -109,6 +109,9 @@ class Statistics(StatisticsRow):
 
     latest_backup: BackupRecord | None
     oldest_backup: BackupRecord | None
+    # The retention in force, so a client can tell when each backup will be trashed or purged.
+    trash_after_days: float
+    purge_after_days: float
 
 
 @dataclass(frozen=True)
@@ -269,12 +272,14 @@ class BackupService:
         return backup
 
     async def statistics(self) -> Statistics:
-        """The original's eight statistics."""
+        """The original's eight statistics, and the retention ages they are kept by."""
         row = await self.backups.statistics()
         return Statistics(
             **vars(row),
             latest_backup=await self.backups.edge_completed_record(newest=True),
             oldest_backup=await self.backups.edge_completed_record(newest=False),
+            trash_after_days=self.settings.trash_after_days,
+            purge_after_days=self.settings.purge_after_days,
         )
 
     async def list_restores(self, backup_id: int) -> list[RestoreOperation]:

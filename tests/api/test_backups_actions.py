@@ -434,7 +434,7 @@ async def test_statistics_has_the_eight_fields(
     assert empty == {
         "total_backups": 0, "completed_backups": 0, "failed_backups": 0, "trashed_backups": 0,
         "total_size": 0, "average_size": 0, "latest_backup": None, "oldest_backup": None,
-        "cancelled_backups": 0,
+        "cancelled_backups": 0, "trash_after_days": 15, "purge_after_days": 7,
     }  # fmt: skip
     old = await make_backup(file_size=100, backup_date=_ago(days=3))
     new = await make_backup(file_size=300, backup_date=_ago(days=1))

@@ -961,10 +961,22 @@ export interface components {
             failed_backups: number;
             latest_backup: components["schemas"]["BackupRead"] | null;
             oldest_backup: components["schemas"]["BackupRead"] | null;
+            /**
+             * Purge After Days
+             * @description Trash items are deleted for good this long after they were trashed.
+             * @example 7
+             */
+            purge_after_days: number;
             /** Total Backups */
             total_backups: number;
             /** Total Size */
             total_size: number;
+            /**
+             * Trash After Days
+             * @description Completed and failed backups older than this move to the trash.
+             * @example 15
+             */
+            trash_after_days: number;
             /** Trashed Backups */
             trashed_backups: number;
         };

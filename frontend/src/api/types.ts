@@ -7,8 +7,7 @@ type Schemas = components['schemas']
 
 export type Backup = Schemas['BackupRead']
 export type BackupStatus = Schemas['BackupStatus']
-// purge_after_days is not sent by the API yet: optional here, so the page uses it once it is.
-export type Statistics = Schemas['Statistics'] & { purge_after_days?: number }
+export type Statistics = Schemas['Statistics']
 export type RestorePhase = Schemas['RestorePhase']
 export type RestoreOperation = Schemas['RestoreRead']
 export type IntegrityStatus = NonNullable<Schemas['BackupRead']['integrity_status']>

@@ -72,6 +72,8 @@ export function statistics(overrides: Partial<Statistics> = {}): Statistics {
     trashed_backups: 0,
     total_size: 0,
     average_size: 0,
+    trash_after_days: 15,
+    purge_after_days: 7,
     latest_backup: null,
     oldest_backup: null,
     ...overrides,
