@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -91,8 +92,12 @@ class RestoreRunner:
         engine: DatabaseEngine,
         storage: BackupStorage,
         backup_runner: BackupRunner | None = None,
+        on_phase: Callable[[RestorePhase, int | None], None] | None = None,
     ) -> None:
         self.database = database
+        # Told each phase (and its total) as it is entered: a terminal's bar shows every one, even
+        # a safety backup over before the next look at the row.
+        self.on_phase = on_phase
         self.settings = settings
         self.engine = engine
         self.storage = storage
@@ -101,7 +106,9 @@ class RestoreRunner:
         )
 
     @classmethod
-    def from_runtime(cls, runtime: Any) -> RestoreRunner:
+    def from_runtime(
+        cls, runtime: Any, *, on_phase: Callable[[RestorePhase, int | None], None] | None = None
+    ) -> RestoreRunner:
         """A runner over an ``app.runtime.Runtime``'s store, storage and engine."""
         return cls(
             database=runtime.database,
@@ -109,6 +116,7 @@ class RestoreRunner:
             engine=runtime.engine,
             storage=runtime.storage,
             backup_runner=runtime.backup_runner(),
+            on_phase=on_phase,
         )
 
     async def run_restore(self, restore_id: int) -> RestoreOperation:
@@ -244,6 +252,8 @@ class RestoreRunner:
         progress.bytes = 0
         await self._update(restore_id, {"phase": phase, "bytes_processed": 0, "total_bytes": total})
         log.info("restore.phase", restore_id=restore_id, phase=phase.value, total_bytes=total)
+        if self.on_phase is not None:
+            self.on_phase(phase, total)
 
     async def _raw_size(self, backup_id: int) -> int | None:
         async with self.database.sessionmaker() as session:

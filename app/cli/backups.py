@@ -201,25 +201,36 @@ async def _run_restore(rt: Runtime, operation: RestoreOperation) -> RestoreOpera
 
     label = f"Restoring {operation.target_database}"
     with ProgressReporter(label, None) as bar:
+
+        def entered(phase: RestorePhase, total: int | None) -> None:
+            bar.set_phase(_phase_label(phase))
+            bar.show(0, total)
+
+        bar.set_phase(_phase_label(operation.phase))
         watch = asyncio.create_task(_watch_restore(rt, operation.id, bar))
         try:
-            return await RestoreRunner.from_runtime(rt).run_restore(operation.id)
+            runner = RestoreRunner.from_runtime(rt, on_phase=entered)
+            return await runner.run_restore(operation.id)
         finally:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
 
 
+def _phase_label(phase: RestorePhase) -> str:
+    return PHASE_LABELS.get(phase, phase.value)
+
+
 async def _watch_restore(rt: Runtime, restore_id: int, bar: ProgressReporter) -> None:
-    """Follow the restore's row (the runner records its phase at once, bytes at each heartbeat)."""
+    """Follow the restore's bytes in its row (written at each heartbeat); the phases come from
+    the runner as they are entered, so a row read just before a phase began is not shown."""
     from app.backups.repository import RestoreRepository
 
     while True:
         with contextlib.suppress(Exception):  # a missed look is not worth stopping for
             async with rt.database.sessionmaker() as session:
                 row = await RestoreRepository(session).get(restore_id)
-            if row is not None:
-                bar.set_phase(PHASE_LABELS.get(row.phase, row.phase.value))
+            if row is not None and _phase_label(row.phase) == bar.phase:
                 bar.show(row.bytes_processed, row.total_bytes)
         await asyncio.sleep(RESTORE_POLL_SECONDS)
 

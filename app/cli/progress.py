@@ -102,7 +102,8 @@ class ProgressReporter:
             return
         self.phase = phase
         if self.bar is not None:
-            self.bar.update(self.task, description=self._description())
+            # Drawn now, not at the next tick: a phase shorter than a tick is still seen.
+            self.bar.update(self.task, description=self._description(), refresh=True)
         elif phase is not None:
             typer.echo(f"{self.label}: {phase}", err=True)
             self.last_line = time.monotonic()

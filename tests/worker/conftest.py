@@ -269,9 +269,10 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 
 
 class TableLock:
-    """An admin session holding ``LOCK TABLES ... WRITE``: a dump of that table blocks on it."""
+    """An admin session holding ``LOCK TABLES ... WRITE``: a dump of that table blocks on it.
+    ``mode="READ"`` lets a dump read it but blocks a restore's DROP DATABASE."""
 
-    def __init__(self, database: str, table: str = "items") -> None:
+    def __init__(self, database: str, table: str = "items", mode: str = "WRITE") -> None:
         self.proc = subprocess.Popen(
             [
                 "mariadb", "--protocol=socket", f"--socket={support.MARIADB_SOCKET}", "-uroot",
@@ -282,7 +283,7 @@ class TableLock:
             stderr=subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"LOCK TABLES `{table}` WRITE; SELECT 'locked';\n".encode())
+        self.proc.stdin.write(f"LOCK TABLES `{table}` {mode}; SELECT 'locked';\n".encode())
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == b"locked"
 
@@ -298,8 +299,8 @@ class TableLock:
 def table_lock(target_database: str) -> Iterator[Callable[..., TableLock]]:
     held: list[TableLock] = []
 
-    def take(table: str = "items") -> TableLock:
-        lock = TableLock(target_database, table)
+    def take(table: str = "items", mode: str = "WRITE") -> TableLock:
+        lock = TableLock(target_database, table, mode)
         held.append(lock)
         return lock
 
