@@ -64,6 +64,8 @@ from app.engines.base import (
     missing_objects,
 )
 from app.errors import AppError, Conflict, NotFound
+from app.pipeline.checksum import verified
+from app.pipeline.tee import tee
 from app.storage.base import BackupStorage, StorageError
 
 log = structlog.get_logger("dbkeep.restore")
@@ -400,7 +402,8 @@ class RestoreRunner:
             ) from None
 
     async def _loadable(self, backup_id: int) -> DatabaseBackup:
-        """The backup, if it is completed and its file intact; ``Conflict`` otherwise."""
+        """The backup, if it is completed and its file is there with the recorded size;
+        ``Conflict`` otherwise. Its SHA-256 is checked while it loads (``_load_and_check``)."""
         async with self.database.sessionmaker() as session:
             backup = await BackupRepository(session).get(backup_id)
         if backup is None:
@@ -410,9 +413,10 @@ class RestoreRunner:
                 f"Backup {backup_id} is {backup.status.value}; "
                 "only completed backups can be restored."
             )
-        status = await self.backups.verify(backup_id)
+        status = await self.backups.check_size(backup)
         if status is not IntegrityStatus.ok:
-            what = "missing" if status is IntegrityStatus.missing else "damaged (checksum mismatch)"
+            await self.backups.record_integrity(backup_id, status)
+            what = "missing" if status is IntegrityStatus.missing else "damaged (its size differs)"
             raise Conflict(f"Backup {backup_id} can't be restored: its file is {what}.")
         return backup
 
@@ -424,26 +428,49 @@ class RestoreRunner:
         on_progress: _Progress | None,
         single_stream: bool,
     ) -> None:
-        """Load ``backup`` into ``target``, reading the objects it declares on the side; raise
-        ``EngineError`` when the load fails or one of them is missing afterwards."""
+        """Load ``backup`` into ``target`` from one read of its file, checked against the
+        recorded SHA-256 as it streams and read on the side for the objects it declares; raise
+        ``EngineError`` when the load fails, the file is not the one recorded (before the
+        dump's last bytes reach the server) or a declared object is missing afterwards."""
         compression = Compression(backup.compression)
-        scan = asyncio.create_task(
-            self.engine.declared_objects(self.storage.read(backup.path), compression=compression)
+        damaged = asyncio.Event()
+        stored = verified(
+            self.storage.read(backup.path),
+            size=backup.file_size or 0,
+            sha256=backup.checksum_sha256,
+            what=f"the file of backup {backup.id}",
+            on_mismatch=damaged.set,
         )
         try:
-            await self.engine.restore(
-                target,
-                self.storage.read(backup.path),
-                compression=compression,
-                on_progress=on_progress,
-                single_stream=single_stream,
-            )
-            declared = await scan
-        finally:
-            if not scan.done():
-                scan.cancel()
-                with contextlib.suppress(asyncio.CancelledError, EngineError, StorageError):
-                    await scan
+            async with tee(stored, 2) as (load_stream, scan_stream):
+                scan = asyncio.create_task(
+                    self.engine.declared_objects(scan_stream, compression=compression)
+                )
+                try:
+                    await self.engine.restore(
+                        target,
+                        load_stream,
+                        compression=compression,
+                        on_progress=on_progress,
+                        single_stream=single_stream,
+                    )
+                    declared = await scan
+                finally:
+                    if not scan.done():
+                        scan.cancel()
+                    with contextlib.suppress(BaseException):
+                        await scan
+        except EngineError:
+            # A load stopped early never read the file to its end: whether the file changed
+            # after the backup (rather than the server refusing it) takes a read of its own.
+            if damaged.is_set() or await self.backups.verify(backup.id) is IntegrityStatus.corrupt:
+                await self.backups.record_integrity(backup.id, IntegrityStatus.corrupt)
+                raise EngineError(
+                    f"the file of backup {backup.id} is damaged: it does not match the SHA-256 "
+                    "recorded at backup time (it changed afterwards), so the load was stopped"
+                ) from None
+            raise
+        await self.backups.record_integrity(backup.id, IntegrityStatus.ok)
         await self._check_objects(target, declared)
 
     async def _check_objects(self, target: TargetSpec, declared: set[DbObject]) -> None:

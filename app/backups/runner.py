@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from app.audit.models import AuditEvent
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
-from app.backups.service import target_for
+from app.backups.service import size_check, target_for
 from app.config import Compression, Settings
 from app.db import Database, utcnow
 from app.engines.base import (
@@ -343,20 +343,25 @@ class BackupRunner:
         """Re-read a completed backup's file and compare size and SHA-256 with the record."""
         backup = await self._reload(backup_id)
         status = await self._check_file(backup)
+        await self.record_integrity(backup_id, status)
+        return status
+
+    async def record_integrity(self, backup_id: int, status: IntegrityStatus) -> None:
+        """What a read of the whole file found (a verification, or a restore that read it)."""
         async with self.database.sessionmaker() as session:
             row = await BackupRepository(session).get(backup_id)
             if row is not None:
                 row.integrity_status = status
                 row.verified_at = utcnow()
                 await session.commit()
-        return status
+
+    async def check_size(self, backup: DatabaseBackup) -> IntegrityStatus:
+        return await size_check(self.storage, backup)
 
     async def _check_file(self, backup: DatabaseBackup) -> IntegrityStatus:
-        size = await self.storage.size(backup.path)
-        if size is None:
-            return IntegrityStatus.missing
-        if size != backup.file_size:
-            return IntegrityStatus.corrupt
+        status = await self.check_size(backup)
+        if status is not IntegrityStatus.ok:
+            return status
         try:
             digest, read = await sha256_of(self.storage.read(backup.path))
         except FileNotFoundError:

@@ -6,7 +6,6 @@ records an audit event, commits once, and only then talks to the queue or delete
 
 from __future__ import annotations
 
-import contextlib
 import math
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -42,8 +41,8 @@ from app.config import Compression, Settings
 from app.db import utcnow
 from app.engines.base import TargetSpec
 from app.errors import Conflict, NotFound, ServiceUnavailable
-from app.pipeline.checksum import Sha256Counter
-from app.pipeline.codecs import CorruptStream, decompress_stream
+from app.pipeline.checksum import verified
+from app.pipeline.codecs import decompress_stream
 from app.queue import JobQueue
 from app.storage.base import BackupStorage, StorageError
 
@@ -54,41 +53,18 @@ FINISHED = (BackupStatus.completed, BackupStatus.failed)
 log = structlog.get_logger("dbkeep.backups")
 
 
-class StoredFileChanged(CorruptStream):
-    """The bytes read from storage are not the ones recorded (size or SHA-256)."""
-
-
-async def verified(
-    chunks: AsyncIterator[bytes], *, size: int, sha256: str | None, backup_id: int
-) -> AsyncIterator[bytes]:
-    """``chunks`` as they are, checked against the recorded size and SHA-256 on the way.
-
-    Each chunk is passed on only once the next one was read, and the last only after the whole
-    file matched: a mismatch raises ``StoredFileChanged`` before the reader has every byte, so a
-    download ends in an error (an aborted response), never in a complete-looking wrong file.
-    """
-    counter = Sha256Counter()
-    held: bytes | None = None
+async def size_check(storage: BackupStorage, backup: DatabaseBackup) -> IntegrityStatus:
+    """The cheap part of a verification: the file is there, a regular file dbkeep wrote, with
+    the recorded size (its SHA-256 takes a read of the whole file)."""
     try:
-        async for chunk in chunks:
-            await counter.update(chunk)
-            if counter.size > size:
-                break
-            if held is not None:
-                yield held
-            held = chunk
-        if counter.size != size or (sha256 is not None and counter.hexdigest() != sha256):
-            log.error("backup.download_mismatch", backup_id=backup_id, read=counter.size)
-            raise StoredFileChanged(
-                f"The file of backup {backup_id} does not match its recorded size and SHA-256."
-            )
-        if held is not None:
-            yield held
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await close()
+        size = await storage.size(backup.path)
+    except StorageError:  # not a regular file dbkeep wrote (a symlink, say)
+        return IntegrityStatus.corrupt
+    if size is None:
+        return IntegrityStatus.missing
+    if size != backup.file_size:
+        return IntegrityStatus.corrupt
+    return IntegrityStatus.ok
 
 
 @dataclass(frozen=True)
@@ -431,17 +407,8 @@ class BackupService:
 
     async def _require_intact_file(self, backup: DatabaseBackup) -> None:
         """Cheap integrity check at request time: the file exists with the recorded size."""
-        problem: IntegrityStatus | None = None
-        try:
-            size = await self.storage.size(backup.path)
-        except StorageError:  # not a regular file dbkeep wrote (a symlink, say)
-            problem = IntegrityStatus.corrupt
-        else:
-            if size is None:
-                problem = IntegrityStatus.missing
-            elif size != backup.file_size:
-                problem = IntegrityStatus.corrupt
-        if problem is None:
+        problem = await size_check(self.storage, backup)
+        if problem is IntegrityStatus.ok:
             return
         await self._flag(backup, problem)
         what = (
@@ -730,7 +697,8 @@ class BackupService:
             self.storage.read(backup.path),
             size=backup.file_size,
             sha256=backup.checksum_sha256,
-            backup_id=backup_id,
+            what=f"The file of backup {backup_id}",
+            on_mismatch=lambda: log.error("backup.download_mismatch", backup_id=backup_id),
         )
         if raw:
             return Download(backup.filename, "application/octet-stream", size, stored)

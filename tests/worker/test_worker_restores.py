@@ -203,7 +203,43 @@ async def test_without_a_safety_backup_a_broken_load_fails_and_says_so(
     assert "may be partly restored" in (done.error_message or "")
 
 
-async def test_a_damaged_backup_file_is_refused_before_the_target_is_touched(
+@pytest.mark.parametrize("where", ["middle", "last byte"])
+async def test_a_damaged_backup_file_is_caught_while_it_loads_and_the_target_put_back(
+    workers: WorkerFactory,
+    queue: ArqJobQueue,
+    service_factory: Callable[..., Any],
+    read_backup: ReadBackup,
+    read_restore: ReadRestore,
+    worker_settings: Settings,
+    target_database: str,
+    where: str,
+) -> None:
+    seed(target_database)
+    workers.start()
+    backup = await backed_up(service_factory, queue, read_backup)
+    path = worker_settings.backup_dir / backup.path
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if where == "middle" else len(data) - 1
+    data[at] ^= 0xFF  # same size, different bytes: only the checksum can tell
+    path.write_bytes(bytes(data))
+    change_target(target_database)
+    before = support.table_checksums(target_database)
+
+    async with service_factory(queue) as service:
+        operation = await service.request_restore(backup.id)  # the size is right: accepted
+    done = await restore_finished(read_restore, operation.id)
+
+    # The file is checked as it loads (one read): the mismatch stops the load before its end
+    # and the safety backup puts the target back.
+    assert done.status is RestoreStatus.rolled_back, done.error_message
+    message = done.error_message or ""
+    assert f"the file of backup {backup.id} is damaged" in message, message
+    assert "SHA-256" in message and "put back" in message
+    assert support.table_checksums(target_database) == before
+    assert (await read_backup(backup.id)).integrity_status == "corrupt"
+
+
+async def test_a_truncated_backup_file_is_refused_before_the_target_is_touched(
     workers: WorkerFactory,
     queue: ArqJobQueue,
     service_factory: Callable[..., Any],
@@ -216,18 +252,13 @@ async def test_a_damaged_backup_file_is_refused_before_the_target_is_touched(
     workers.start()
     backup = await backed_up(service_factory, queue, read_backup)
     path = worker_settings.backup_dir / backup.path
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only the checksum can tell
-    path.write_bytes(bytes(data))
+    path.write_bytes(path.read_bytes()[:-10])
     change_target(target_database)
     before = support.table_checksums(target_database)
 
     async with service_factory(queue) as service:
-        operation = await service.request_restore(backup.id)
-    done = await restore_finished(read_restore, operation.id)
-
-    assert done.status is RestoreStatus.failed
-    assert "damaged" in (done.error_message or "")
+        with pytest.raises(Conflict, match="damaged"):
+            await service.request_restore(backup.id)
     assert support.table_checksums(target_database) == before
     assert (await read_backup(backup.id)).integrity_status == "corrupt"
 
