@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app.config import Compression
 from app.engines.base import TargetSpec
-from app.engines.mysql import DUMP_OPTIONS, MySQLEngine
+from app.engines.mysql.engine import DUMP_OPTIONS, MySQLEngine
 from app.pipeline import codecs
 from app.storage.local import LocalStorage
 

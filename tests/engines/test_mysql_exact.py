@@ -7,7 +7,7 @@ import pytest
 from app.config import Compression, Settings
 from app.engines.base import DbObject, EngineError, TargetSpec, missing_objects
 from app.engines.mysql import MySQLEngine
-from app.engines.mysql_inventory import DumpInventory, classify_statement
+from app.engines.mysql.inventory import DumpInventory, classify_statement
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.fingerprint import fingerprint_diff, schema_fingerprint

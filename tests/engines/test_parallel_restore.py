@@ -17,9 +17,9 @@ import pytest
 
 from app.config import Compression
 from app.engines.base import EngineError, FailureKind, TargetSpec
-from app.engines.credentials import defaults_file
-from app.engines.mysql import MySQLEngine, build_client_argv
-from app.engines.parallel_restore import (
+from app.engines.mysql.credentials import defaults_file
+from app.engines.mysql.engine import MySQLEngine, build_client_argv
+from app.engines.mysql.parallel import (
     Begin,
     Data,
     DumpSplitter,
@@ -29,7 +29,7 @@ from app.engines.parallel_restore import (
     defer_indexes,
     restore_parallel,
 )
-from app.engines.parallel_restore import loader as parallel_loader
+from app.engines.mysql.parallel import loader as parallel_loader
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import checksums_by_table, definitions, fill_big_table

@@ -43,8 +43,8 @@ from pathlib import Path
 
 from app.config import Compression
 from app.engines.base import EngineError, FailureKind, ProgressCallback, TargetSpec
-from app.engines.parallel_restore.loader import ParallelLoad
-from app.engines.parallel_restore.splitter import (
+from app.engines.mysql.parallel.loader import ParallelLoad
+from app.engines.mysql.parallel.splitter import (
     Begin,
     Data,
     DeferredIndexes,
@@ -55,7 +55,7 @@ from app.engines.parallel_restore.splitter import (
     SqlLexer,
     defer_indexes,
 )
-from app.engines.parallel_restore.spool import Spool
+from app.engines.mysql.parallel.spool import Spool
 from app.pipeline.codecs import CorruptStream, PipelineError, decoder
 from app.pipeline.process import ToolNotFound
 from app.storage.base import StorageError

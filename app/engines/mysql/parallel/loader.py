@@ -10,9 +10,9 @@ import re
 from collections.abc import AsyncIterator, Sequence
 
 from app.engines.base import EngineError, FailureKind, ProgressCallback, TargetSpec
-from app.engines.mysql_errors import classify
-from app.engines.parallel_restore.splitter import Begin, Data, DumpSplitter, End, Event, Header
-from app.engines.parallel_restore.spool import Script, Spool, send_to_pipe
+from app.engines.mysql.errors import classify
+from app.engines.mysql.parallel.splitter import Begin, Data, DumpSplitter, End, Event, Header
+from app.engines.mysql.parallel.spool import Script, Spool, send_to_pipe
 from app.pipeline.process import DEVNULL, spawn
 from app.pipeline.streams import ProgressThrottle, RawStats
 
