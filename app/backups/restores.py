@@ -51,7 +51,7 @@ from app.backups.runner import (
     cancelled_by,
 )
 from app.backups.service import new_backup_row, target_for
-from app.config import Compression, Settings
+from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import (
     DatabaseEngine,
@@ -64,6 +64,7 @@ from app.engines.base import (
     missing_objects,
 )
 from app.errors import AppError, Conflict, NotFound
+from app.pipeline.compression import Compression
 from app.storage.base import BackupStorage, StorageError
 
 log = structlog.get_logger("dbkeep.restore")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Compression
 from app.engines.base import EngineError, TargetSpec
 from app.engines.mysql import MySQLEngine, parallel
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.fingerprint import fingerprint_diff, schema_fingerprint

@@ -15,7 +15,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.config import Compression
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.mysql.credentials import defaults_file
 from app.engines.mysql.engine import MySQLEngine, build_client_argv
@@ -30,6 +29,7 @@ from app.engines.mysql.parallel import (
     restore_parallel,
 )
 from app.engines.mysql.parallel import loader as parallel_loader
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import checksums_by_table, definitions, fill_big_table
@@ -672,7 +672,7 @@ MEMORY_CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
 
-from app.config import Compression
+from app.pipeline.compression import Compression
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.storage.local import LocalStorage

@@ -15,7 +15,6 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.config import Compression, Settings
 from app.engines.base import (
     DatabaseOptions,
     DbObject,
@@ -42,6 +41,7 @@ from app.engines.mysql.inventory import (
 )
 from app.engines.mysql.tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream, PipelineError
+from app.pipeline.compression import Compression
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
 from app.pipeline.splice import PipeSource
@@ -149,17 +149,6 @@ class MySQLEngine:
         # spooling the dump under ``spool_dir``.
         self._restore_parallelism = restore_parallelism
         self._spool_dir = spool_dir
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MySQLEngine:
-        return cls(
-            dump_binary=settings.dump_binary,
-            client_binary=settings.client_binary,
-            zstd_level=settings.zstd_level,
-            gzip_level=settings.gzip_level,
-            restore_parallelism=settings.restore_parallelism,
-            spool_dir=settings.var_dir / "restore-spool",
-        )
 
     async def tools(self) -> ClientTools:
         """The installed tools (looked up each time: a package may be installed meanwhile)."""

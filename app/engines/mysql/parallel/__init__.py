@@ -41,7 +41,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from app.config import Compression
 from app.engines.base import EngineError, FailureKind, ProgressCallback, TargetSpec
 from app.engines.mysql.parallel.loader import ParallelLoad
 from app.engines.mysql.parallel.splitter import (
@@ -57,6 +56,7 @@ from app.engines.mysql.parallel.splitter import (
 )
 from app.engines.mysql.parallel.spool import Spool
 from app.pipeline.codecs import CorruptStream, PipelineError, decoder
+from app.pipeline.compression import Compression
 from app.pipeline.process import ToolNotFound
 from app.storage.base import StorageError
 
