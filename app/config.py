@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from enum import StrEnum
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -13,13 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.pipeline.compression import Compression
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "placeholder"})
-
-
-class Compression(StrEnum):
-    zstd = "zstd"
-    gzip = "gzip"
-    none = "none"
 
 
 def _default_parallelism() -> int:

@@ -257,7 +257,7 @@ class TargetCheck:
             return CheckResult("warn", "No database engine can reach the target here.", details)
         try:
             await admin_sql(target, "SELECT 1;\n", time_limit=self.time_limit)
-        except EngineError as exc:  # messages carry no password (app/engines/mysql_errors.py)
+        except EngineError as exc:  # messages carry no password (app/engines/mysql/errors.py)
             return CheckResult("fail", f"The target database refused: {exc.message}.", details)
         return CheckResult("ok", f"Logged in to '{target.database}' on {where}.", details)
 

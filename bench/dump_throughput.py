@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.config import Compression
 from app.engines.base import TargetSpec
-from app.engines.mysql import DUMP_OPTIONS, MySQLEngine
+from app.engines.mysql.engine import DUMP_OPTIONS, MySQLEngine
 from app.pipeline import codecs
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 
 

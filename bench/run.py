@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from app.engines.mysql import DUMP_OPTIONS
+from app.engines.mysql.engine import DUMP_OPTIONS
 from bench.common import (
     BenchTarget,
     admin_sql,

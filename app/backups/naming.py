@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.config import Compression
+from app.pipeline.compression import Compression
 
 SUFFIX = {Compression.zstd: ".sql.zst", Compression.gzip: ".sql.gz", Compression.none: ".sql"}
 

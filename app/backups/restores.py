@@ -51,7 +51,7 @@ from app.backups.runner import (
     cancelled_by,
 )
 from app.backups.service import new_backup_row, target_for
-from app.config import Compression, Settings
+from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import (
     DatabaseEngine,
@@ -65,6 +65,7 @@ from app.engines.base import (
 )
 from app.errors import AppError, Conflict, NotFound
 from app.pipeline.checksum import verified
+from app.pipeline.compression import Compression
 from app.pipeline.tee import tee
 from app.storage.base import BackupStorage, StorageError
 

@@ -21,7 +21,7 @@ from app.audit.models import AuditEvent
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
 from app.backups.service import size_check, target_for
-from app.config import Compression, Settings
+from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import (
     DatabaseEngine,
@@ -33,6 +33,7 @@ from app.engines.base import (
 )
 from app.errors import AppError, Conflict, NotFound
 from app.pipeline.checksum import sha256_of
+from app.pipeline.compression import Compression
 from app.storage.base import BackupStorage, StorageError, StorageWriter
 
 log = structlog.get_logger("dbkeep.runner")

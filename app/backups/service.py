@@ -37,12 +37,13 @@ from app.backups.repository import (
     StatisticsRow,
     View,
 )
-from app.config import Compression, Settings
+from app.config import Settings
 from app.db import utcnow
 from app.engines.base import TargetSpec
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.pipeline.checksum import verified
 from app.pipeline.codecs import decompress_stream
+from app.pipeline.compression import Compression
 from app.queue import JobQueue
 from app.storage.base import BackupStorage, StorageError
 

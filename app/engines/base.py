@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.config import Compression
+from app.pipeline.compression import Compression
 from app.storage.base import StorageWriter
 
 # Called at most about once a second with the uncompressed bytes handled so far.

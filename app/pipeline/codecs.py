@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from app.config import Compression
 from app.pipeline import splice
+from app.pipeline.compression import Compression
 from app.pipeline.fdio import FdIO, fd_io
 from app.pipeline.process import Child, spawn
 from app.pipeline.splice import OnMoved, PipeSource

@@ -12,9 +12,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.config import Compression
 from app.pipeline.checksum import Sha256Counter
 from app.pipeline.codecs import decoder, encoder, spliced_encoder
+from app.pipeline.compression import Compression
 from app.pipeline.fdio import FdIO
 from app.pipeline.process import Child
 from app.pipeline.splice import PipeSource

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from app.config import Settings
+from pathlib import Path
+from typing import Protocol
+
 from app.storage.base import BackupStorage, StorageError, StorageWriter
 from app.storage.local import LocalStorage
 
-__all__ = ["BackupStorage", "LocalStorage", "StorageError", "StorageWriter", "get_storage"]
+__all__ = [
+    "BackupStorage",
+    "LocalStorage",
+    "StorageError",
+    "StorageSettings",
+    "StorageWriter",
+    "get_storage",
+]
 
 
-def get_storage(settings: Settings) -> BackupStorage:
+class StorageSettings(Protocol):
+    """The settings a storage is built from (the application's ``Settings`` has them); a
+    protocol, so that storage doesn't import the configuration (architecture.md, "Arrows")."""
+
+    @property
+    def backup_dir(self) -> Path: ...
+
+
+def get_storage(settings: StorageSettings) -> BackupStorage:
     """The storage backups are written to (local files under ``settings.backup_dir``)."""
     return LocalStorage(settings.backup_dir)

@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from app.config import Settings
+from app.engines import mysql_engine
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.storage.base import StorageWriter
@@ -100,7 +101,7 @@ def definitions(database: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def engine(settings: Settings) -> MySQLEngine:
-    return MySQLEngine.from_settings(settings)
+    return mysql_engine(settings)
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Compression
-from app.engines import parallel_restore
 from app.engines.base import EngineError, TargetSpec
-from app.engines.mysql import MySQLEngine
+from app.engines.mysql import MySQLEngine, parallel
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.fingerprint import fingerprint_diff, schema_fingerprint
@@ -269,7 +268,7 @@ async def sessions_for(dump: bytes, tmp_path: Path, chunk: int = 4096) -> list[b
     """What each client session received when ``dump`` was restored in parallel."""
     (tmp_path / "rec.py").write_text(RECORDING_CLIENT)
     (tmp_path / "rec").mkdir()
-    await parallel_restore.restore_parallel(
+    await parallel.restore_parallel(
         TargetSpec(scheme="mysql", host="127.0.0.1", port=3306, user="u", database="d"),
         chunks_of(dump, chunk),
         compression=Compression.none,
@@ -294,8 +293,8 @@ async def test_a_dump_that_cant_be_split_goes_to_one_session_byte_for_byte(
 # ---- the lexer -------------------------------------------------------------------------------
 
 
-def lex(*lines: bytes) -> parallel_restore.SqlLexer:
-    lexer = parallel_restore.SqlLexer()
+def lex(*lines: bytes) -> parallel.SqlLexer:
+    lexer = parallel.SqlLexer()
     for line in lines:
         lexer.line(line)
     return lexer
@@ -380,12 +379,12 @@ def test_lexer_says_what_it_cant_be_sure_of(lines: list[bytes]) -> None:
 
 
 def section_names(dump: bytes, chunk: int) -> list[tuple[str, str]]:
-    splitter = parallel_restore.DumpSplitter()
+    splitter = parallel.DumpSplitter()
     events = []
     for start in range(0, len(dump), chunk):
         events += splitter.feed(dump[start : start + chunk])
     events += splitter.close()
-    return [(e.kind, e.name) for e in events if isinstance(e, parallel_restore.Begin)]
+    return [(e.kind, e.name) for e in events if isinstance(e, parallel.Begin)]
 
 
 HEADER = (
@@ -426,15 +425,15 @@ def test_splitter_gives_up_at_the_last_boundary_and_passes_the_rest_on(chunk: in
     )
     table_b = TABLE_A.replace(b"`a`", b"`b`")
     dump = HEADER + TABLE_A + trigger + table_b + END
-    splitter = parallel_restore.DumpSplitter()
+    splitter = parallel.DumpSplitter()
     events = []
     for start in range(0, len(dump), chunk):
         events += splitter.feed(dump[start : start + chunk])
     events += splitter.close()
-    begins = [e for e in events if isinstance(e, parallel_restore.Begin)]
+    begins = [e for e in events if isinstance(e, parallel.Begin)]
     assert [(b.kind, b.name) for b in begins] == [("table", "`a`"), ("rest", "")]
     rest_at = events.index(begins[1])
-    rest = b"".join(bytes(e.data) for e in events[rest_at:] if isinstance(e, parallel_restore.Data))
+    rest = b"".join(bytes(e.data) for e in events[rest_at:] if isinstance(e, parallel.Data))
     assert rest == trigger + table_b + END  # verbatim, from the statement it was unsure of
     assert begins[1].line == (HEADER + TABLE_A).count(b"\n") + 1
 
@@ -460,7 +459,7 @@ def test_only_the_last_keys_of_each_kind_are_deferred() -> None:
         b"  KEY `kb` (`a`,`id`)\n"
         b") ENGINE=InnoDB;\n"
     )
-    deferred = parallel_restore.defer_indexes(create)
+    deferred = parallel.defer_indexes(create)
     assert deferred is not None
     # `ka` is declared before the SPATIAL key, which stays: it stays too.
     assert (
@@ -471,7 +470,7 @@ def test_only_the_last_keys_of_each_kind_are_deferred() -> None:
     )
     # Nothing left to defer: the CREATE is loaded as it is.
     assert (
-        parallel_restore.defer_indexes(
+        parallel.defer_indexes(
             create.replace(b",\n  KEY `kb` (`a`,`id`)", b"").replace(
                 b"  UNIQUE KEY `uq_a` (`a`),\n", b""
             )
@@ -493,8 +492,8 @@ def test_a_create_table_with_a_line_break_inside_a_literal_is_not_rewritten() ->
         )
         + END
     )
-    splitter = parallel_restore.DumpSplitter()
+    splitter = parallel.DumpSplitter()
     events = splitter.feed(dump) + splitter.close()
-    data = b"".join(bytes(e.data) for e in events if isinstance(e, parallel_restore.Data))
+    data = b"".join(bytes(e.data) for e in events if isinstance(e, parallel.Data))
     assert create in data
-    assert all(not e.epilogue for e in events if isinstance(e, parallel_restore.End))
+    assert all(not e.epilogue for e in events if isinstance(e, parallel.End))

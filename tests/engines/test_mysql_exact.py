@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Compression, Settings
+from app.config import Settings
+from app.engines import mysql_engine
 from app.engines.base import DbObject, EngineError, TargetSpec, missing_objects
 from app.engines.mysql import MySQLEngine
-from app.engines.mysql_inventory import DumpInventory, classify_statement
+from app.engines.mysql.inventory import DumpInventory, classify_statement
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.fingerprint import fingerprint_diff, schema_fingerprint
@@ -15,7 +17,7 @@ from tests.engines.fingerprint import fingerprint_diff, schema_fingerprint
 
 @pytest.fixture
 def parallel_engine(settings: Settings) -> MySQLEngine:
-    return MySQLEngine.from_settings(settings.model_copy(update={"restore_parallelism": 2}))
+    return mysql_engine(settings.model_copy(update={"restore_parallelism": 2}))
 
 
 async def dump(engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, key: str) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Compression
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.mysql import MySQLEngine
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import GatedWriter, dump_processes, fill_big_table, leftover_files

@@ -28,7 +28,7 @@ CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
 
-from app.config import Compression
+from app.pipeline.compression import Compression
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.pipeline import codecs

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Compression, Settings
+from app.config import Settings
+from app.engines import mysql_engine
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.pipeline.checksum import sha256_of
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import checksums_by_table
@@ -19,9 +21,7 @@ from tests.engines.conftest import checksums_by_table
 @pytest.fixture(params=[1, 2], ids=["sequential", "parallel"])
 def engine(settings: Settings, request: pytest.FixtureRequest) -> MySQLEngine:
     """Restores go through one client session, or several (``restore_parallelism``)."""
-    return MySQLEngine.from_settings(
-        settings.model_copy(update={"restore_parallelism": request.param})
-    )
+    return mysql_engine(settings.model_copy(update={"restore_parallelism": request.param}))
 
 
 async def _store(storage: LocalStorage, key: str, data: bytes) -> None:

@@ -6,10 +6,12 @@ import stat
 
 import pytest
 
-from app.config import Compression, Settings
+from app.config import Settings
+from app.engines import mysql_engine
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.pipeline.checksum import sha256_of
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import checksums_by_table, definitions
@@ -18,9 +20,7 @@ from tests.engines.conftest import checksums_by_table, definitions
 @pytest.fixture(params=[1, 2], ids=["sequential", "parallel"])
 def engine(settings: Settings, request: pytest.FixtureRequest) -> MySQLEngine:
     """Restores go through one client session, or several (``restore_parallelism``)."""
-    return MySQLEngine.from_settings(
-        settings.model_copy(update={"restore_parallelism": request.param})
-    )
+    return mysql_engine(settings.model_copy(update={"restore_parallelism": request.param}))
 
 
 @pytest.mark.parametrize("compression", list(Compression))

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from app.engines.base import FailureKind, TargetSpec
-from app.engines.credentials import (
+from app.engines.mysql.credentials import (
     defaults_file,
     option_file_text,
     quote_option_value,
     remove_stale_defaults_files,
 )
-from app.engines.mysql import DUMP_OPTIONS, build_client_argv, build_dump_argv
-from app.engines.mysql_errors import classify, find_error, sanitize
-from app.engines.mysql_tools import display_name, flavour_of, resolve
+from app.engines.mysql.engine import DUMP_OPTIONS, build_client_argv, build_dump_argv
+from app.engines.mysql.errors import classify, find_error, sanitize
+from app.engines.mysql.tools import display_name, flavour_of, resolve
 
 PASSWORD = "s3cr#t \"pw\" 'x' \\ ;"
 TARGET = TargetSpec(

@@ -15,12 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.config import Compression
-from app.engines import parallel_restore
 from app.engines.base import EngineError, FailureKind, TargetSpec
-from app.engines.credentials import defaults_file
-from app.engines.mysql import MySQLEngine, build_client_argv
-from app.engines.parallel_restore import (
+from app.engines.mysql.credentials import defaults_file
+from app.engines.mysql.engine import MySQLEngine, build_client_argv
+from app.engines.mysql.parallel import (
     Begin,
     Data,
     DumpSplitter,
@@ -30,6 +28,8 @@ from app.engines.parallel_restore import (
     defer_indexes,
     restore_parallel,
 )
+from app.engines.mysql.parallel import loader as parallel_loader
+from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
 from tests.engines.conftest import checksums_by_table, definitions, fill_big_table
@@ -312,7 +312,7 @@ async def test_a_section_that_meets_a_lock_conflict_runs_again_from_its_start(
 async def test_a_lock_held_by_someone_else_fails_the_restore_after_a_few_tries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parallel_restore, "_LONE_RETRY_DELAYS", (0.01, 0.02))
+    monkeypatch.setattr(parallel_loader, "_LONE_RETRY_DELAYS", (0.01, 0.02))
 
     with pytest.raises(EngineError, match="Lock wait timeout exceeded") as caught:
         await restore_with_fake_client(tmp_path, "always")
@@ -672,7 +672,7 @@ MEMORY_CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
 
-from app.config import Compression
+from app.pipeline.compression import Compression
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.storage.local import LocalStorage

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 import zstandard
 
-from app.config import Compression
 from app.pipeline import codecs
 from app.pipeline.checksum import sha256_of
 from app.pipeline.codecs import CorruptStream, decoder, decompress_stream, encoder
+from app.pipeline.compression import Compression
 
 SAMPLE = (b"INSERT INTO t VALUES (1,'abc'),(2,'\xf0\x9f\x90\x98');\n" * 20_000) + os.urandom(50_000)
 

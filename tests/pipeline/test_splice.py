@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Compression
 from app.pipeline import codecs, splice
 from app.pipeline.codecs import PipelineError, decompress_stream, zstd_binary
+from app.pipeline.compression import Compression
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import spawn
 from app.pipeline.splice import PipeSource

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-from app.config import Compression
 from app.engines.base import DbObject
 from app.pipeline.codecs import decoder
+from app.pipeline.compression import Compression
 
 # Object kinds, as reported to the user. An index or foreign key is named ``table.name``
 # (``table.PRIMARY`` for a primary key).

@@ -15,7 +15,6 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.config import Compression, Settings
 from app.engines.base import (
     DatabaseOptions,
     DbObject,
@@ -28,20 +27,21 @@ from app.engines.base import (
     ToolStatus,
     validate_database_name,
 )
-from app.engines.credentials import (
+from app.engines.mysql.credentials import (
     defaults_argument,
     defaults_file,
     remove_stale_defaults_files,
 )
-from app.engines.mysql_errors import classify
-from app.engines.mysql_inventory import (
+from app.engines.mysql.errors import classify
+from app.engines.mysql.inventory import (
     declared_objects,
     inventory_sql,
     parse_inventory,
     unescape_batch,
 )
-from app.engines.mysql_tools import ClientTools, detect
+from app.engines.mysql.tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream, PipelineError
+from app.pipeline.compression import Compression
 from app.pipeline.fdio import fd_io
 from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
 from app.pipeline.splice import PipeSource
@@ -145,21 +145,10 @@ class MySQLEngine:
         self._dump_binary = dump_binary
         self._client_binary = client_binary
         self._levels = {Compression.zstd: zstd_level, Compression.gzip: gzip_level}
-        # Above 1, restores load tables in that many sessions (app.engines.parallel_restore),
+        # Above 1, restores load tables in that many sessions (app.engines.mysql.parallel),
         # spooling the dump under ``spool_dir``.
         self._restore_parallelism = restore_parallelism
         self._spool_dir = spool_dir
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MySQLEngine:
-        return cls(
-            dump_binary=settings.dump_binary,
-            client_binary=settings.client_binary,
-            zstd_level=settings.zstd_level,
-            gzip_level=settings.gzip_level,
-            restore_parallelism=settings.restore_parallelism,
-            spool_dir=settings.var_dir / "restore-spool",
-        )
 
     async def tools(self) -> ClientTools:
         """The installed tools (looked up each time: a package may be installed meanwhile)."""
@@ -445,7 +434,7 @@ class MySQLEngine:
             try:
                 if self._restore_parallelism > 1 and not single_stream:
                     # Imported here: a process that only takes backups never loads it.
-                    from app.engines.parallel_restore import restore_parallel
+                    from app.engines.mysql.parallel import restore_parallel
 
                     await restore_parallel(
                         target,
