@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.backups.dumping import dump_into
 from app.engines.base import TargetSpec
 from app.engines.mysql.engine import DUMP_OPTIONS, MySQLEngine
 from app.pipeline import codecs
@@ -44,7 +45,7 @@ async def dbkeep(target: TargetSpec, root: Path, level: int, external: bool) -> 
         storage = LocalStorage(root)
         started = time.perf_counter()
         writer = await storage.open_writer("bench.sql.zst")
-        await MySQLEngine(zstd_level=level).dump(target, writer, compression=Compression.zstd)
+        await dump_into(MySQLEngine(), target, writer, compression=Compression.zstd, level=level)
         await writer.commit()
         return time.perf_counter() - started
     finally:

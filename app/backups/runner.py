@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import or_, select
 
 from app.audit.models import AuditEvent
+from app.backups.dumping import DumpOutcome, dump_into
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
 from app.backups.service import size_check, target_for
@@ -25,7 +26,6 @@ from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import (
     DatabaseEngine,
-    DumpOutcome,
     EngineError,
     FailureKind,
     ProgressCallback,
@@ -234,8 +234,19 @@ class BackupRunner:
             if on_progress is not None:
                 await on_progress(raw_bytes)
 
+        levels = {
+            Compression.zstd: self.settings.zstd_level,
+            Compression.gzip: self.settings.gzip_level,
+        }
         dump = asyncio.create_task(
-            self.engine.dump(target, writer, compression=compression, on_progress=report)
+            dump_into(
+                self.engine,
+                target,
+                writer,
+                compression=compression,
+                level=levels.get(compression),
+                on_progress=report,
+            )
         )
         try:
             async with asyncio.timeout(self.settings.backup_timeout_seconds):

@@ -32,22 +32,16 @@ class EngineSettings(Protocol):
     @property
     def client_binary(self) -> str | None: ...
     @property
-    def zstd_level(self) -> int: ...
-    @property
-    def gzip_level(self) -> int: ...
-    @property
     def restore_parallelism(self) -> int: ...
     @property
     def var_dir(self) -> Path: ...
 
 
 def mysql_engine(settings: EngineSettings) -> MySQLEngine:
-    """The MySQL/MariaDB engine, with the tools, levels and restore sessions ``settings`` name."""
+    """The MySQL/MariaDB engine, with the tools and restore sessions ``settings`` name."""
     return MySQLEngine(
         dump_binary=settings.dump_binary,
         client_binary=settings.client_binary,
-        zstd_level=settings.zstd_level,
-        gzip_level=settings.gzip_level,
         restore_parallelism=settings.restore_parallelism,
         spool_dir=settings.var_dir / "restore-spool",
     )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.pipeline.compression import Compression
-from app.storage.base import StorageWriter
+from app.pipeline.splice import PipeSource
+from app.pipeline.streams import RawStats
 
 # Called at most about once a second with the uncompressed bytes handled so far.
 ProgressCallback = Callable[[int], Awaitable[None]]
@@ -91,14 +93,23 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
-class DumpOutcome:
-    raw_bytes: int  # uncompressed dump size
-    stored_bytes: int  # bytes written to storage (after compression)
-    sha256: str  # of the stored bytes
+class DumpVerdict:
+    """What an engine says of a dump that ended complete."""
+
     tool_version: str
     server_version: str | None
     # Said when the backup is taken: why restoring it may need more than this server allows.
     warning: str | None = None
+
+
+class RunningDump(Protocol):
+    """A dump under way: ``source`` is its raw (uncompressed) output, read by the caller (the
+    runner compresses, hashes and writes it); ``finish`` is the engine's verdict once it was
+    read to its end, and raises ``EngineError`` unless the dump is complete."""
+
+    source: PipeSource | AsyncIterator[bytes]
+
+    async def finish(self, raw: RawStats) -> DumpVerdict: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -171,19 +182,10 @@ class DatabaseEngine(Protocol):
         """Roughly how many bytes a dump of ``target`` will be, from the server's statistics."""
         ...
 
-    async def dump(
-        self,
-        target: TargetSpec,
-        writer: StorageWriter,
-        *,
-        compression: Compression,
-        on_progress: ProgressCallback | None = None,
-    ) -> DumpOutcome:
-        """Stream a complete dump into ``writer`` and check it is complete.
-
-        Does not commit or abort the writer: the caller publishes it only after recording success.
-        Raises ``EngineError``; cancelling the calling task kills the dump's whole process group.
-        """
+    def open_dump(self, target: TargetSpec) -> AbstractAsyncContextManager[RunningDump]:
+        """``async with engine.open_dump(target) as dump``: the dump runs; read ``dump.source``
+        to its end, then ``await dump.finish(stats)``. Leaving the block (a failure, a cancel)
+        kills the dump's whole process group. Raises ``EngineError``."""
         ...
 
     async def restore(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.backups.dumping import dump_into
 from app.engines.base import EngineError, TargetSpec
 from app.engines.mysql import MySQLEngine, parallel
 from app.pipeline.compression import Compression
@@ -40,7 +41,7 @@ async def dump_of(
     support.admin_sql(schema, database=target.database)
     key = f"exact.sql.{compression.value}"
     writer = await storage.open_writer(key)
-    await MySQLEngine().dump(target, writer, compression=compression)
+    await dump_into(MySQLEngine(), target, writer, compression=compression)
     await writer.commit()
     return key
 

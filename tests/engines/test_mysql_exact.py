@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.backups.dumping import dump_into
 from app.config import Settings
 from app.engines import mysql_engine
 from app.engines.base import DbObject, EngineError, TargetSpec, missing_objects
@@ -23,7 +24,7 @@ def parallel_engine(settings: Settings) -> MySQLEngine:
 async def dump(engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, key: str) -> None:
     await storage.check_writable()
     writer = await storage.open_writer(key)
-    await engine.dump(target, writer, compression=Compression.zstd)
+    await dump_into(engine, target, writer, compression=Compression.zstd)
     await writer.commit()
 
 
@@ -169,7 +170,7 @@ async def test_a_row_too_big_to_restore_is_said_when_the_backup_is_taken(
     )
     await storage.check_writable()
     writer = await storage.open_writer("sparse.sql.zst")
-    outcome = await engine.dump(target, writer, compression=Compression.zstd)
+    outcome = await dump_into(engine, target, writer, compression=Compression.zstd)
     await writer.commit()
 
     assert outcome.warning is not None
@@ -188,7 +189,7 @@ async def test_a_row_too_big_to_restore_is_said_when_the_backup_is_taken(
 
     support.admin_sql("DELETE FROM sparse", database=target_database)
     writer = await storage.open_writer("fits.sql.zst")
-    assert (await engine.dump(target, writer, compression=Compression.zstd)).warning is None
+    assert (await dump_into(engine, target, writer, compression=Compression.zstd)).warning is None
     await writer.abort()
 
 

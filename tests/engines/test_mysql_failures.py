@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.backups.dumping import dump_into
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.pipeline.compression import Compression
@@ -28,7 +29,7 @@ async def _failed_dump(
     """Dump as the runner would: abort the writer on failure; return the error."""
     writer = await storage.open_writer("failed.sql.zst")
     with pytest.raises(EngineError) as caught:
-        await engine.dump(target, writer, compression=compression)
+        await dump_into(engine, target, writer, compression=compression)
     await writer.abort()
     assert leftover_files(storage.root) == []
     error = caught.value
@@ -170,7 +171,7 @@ async def test_lost_connection_mid_dump(
 ) -> None:
     fill_big_table(target_database, 300_000)  # ~45 MB: far more than pipes and sockets buffer
     writer = GatedWriter(await storage.open_writer("lost.sql"), after=4 * 1024 * 1024)
-    task = asyncio.create_task(engine.dump(target, writer, compression=Compression.none))
+    task = asyncio.create_task(dump_into(engine, target, writer, compression=Compression.none))
     await asyncio.wait_for(writer.reached.wait(), 60)
 
     # While it runs: the password is not in the dump's argv or environment.
@@ -212,7 +213,7 @@ async def test_cancelling_the_dump_kills_its_process_group(
 ) -> None:
     fill_big_table(target_database, 300_000)
     writer = GatedWriter(await storage.open_writer("cancelled.sql"), after=1024 * 1024)
-    task = asyncio.create_task(engine.dump(target, writer, compression=compression))
+    task = asyncio.create_task(dump_into(engine, target, writer, compression=compression))
     await asyncio.wait_for(writer.reached.wait(), 60)
     [proc] = dump_processes()
     compressors = [p for p in proc.parent().children() if p.name() == "zstd"]

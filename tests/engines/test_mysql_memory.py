@@ -33,6 +33,7 @@ from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
 from app.pipeline import codecs
 from app.storage.local import LocalStorage
+from app.backups.dumping import dump_into
 
 params = json.loads(sys.stdin.read())
 if not params["external"]:
@@ -53,7 +54,7 @@ async def main():
     await engine.probe()  # imports and tool detection happen before the baseline
     base = rss_bytes()
     writer = await storage.open_writer("big.sql")
-    outcome = await engine.dump(target, writer, compression=compression)
+    outcome = await dump_into(engine, target, writer, compression=compression)
     await writer.commit()
     result = {"base": base, "raw": outcome.raw_bytes, "stored": outcome.stored_bytes}
     result["backup_peak"] = rss_bytes("VmHWM")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.backups.dumping import dump_into
 from app.config import Settings
 from app.engines import mysql_engine
 from app.engines.base import EngineError, FailureKind, TargetSpec
@@ -54,7 +55,7 @@ async def test_truncated_backup_is_detected_and_refused(
 ) -> None:
     key = f"cut.sql.{compression.value}"
     writer = await storage.open_writer(key)
-    outcome = await engine.dump(target, writer, compression=compression)
+    outcome = await dump_into(engine, target, writer, compression=compression)
     await writer.commit()
     original = checksums_by_table(populated)
 
@@ -82,7 +83,7 @@ async def test_altered_backup_changes_the_checksum(
     engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, populated: str
 ) -> None:
     writer = await storage.open_writer("altered.sql.zst")
-    outcome = await engine.dump(target, writer, compression=Compression.zstd)
+    outcome = await dump_into(engine, target, writer, compression=Compression.zstd)
     await writer.commit()
     path = storage.path("altered.sql.zst")
     data = bytearray(path.read_bytes())

@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from app.backups.dumping import dump_into
 from app.config import Settings
 from app.engines import mysql_engine
 from app.engines.base import TargetSpec
@@ -44,7 +45,9 @@ async def test_dump_then_restore_brings_everything_back(
     await storage.check_writable()
     key = f"backup.sql.{compression.value}"
     writer = await storage.open_writer(key)
-    outcome = await engine.dump(target, writer, compression=compression, on_progress=on_progress)
+    outcome = await dump_into(
+        engine, target, writer, compression=compression, on_progress=on_progress
+    )
     stored = await writer.commit()
 
     assert stored == outcome.stored_bytes == await storage.size(key)
@@ -84,7 +87,7 @@ async def test_restore_into_another_database(
     engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, populated: str
 ) -> None:
     writer = await storage.open_writer("copy.sql.zst")
-    await engine.dump(target, writer, compression=Compression.zstd)
+    await dump_into(engine, target, writer, compression=Compression.zstd)
     await writer.commit()
     scratch = target.with_database(support.unique_name("dbkeep_scratch"))
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.backups.dumping import dump_into
 from app.engines.base import EngineError, FailureKind, TargetSpec
 from app.engines.mysql.credentials import defaults_file
 from app.engines.mysql.engine import MySQLEngine, build_client_argv
@@ -114,7 +115,7 @@ def show_create_tables(database: str) -> dict[str, str]:
 
 async def dump_to(engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, key: str) -> None:
     writer = await storage.open_writer(key)
-    await engine.dump(target, writer, compression=Compression(key.rsplit(".", 1)[-1]))
+    await dump_into(engine, target, writer, compression=Compression(key.rsplit(".", 1)[-1]))
     await writer.commit()
 
 
@@ -672,6 +673,7 @@ MEMORY_CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
 
+from app.backups.dumping import dump_into
 from app.pipeline.compression import Compression
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
@@ -691,7 +693,7 @@ async def main():
     storage = LocalStorage(Path(params["dir"]))
     target = TargetSpec.from_url(params["url"])
     writer = await storage.open_writer("big.sql.zstd")
-    await engine.dump(target, writer, compression=Compression.zstd)
+    await dump_into(engine, target, writer, compression=Compression.zstd)
     await writer.commit()
     scratch = target.with_database(params["restore_into"])
     await engine.recreate_database(scratch)

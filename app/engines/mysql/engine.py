@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import re
@@ -18,10 +17,11 @@ from pathlib import Path
 from app.engines.base import (
     DatabaseOptions,
     DbObject,
-    DumpOutcome,
+    DumpVerdict,
     EngineError,
     FailureKind,
     ProgressCallback,
+    RunningDump,
     SchemaState,
     TargetSpec,
     ToolStatus,
@@ -40,13 +40,21 @@ from app.engines.mysql.inventory import (
     unescape_batch,
 )
 from app.engines.mysql.tools import ClientTools, detect
-from app.pipeline.codecs import CorruptStream, PipelineError
+from app.pipeline.codecs import CorruptStream
 from app.pipeline.compression import Compression
 from app.pipeline.fdio import fd_io
-from app.pipeline.process import DEVNULL, PIPE, ToolNotFound, close_stdin, run_capture, spawn
+from app.pipeline.process import (
+    DEVNULL,
+    PIPE,
+    Child,
+    ToolNotFound,
+    close_stdin,
+    run_capture,
+    spawn,
+)
 from app.pipeline.splice import PipeSource
-from app.pipeline.streams import RawStats, StoredStats, load_dump, store_dump
-from app.storage.base import StorageError, StorageWriter
+from app.pipeline.streams import RawStats, load_dump
+from app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +145,11 @@ class MySQLEngine:
         *,
         dump_binary: str | None = None,
         client_binary: str | None = None,
-        zstd_level: int = 3,
-        gzip_level: int = 6,
         restore_parallelism: int = 1,
         spool_dir: Path | None = None,
     ) -> None:
         self._dump_binary = dump_binary
         self._client_binary = client_binary
-        self._levels = {Compression.zstd: zstd_level, Compression.gzip: gzip_level}
         # Above 1, restores load tables in that many sessions (app.engines.mysql.parallel),
         # spooling the dump under ``spool_dir``.
         self._restore_parallelism = restore_parallelism
@@ -182,15 +187,13 @@ class MySQLEngine:
             message=message,
         )
 
-    async def dump(
-        self,
-        target: TargetSpec,
-        writer: StorageWriter,
-        *,
-        compression: Compression,
-        on_progress: ProgressCallback | None = None,
-    ) -> DumpOutcome:
-        """Stream a complete dump into ``writer``; raise ``EngineError`` unless it is complete."""
+    @contextlib.asynccontextmanager
+    async def open_dump(self, target: TargetSpec) -> AsyncIterator[RunningDump]:
+        """Start ``mariadb-dump`` (or ``mysqldump``) of ``target``; yield its raw output.
+
+        Leaving the block kills the dump's process group if it still runs. ``finish`` waits for
+        it and raises ``EngineError`` unless the dump is complete.
+        """
         tools = await self.tools()
         if tools.dump is None:
             raise EngineError(tools.missing_dump_message(), kind=FailureKind.permanent)
@@ -198,68 +201,26 @@ class MySQLEngine:
         # Read beside the dump: whether every row, as dumped, fits the server's packet limit.
         check = asyncio.create_task(self._oversized_rows(target))
         try:
-            outcome = await self._dump_with(
-                target, writer, tools, history, compression, on_progress
-            )
-        except BaseException:
-            check.cancel()
+            with defaults_file(target) as defaults:
+                argv = build_dump_argv(
+                    tools.dump, defaults, target.database, flavour=tools.flavour,
+                    dump_history=history,
+                )  # fmt: skip
+                # Nesting order matters: the dump is dead (spawn exited) before fd_io joins
+                # its threads.
+                async with fd_io() as io:
+                    read_end, write_end = io.pipe()
+                    try:
+                        async with spawn(argv, stdout=write_end) as child:
+                            io.close(write_end)
+                            yield _MySQLDump(PipeSource(io, read_end), child, tools, target, check)
+                    except ToolNotFound:  # raised by spawn itself, before the yield
+                        raise EngineError(tools.missing_dump_message()) from None
+        finally:
+            if not check.done():
+                check.cancel()
             with contextlib.suppress(asyncio.CancelledError, EngineError):
                 await check
-            raise
-        try:
-            async with asyncio.timeout(_PACKET_CHECK_GRACE):
-                warning = await check
-        except TimeoutError:
-            log.warning("the row size check did not finish with the dump of %s", target.database)
-            warning = None
-        if warning:
-            log.warning("backup of %s: %s", target.database, warning)
-        return dataclasses.replace(outcome, warning=warning)
-
-    async def _dump_with(
-        self,
-        target: TargetSpec,
-        writer: StorageWriter,
-        tools: ClientTools,
-        history: bool,
-        compression: Compression,
-        on_progress: ProgressCallback | None,
-    ) -> DumpOutcome:
-        assert tools.dump is not None
-        with defaults_file(target) as defaults:
-            argv = build_dump_argv(
-                tools.dump,
-                defaults,
-                target.database,
-                flavour=tools.flavour,
-                dump_history=history,
-            )
-            try:
-                code, stderr, raw, stored = await self._run_dump(
-                    argv, writer, compression=compression, on_progress=on_progress
-                )
-            except ToolNotFound:
-                raise EngineError(tools.missing_dump_message()) from None
-        if code != 0:
-            raise classify(
-                code,
-                stderr,
-                tool=tools.dump_name.split()[0],
-                user=target.user,
-                password=target.password,
-            )
-        if not raw.has_trailer():
-            raise EngineError(
-                "incomplete dump: the dump tool stopped before its completion line",
-                kind=FailureKind.permanent,
-            )
-        return DumpOutcome(
-            raw_bytes=raw.raw_bytes,
-            stored_bytes=stored.stored_bytes,
-            sha256=stored.sha256,
-            tool_version=tools.dump_version or tools.dump_name,
-            server_version=raw.server_version(),
-        )
 
     async def _oversized_rows(self, target: TargetSpec) -> str | None:
         """A warning when a row, as the dump writes it, is over the server's max_allowed_packet:
@@ -377,37 +338,6 @@ class MySQLEngine:
                 target.database,
             )
         return insert_history > 0 and trx_precise == 0
-
-    async def _run_dump(
-        self,
-        argv: list[str],
-        writer: StorageWriter,
-        *,
-        compression: Compression,
-        on_progress: ProgressCallback | None,
-    ) -> tuple[int, str, RawStats, StoredStats]:
-        """Run the dump into the pipeline; return (exit status, stderr tail, stats)."""
-        # Nesting order matters: the dump is dead (spawn exited) before fd_io joins its threads.
-        async with fd_io() as io:
-            read_end, write_end = io.pipe()
-            async with spawn(argv, stdout=write_end) as child:
-                io.close(write_end)
-                try:
-                    raw, stored = await store_dump(
-                        PipeSource(io, read_end),
-                        writer,
-                        compression=compression,
-                        level=self._levels.get(compression, 0),
-                        on_progress=on_progress,
-                    )
-                except StorageError as exc:
-                    # Leaving ``spawn`` kills the dump; the storage reason is the one to show.
-                    kind = FailureKind.transient if exc.transient else FailureKind.permanent
-                    raise EngineError(exc.message, kind=kind) from None
-                except PipelineError as exc:
-                    raise EngineError(str(exc), kind=FailureKind.permanent) from None
-                code = await child.wait()
-                return code, child.stderr_tail.text(), raw, stored
 
     async def restore(
         self,
@@ -620,3 +550,53 @@ class MySQLEngine:
         with contextlib.suppress(ValueError):
             return int(out.strip().splitlines()[-1])
         return None
+
+
+class _MySQLDump:
+    """A running dump: its raw output, then the verdict (``RunningDump``)."""
+
+    def __init__(
+        self,
+        source: PipeSource,
+        child: Child,
+        tools: ClientTools,
+        target: TargetSpec,
+        check: asyncio.Task[str | None],
+    ) -> None:
+        self.source: PipeSource | AsyncIterator[bytes] = source
+        self._child = child
+        self._tools = tools
+        self._target = target
+        self._check = check
+
+    async def finish(self, raw: RawStats) -> DumpVerdict:
+        """Wait for the dump tool; complete means exit status 0 and its completion line last."""
+        code = await self._child.wait()
+        if code != 0:
+            raise classify(
+                code,
+                self._child.stderr_tail.text(),
+                tool=self._tools.dump_name.split()[0],
+                user=self._target.user,
+                password=self._target.password,
+            )
+        if not raw.has_trailer():
+            raise EngineError(
+                "incomplete dump: the dump tool stopped before its completion line",
+                kind=FailureKind.permanent,
+            )
+        try:
+            async with asyncio.timeout(_PACKET_CHECK_GRACE):
+                warning = await self._check
+        except TimeoutError:
+            log.warning(
+                "the row size check did not finish with the dump of %s", self._target.database
+            )
+            warning = None
+        if warning:
+            log.warning("backup of %s: %s", self._target.database, warning)
+        return DumpVerdict(
+            tool_version=self._tools.dump_version or self._tools.dump_name,
+            server_version=raw.server_version(),
+            warning=warning,
+        )
