@@ -3,6 +3,7 @@
 # dbkeep: one image for the API + dashboard (`dbkeep serve`) and for workers (`dbkeep worker`).
 #   docker build -t dbkeep .
 #   docker run -p 8000:8000 -v dbkeep-data:/data -e DBKEEP_SECRET_KEY=$(openssl rand -base64 48) \
+#     -e DBKEEP_ENCRYPTION_KEY=...  (make one: docker run --rm dbkeep dbkeep key:generate; keep it) \
 #     -e DBKEEP_TARGET_URL=mysql://backup:secret@db-host:3306/shop \
 #     -e DBKEEP_ADMIN_EMAIL=admin@example.com -e DBKEEP_ADMIN_PASSWORD=... dbkeep
 # Alone, it keeps its metadata in SQLite under /data and starts a private Redis (redis-server is

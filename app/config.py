@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.pipeline.compression import Compression
 
+ENCRYPTION_KEY_VARIABLE = "DBKEEP_ENCRYPTION_KEY"
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "placeholder"})
 
 
@@ -25,7 +26,12 @@ class Settings(BaseSettings):
     """Every setting dbkeep reads. ``.env.example`` documents each one."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DBKEEP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="DBKEEP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A validation error must not echo what it was given: that includes the keys.
+        hide_input_in_errors=True,
     )
 
     env: Literal["dev", "test", "prod"] = "dev"
@@ -36,6 +42,9 @@ class Settings(BaseSettings):
     backup_dir: Path = Path("./var/backups")
     var_dir: Path = Path("./var")
     secret_key: SecretStr | None = None
+    # Fernet keys for the credentials stored in the metadata store, comma-separated: the first
+    # encrypts, every one decrypts (rotation). Generated into ``var_dir`` in dev and test.
+    encryption_key: SecretStr | None = None
     admin_email: str | None = None
     admin_password: SecretStr | None = None
     host: str = "127.0.0.1"
@@ -119,6 +128,27 @@ class Settings(BaseSettings):
             raise ValueError("must be HH:MM (24-hour clock)")
         return f"{int(hour):02d}:{int(minute):02d}"
 
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from app.kit.keyring import parse_keys  # cryptography loads only when a key is set
+
+        parse_keys(value.get_secret_value(), source=ENCRYPTION_KEY_VARIABLE)
+        return value
+
+    @model_validator(mode="after")
+    def _require_encryption_key_in_prod(self) -> Settings:
+        if self.env == "prod" and self.encryption_key is None:
+            from app.kit.keyring import HOW_TO_MAKE_A_KEY
+
+            raise ValueError(
+                f"{ENCRYPTION_KEY_VARIABLE} must be set when DBKEEP_ENV=prod (it encrypts the "
+                f"stored database and storage credentials; keep a copy): {HOW_TO_MAKE_A_KEY}"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret_outside_dev(self) -> Settings:
         if self.env == "prod":
@@ -144,6 +174,37 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+    def resolved_encryption_keys(self) -> list[str]:
+        """The Fernet keys, first one encrypting; in dev/test one is generated once into
+        ``var_dir/encryption_key`` (0600). Raises ``EncryptionKeyError`` with a clear message."""
+        from app.kit.keyring import EncryptionKeyError, generate_key, parse_keys
+
+        if self.encryption_key is not None:
+            text = self.encryption_key.get_secret_value()
+            return parse_keys(text, source=ENCRYPTION_KEY_VARIABLE)
+        if self.env == "prod":  # refused when validated; model_copy(update=...) skips that
+            raise EncryptionKeyError(f"{ENCRYPTION_KEY_VARIABLE} must be set when DBKEEP_ENV=prod")
+        key_file = self.var_dir / "encryption_key"
+        try:
+            return parse_keys(key_file.read_text(), source=str(key_file))
+        except FileNotFoundError:
+            pass
+        self.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a private name, then linked into place: a process starting at the
+        # same moment sees no file or the complete one, and the first link wins.
+        key = generate_key()
+        draft = self.var_dir / f".encryption_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+            os.link(draft, key_file)
+        except FileExistsError:
+            return parse_keys(key_file.read_text(), source=str(key_file))
+        finally:
+            draft.unlink(missing_ok=True)
+        return [key]
 
 
 def parse_networks(value: str) -> list[IPv4Network | IPv6Network]:

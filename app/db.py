@@ -73,7 +73,9 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine for ``url`` with settings that suit each backend."""
-    kwargs: dict[str, Any] = {"echo": echo}
+    # An error raised while binding a statement prints its parameters, and those can be a
+    # credential before its column type encrypted it: errors and logs show the SQL only.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
         if ":memory:" in url:
@@ -157,6 +159,7 @@ def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
         url,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
+        hide_parameters=True,
         pool_size=READ_POOL_SIZE,
         max_overflow=20,
     )

@@ -32,6 +32,7 @@ from app.http.middleware import (
 )
 from app.http.sessions import SessionScopeMiddleware
 from app.http.spa import build_spa_router
+from app.keys import configure_encryption
 from app.metrics import Metrics, MetricsMiddleware
 from app.metrics import router as metrics_router
 
@@ -54,6 +55,7 @@ def _operation_id(route: APIRoute) -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the metadata store, storage, engine and queue; create the first admin if needed."""
     settings: Settings = app.state.settings
+    configure_encryption(settings)
     async with AsyncExitStack() as stack:
         database = Database(settings.database_url)
         stack.push_async_callback(database.dispose)

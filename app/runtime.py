@@ -11,6 +11,7 @@ from app.config import Settings
 from app.db import Database
 from app.engines import get_engine
 from app.engines.base import DatabaseEngine
+from app.keys import configure_encryption
 from app.storage import get_storage
 from app.storage.base import BackupStorage
 
@@ -31,6 +32,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Build the runtime and dispose of the metadata store's connections afterwards."""
+    configure_encryption(settings)
     database = Database(settings.database_url)
     try:
         yield Runtime(
