@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.sources.models import Source
 
 __all__ = [
     "ApiToken",
@@ -28,6 +29,7 @@ __all__ = [
     "RestoreOperation",
     "RestoreStatus",
     "Role",
+    "Source",
     "User",
     "UserSession",
 ]

@@ -83,6 +83,8 @@ class DatabaseBackup(Base):
         # Sorting a page by name or size must not sort the whole table.
         Index("ix_database_backups_filename", "filename"),
         Index("ix_database_backups_file_size", "file_size"),
+        # One source's backups, newest first, without reading the others'.
+        Index("ix_database_backups_source_backup_date", "source_id", "backup_date"),
     )
 
     # The original's columns
@@ -112,6 +114,9 @@ class DatabaseBackup(Base):
     )
     status_before_trash: Mapped[BackupStatus | None] = mapped_column(_enum(BackupStatus))
     target_database: Mapped[str | None] = mapped_column(String(64))
+    # The source it was taken from (its database is ``target_database``); NULL once a source
+    # deleted with "keep its backups" is gone.
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
     dump_tool_version: Mapped[str | None] = mapped_column(String(255))
     server_version: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -123,7 +128,13 @@ class DatabaseBackup(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # One backup per cron slot however many workers run the schedule.
-    schedule_slot: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # "<source id>:<database>:<slot's UTC instant>", unique: one backup per source, database
+    # and slot however many workers run the schedule.
+    # SQLite enforces no length, and changing a column's declared type there would rebuild the
+    # table (dropping its triggers): it keeps the 40 it was made with.
+    schedule_slot: Mapped[str | None] = mapped_column(
+        String(160).with_variant(String(40), "sqlite"), unique=True
+    )
     integrity_status: Mapped[IntegrityStatus | None] = mapped_column(_enum(IntegrityStatus, 16))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set in the same update that ends a backup a user cancelled (its status is "failed", as the
