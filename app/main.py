@@ -16,6 +16,7 @@ from app.auth.router import router as auth_router
 from app.auth.service import AuthService
 from app.backups.router import download_router
 from app.backups.router import router as backups_router
+from app.backups.totals import keep_totals_for
 from app.config import Settings, get_settings
 from app.db import Database
 from app.health import default_registry
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         database = Database(settings.database_url)
         stack.push_async_callback(database.dispose)
+        keep_totals_for(database)
         app.state.database = database
         app.state.storage = _optional_storage(settings)
         app.state.engine = _optional_engine(settings)
