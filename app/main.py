@@ -19,8 +19,6 @@ from app.backups.router import router as backups_router
 from app.backups.totals import keep_totals_for
 from app.config import Settings, get_settings
 from app.db import Database
-from app.health import default_registry
-from app.health import router as health_router
 from app.http.docs import build_docs_router
 from app.http.handlers import install_error_handlers
 from app.http.middleware import (
@@ -33,8 +31,10 @@ from app.http.middleware import (
 )
 from app.http.sessions import SessionScopeMiddleware
 from app.http.spa import build_spa_router
-from app.metrics import Metrics, MetricsMiddleware
-from app.metrics import router as metrics_router
+from app.system.health import default_registry
+from app.system.metrics import Metrics
+from app.system.middleware import MetricsMiddleware
+from app.system.router import router as system_router
 
 log = structlog.get_logger(__name__)
 
@@ -161,8 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(backups_router)
     app.include_router(download_router)
     app.include_router(audit_router)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
+    app.include_router(system_router)
     app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))
     install_relative_slash_redirects(app)
