@@ -55,3 +55,15 @@ def test_no_router_queries_a_repository_itself() -> None:
         for router in routers
     }
     assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_no_router_handles_engine_storage_or_pipeline_errors_itself() -> None:
+    # Their failures reach a router as AppErrors the services raised (app/errors.py).
+    below = ("app.engines", "app.storage", "app.pipeline")
+    offenders = {
+        str(router.relative_to(APP.parent)): sorted(
+            name for name in _imported_names(router) if name.startswith(below)
+        )
+        for router in sorted(APP.rglob("router.py"))
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}

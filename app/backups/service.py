@@ -91,6 +91,36 @@ async def verified(
                 await close()
 
 
+async def started(chunks: AsyncIterator[bytes], *, backup_id: int) -> AsyncIterator[bytes]:
+    """``chunks`` with its first chunk read already, so that a file that vanished or is damaged
+    is a 404 or a 409 before anything is sent, not a response cut off after its headers."""
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        await _close(chunks)
+        raise NotFound(f"The file of backup {backup_id} is gone.") from None
+    except CorruptStream:
+        await _close(chunks)
+        raise Conflict(f"The file of backup {backup_id} is damaged; it can't be read.") from None
+    return _resumed(first, chunks)
+
+
+async def _resumed(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await _close(chunks)
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[BackupRecord]
@@ -733,10 +763,12 @@ class BackupService:
             backup_id=backup_id,
         )
         if raw:
-            return Download(backup.filename, "application/octet-stream", size, stored)
+            chunks = await started(stored, backup_id=backup_id)
+            return Download(backup.filename, "application/octet-stream", size, chunks)
+        decompressed = decompress_stream(stored, Compression(backup.compression))
         return Download(
             filename=download_name(backup.filename, backup.compression),
             media_type="application/sql",
             size=size if backup.compression == Compression.none.value else None,
-            chunks=decompress_stream(stored, Compression(backup.compression)),
+            chunks=await started(decompressed, backup_id=backup_id),
         )
