@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
@@ -351,6 +351,21 @@ class BackupService:
             await self._enqueue_backup(backup)
         # Read again, with its creator joined: the answer names who started it, as the list does.
         return await self.get(backup.id)
+
+    async def create_scheduled(self, slot: str) -> DatabaseBackup | None:
+        """Record the scheduled backup of ``slot``, not queued (the scheduler queues it), or
+        None when another worker recorded it first: a slot has one row (UNIQUE)."""
+        try:
+            return await self.create(
+                trigger=BackupTrigger.scheduled, schedule_slot=slot, enqueue=False
+            )
+        except IntegrityError:
+            await self.session.rollback()
+            return None
+
+    async def slot_taken(self, slot: str) -> bool:
+        """Whether the scheduled backup of ``slot`` was recorded (by any worker)."""
+        return await self.backups.slot_taken(slot)
 
     async def _flush_claiming(self, database: str, *, restore: bool) -> None:
         """Flush a new backup or restore row; the store refuses it (409) when the target is
