@@ -29,6 +29,7 @@ from starlette.datastructures import State
 
 from app.backups.repository import BackupRepository
 from app.db import Database, utcnow
+from app.engines import get_engine
 from app.system.schemas import CheckRead, CheckStatus, HealthReport
 
 log = structlog.get_logger(__name__)
@@ -138,10 +139,6 @@ async def check_dump_tools(state: State) -> CheckResult:
     """The dump and restore client tools of the target's engine are installed."""
     engine = getattr(state, "engine", None)
     if engine is None:
-        try:
-            from app.engines import get_engine
-        except ImportError:
-            return CheckResult("fail", "No database engine is available in this build.")
         engine = get_engine(state.settings)
     status = await engine.probe()
     details = {
