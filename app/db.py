@@ -21,7 +21,6 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from app.backups.totals import TOTALS_KEY, SearchTotals
 from app.fastread import READER_KEY, FastReader, supports
 
 NAMING_CONVENTION = {
@@ -167,26 +166,35 @@ def make_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
 
 class Database:
     """The metadata store of one process: an engine, its session factory, and what the sessions
-    offer to repositories: the fast reader (``app.fastread``) and the kept search totals
-    (``app.backups.totals``)."""
+    offer to repositories in ``session.info``: the fast reader (``app.fastread``) and whatever
+    the process's wiring adds with ``offer``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.read_engine: AsyncEngine | None = None
         self.reader: FastReader | None = None
-        self.search_totals = SearchTotals()
-        info: dict[str, Any] = {TOTALS_KEY: self.search_totals}
+        # The sessionmaker keeps this very dict and copies it into each session it makes, so
+        # what is offered later reaches every session made after.
+        self.session_info: dict[str, Any] = {}
         if supports(self.engine):
             self.read_engine = make_read_engine(url, self.engine)
             own_engine = self.read_engine is not self.engine
             self.reader = FastReader(
                 self.read_engine, keep_idle=READ_POOL_SIZE if own_engine else 0
             )
-            info[READER_KEY] = self.reader
+            self.session_info[READER_KEY] = self.reader
         self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, autoflush=False, info=info
+            self.engine, expire_on_commit=False, autoflush=False, info=self.session_info
         )
+
+    def offer(self, key: str, value: object) -> None:
+        """Give every session made from now on ``value`` as ``session.info[key]``: how a feature
+        hands its repositories an object of this process without this kit knowing the feature
+        (the backups' kept search totals, for one)."""
+        if key in self.session_info:
+            raise ValueError(f"{key!r} is already offered to this store's sessions")
+        self.session_info[key] = value
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import Actor
+from app.audit.service import Actor, AuditService
 from app.auth.cookies import SESSION_COOKIE
 from app.auth.csrf import require_csrf
 from app.auth.models import Role, User
@@ -69,6 +69,13 @@ async def get_auth_service(request: Request) -> AuthService:
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_audit_service(request: Request) -> AuditService:
+    return AuditService(request_session(request))
+
+
+AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 
 
 async def get_principal(request: Request) -> Principal:

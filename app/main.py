@@ -16,10 +16,10 @@ from app.auth.router import router as auth_router
 from app.auth.service import AuthService
 from app.backups.router import download_router
 from app.backups.router import router as backups_router
+from app.backups.totals import keep_totals_for
 from app.config import Settings, get_settings
 from app.db import Database
-from app.health import default_registry
-from app.health import router as health_router
+from app.engines import get_engine
 from app.http.docs import build_docs_router
 from app.http.handlers import install_error_handlers
 from app.http.middleware import (
@@ -32,9 +32,15 @@ from app.http.middleware import (
 )
 from app.http.sessions import SessionScopeMiddleware
 from app.http.spa import build_spa_router
+from app.jobs.observability import install as install_worker_observability
+from app.jobs.queue import ArqJobQueue
+from app.jobs.worker import embedded_worker, embedded_worker_requested
 from app.keys import configure_encryption
-from app.metrics import Metrics, MetricsMiddleware
-from app.metrics import router as metrics_router
+from app.storage import get_storage
+from app.system.health import default_registry
+from app.system.metrics import Metrics
+from app.system.middleware import MetricsMiddleware
+from app.system.router import router as system_router
 
 log = structlog.get_logger(__name__)
 
@@ -59,58 +65,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         database = Database(settings.database_url)
         stack.push_async_callback(database.dispose)
+        keep_totals_for(database)
         app.state.database = database
-        app.state.storage = _optional_storage(settings)
-        app.state.engine = _optional_engine(settings)
-        queue = _optional_queue(settings)
-        if queue is not None:
-            stack.push_async_callback(queue.close)
+        app.state.storage = get_storage(settings)
+        app.state.engine = get_engine(settings)
+        queue = ArqJobQueue.from_settings(settings)
+        stack.push_async_callback(queue.close)
         app.state.queue = queue
         await _ensure_first_admin(database, settings)
         await stack.enter_async_context(_embedded_worker(settings))
         yield
 
 
-def _optional_storage(settings: Settings) -> Any:
-    try:
-        from app.storage import get_storage
-    except ImportError:
-        log.warning("app.no_storage", hint="backup storage is not part of this build")
-        return None
-    return get_storage(settings)
-
-
-def _optional_engine(settings: Settings) -> Any:
-    try:
-        from app.engines import get_engine
-    except ImportError:
-        return None
-    return get_engine(settings)
-
-
 def _embedded_worker(settings: Settings) -> AbstractAsyncContextManager[Any]:
     # `dbkeep serve` (without --no-worker) runs the worker and schedule in this process.
-    try:
-        from app.jobs.worker import embedded_worker, embedded_worker_requested
-    except ImportError:
-        return nullcontext()
     return embedded_worker(settings) if embedded_worker_requested() else nullcontext()
-
-
-def _install_worker_observability(app: FastAPI) -> None:
-    try:
-        from app.jobs.observability import install
-    except ImportError:
-        return
-    install(app)
-
-
-def _optional_queue(settings: Settings) -> Any:
-    try:
-        from app.jobs.queue import ArqJobQueue
-    except ImportError:
-        return None
-    return ArqJobQueue.from_settings(settings)
 
 
 async def _ensure_first_admin(database: Database, settings: Settings) -> None:
@@ -144,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.health = default_registry()
     app.state.metrics = Metrics()
-    _install_worker_observability(app)
+    install_worker_observability(app)
 
     install_error_handlers(app)
     # Added innermost first: the request context (ids, last-resort 500) wraps everything else.
@@ -161,8 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(backups_router)
     app.include_router(download_router)
     app.include_router(audit_router)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
+    app.include_router(system_router)
     app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))
     install_relative_slash_redirects(app)

@@ -155,11 +155,13 @@ def test_a_command_imports_only_its_own_module_and_help_lists_them_all() -> None
 def test_a_backup_command_loads_neither_rich_nor_pygments_but_the_progress_bar_still_can() -> None:
     # structlog would import both for tracebacks dbkeep never prints (app/__init__.py): 3.3 MiB
     # of a backup process's memory target. zstandard is only for the in-process codecs, which a
-    # backup through the zstd tool never makes (app/pipeline/codecs.py).
+    # backup through the zstd tool never makes (app/pipeline/codecs.py); arq and the Redis
+    # client only for --queue (app/cli/backups.py).
     probe = (
         "import sys; from app.cli import _register; _register(['dbkeep', 'backup:database']); "
         "import structlog; "
-        "hidden = [m for m in ('rich', 'pygments', 'zstandard') if m in sys.modules]; "
+        "hidden = [m for m in ('rich', 'pygments', 'zstandard', 'arq', 'redis') "
+        "if m in sys.modules]; "
         "from rich.progress import Progress; "
         "print(hidden, structlog.dev.rich is None, 'rich.progress' in sys.modules)"
     )

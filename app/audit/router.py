@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.audit.repository import AuditRepository
-from app.deps import CurrentAdmin, SessionDep
+from app.deps import AuditServiceDep, CurrentAdmin
 from app.http.envelope import PageEnvelope, PageMeta, error_responses
 from app.http.params import PageNumber, PerPage, UserIdFilter
 
@@ -43,7 +41,7 @@ class AuditPage(PageEnvelope[AuditEventRead]):
 )
 async def list_audit_events(
     _admin: CurrentAdmin,
-    session: SessionDep,
+    audit: AuditServiceDep,
     page: PageNumber = 1,
     per_page: PerPage = 50,
     action: Annotated[
@@ -57,15 +55,13 @@ async def list_audit_events(
     user_id: UserIdFilter = None,
 ) -> AuditPage:
     """Who did what and when: logins, backups, downloads, restores, trash and deletions."""
-    events, total = await AuditRepository(session).page(
-        page=page, per_page=per_page, action=action, user_id=user_id
-    )
+    result = await audit.list_events(page=page, per_page=per_page, action=action, user_id=user_id)
     return AuditPage(
-        data=[AuditEventRead.model_validate(e) for e in events],
+        data=[AuditEventRead.model_validate(e) for e in result.events],
         meta=PageMeta(
-            current_page=page,
-            per_page=per_page,
-            total=total,
-            last_page=max(1, math.ceil(total / per_page)),
+            current_page=result.page,
+            per_page=result.per_page,
+            total=result.total,
+            last_page=result.last_page,
         ),
     )

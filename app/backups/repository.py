@@ -370,6 +370,20 @@ class BackupRepository:
             .limit(1)
         )
 
+    async def count_by_status(self) -> list[tuple[BackupStatus, bool, int]]:
+        """How many backups there are by status and whether they were cancelled, counted from
+        the rows themselves (not the trigger-kept counters)."""
+        cancelled = DatabaseBackup.cancelled_at.is_not(None)
+        rows = await self.session.execute(
+            select(DatabaseBackup.status, cancelled, func.count()).group_by(
+                DatabaseBackup.status, cancelled
+            )
+        )
+        return [
+            (BackupStatus(status), bool(was_cancelled), int(count))
+            for status, was_cancelled, count in rows
+        ]
+
     async def newest_trashed_completed(self) -> DatabaseBackup | None:
         return await self.session.scalar(
             select(DatabaseBackup)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +48,7 @@ from app.backups.repository import BackupRepository, RestoreRepository
 from app.backups.runner import (
     HEARTBEAT_SECONDS,
     BackupRunner,
+    NothingToRun,
     TransientBackupFailure,
     cancelled_by,
 )
@@ -86,6 +88,14 @@ class _LoadFailed(Exception):
         self.cancelled = cancelled  # a user's cancel stopped the load: not a failure
 
 
+@dataclass(frozen=True)
+class RestoreJob:
+    """A restore operation a job is about to run, and the database it works on."""
+
+    restore_id: int
+    target_database: str | None
+
+
 class RestoreRunner:
     def __init__(
         self,
@@ -121,6 +131,39 @@ class RestoreRunner:
             backup_runner=runtime.backup_runner(),
             on_phase=on_phase,
         )
+
+    async def restore_job(self, restore_id: int) -> RestoreJob | NothingToRun:
+        """What a job queued for ``restore_id`` runs: a ``pending`` or ``in_progress`` operation
+        (``run_restore`` decides whether it may take it over), else nothing."""
+        async with self.database.sessionmaker() as session:
+            operation = await RestoreRepository(session).get(restore_id)
+        if operation is None:
+            return NothingToRun("gone")
+        if operation.status not in (RestoreStatus.pending, RestoreStatus.in_progress):
+            return NothingToRun(f"nothing to do: {operation.status.value}")
+        return RestoreJob(restore_id=restore_id, target_database=operation.target_database)
+
+    async def refuse_beside(self, restore_id: int, *, running: str) -> bool:
+        """Fail a ``pending`` restore because another restore of its database (``running``) got
+        there first: loading both, one after the other, is never what anyone meant. Whether it
+        was still pending."""
+        message = (
+            f"Another restore of this database ({running}) was running; this one was not started."
+        )
+        async with self.database.sessionmaker() as session:
+            refused = await RestoreRepository(session).transition(
+                restore_id,
+                from_statuses=(RestoreStatus.pending,),
+                values={
+                    "status": RestoreStatus.failed,
+                    "phase": RestorePhase.finished,
+                    "error_message": message,
+                    "completed_at": utcnow(),
+                },
+            )
+            await session.commit()
+        log.warning("restore.refused", restore_id=restore_id, holder=running)
+        return refused
 
     async def run_restore(self, restore_id: int) -> RestoreOperation:
         """Restore one operation's backup; leave it completed, failed or rolled back."""

@@ -4,7 +4,6 @@ parse, authorise (via dependencies), call one service method and wrap the result
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
@@ -35,11 +34,9 @@ from app.backups.schemas import (
 )
 from app.backups.service import BulkItemResult, SortKey, View
 from app.deps import BackupServiceDep
-from app.errors import Conflict, NotFound
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
 from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId
-from app.pipeline.codecs import CorruptStream
 
 # Strings the search may not contain: control characters would only ever be an attack.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -339,12 +336,6 @@ async def restore_backup_from_trash(
     return BackupMessageEnvelope(message="Backup restored from trash.", data=_read(backup))
 
 
-async def _close(chunks: AsyncIterator[bytes]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
-
-
 # ---- download --------------------------------------------------------------------------------
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -380,27 +371,6 @@ async def download_backup(
 ) -> StreamingResponse:
     """Download a completed backup (409 if it is not completed, 404 if its file is gone)."""
     download = await service.open_download(backup_id, raw=raw)
-    chunks = download.chunks
-    try:
-        # Reading the first chunk now turns a file that vanished or is damaged into a 404 or a
-        # 409, not a response cut off right after its headers.
-        first = await anext(chunks, b"")
-    except FileNotFoundError:
-        await _close(chunks)
-        raise NotFound(f"The file of backup {backup_id} is gone.") from None
-    except CorruptStream:
-        await _close(chunks)
-        raise Conflict(f"The file of backup {backup_id} is damaged; it can't be read.") from None
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            if first:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await _close(chunks)
-
     headers = {
         "Content-Disposition": content_disposition(download.filename),
         "Cache-Control": "no-store",
@@ -408,4 +378,4 @@ async def download_backup(
     }
     if download.size is not None:
         headers["Content-Length"] = str(download.size)
-    return StreamingResponse(body(), media_type=download.media_type, headers=headers)
+    return StreamingResponse(download.chunks, media_type=download.media_type, headers=headers)

@@ -78,6 +78,23 @@ class _Progress:
         self.raw_bytes = raw_bytes
 
 
+@dataclass(frozen=True)
+class NothingToRun:
+    """Why a job has nothing to run: its row is gone, or no longer waiting to run."""
+
+    reason: str  # the job's result, e.g. "gone" or "nothing to do: completed"
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """A backup row a job is about to run: the database it works on, and which attempt it is."""
+
+    backup_id: int
+    target_database: str | None
+    attempt: int
+    max_attempts: int
+
+
 class BackupRunner:
     def __init__(
         self,
@@ -93,6 +110,22 @@ class BackupRunner:
         self.storage = storage
 
     # ---- backups ---------------------------------------------------------------------------
+
+    async def backup_job(self, backup_id: int) -> BackupJob | NothingToRun:
+        """What a job queued for ``backup_id`` runs: a ``pending`` row, or an ``in_progress``
+        one (its worker may have died; ``run_backup`` decides), else nothing."""
+        async with self.database.sessionmaker() as session:
+            row = await BackupRepository(session).get(backup_id)
+        if row is None:
+            return NothingToRun("gone")
+        if row.status not in (BackupStatus.pending, BackupStatus.in_progress):
+            return NothingToRun(f"nothing to do: {row.status.value}")
+        return BackupJob(
+            backup_id=backup_id,
+            target_database=row.target_database,
+            attempt=row.attempts + 1,
+            max_attempts=self.settings.transient_retries + 1,
+        )
 
     async def run_backup(
         self,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
@@ -42,7 +42,7 @@ from app.db import utcnow
 from app.engines.base import TargetSpec
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.pipeline.checksum import verified
-from app.pipeline.codecs import decompress_stream
+from app.pipeline.codecs import CorruptStream, decompress_stream
 from app.pipeline.compression import Compression
 from app.queue import JobQueue
 from app.storage.base import BackupStorage, StorageError
@@ -66,6 +66,36 @@ async def size_check(storage: BackupStorage, backup: DatabaseBackup) -> Integrit
     if size != backup.file_size:
         return IntegrityStatus.corrupt
     return IntegrityStatus.ok
+
+
+async def started(chunks: AsyncIterator[bytes], *, backup_id: int) -> AsyncIterator[bytes]:
+    """``chunks`` with its first chunk read already, so that a file that vanished or is damaged
+    is a 404 or a 409 before anything is sent, not a response cut off after its headers."""
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        await _close(chunks)
+        raise NotFound(f"The file of backup {backup_id} is gone.") from None
+    except CorruptStream:
+        await _close(chunks)
+        raise Conflict(f"The file of backup {backup_id} is damaged; it can't be read.") from None
+    return _resumed(first, chunks)
+
+
+async def _resumed(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await _close(chunks)
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
 
 
 @dataclass(frozen=True)
@@ -298,6 +328,21 @@ class BackupService:
             await self._enqueue_backup(backup)
         # Read again, with its creator joined: the answer names who started it, as the list does.
         return await self.get(backup.id)
+
+    async def create_scheduled(self, slot: str) -> DatabaseBackup | None:
+        """Record the scheduled backup of ``slot``, not queued (the scheduler queues it), or
+        None when another worker recorded it first: a slot has one row (UNIQUE)."""
+        try:
+            return await self.create(
+                trigger=BackupTrigger.scheduled, schedule_slot=slot, enqueue=False
+            )
+        except IntegrityError:
+            await self.session.rollback()
+            return None
+
+    async def slot_taken(self, slot: str) -> bool:
+        """Whether the scheduled backup of ``slot`` was recorded (by any worker)."""
+        return await self.backups.slot_taken(slot)
 
     async def _flush_claiming(self, database: str, *, restore: bool) -> None:
         """Flush a new backup or restore row; the store refuses it (409) when the target is
@@ -702,10 +747,12 @@ class BackupService:
             on_mismatch=lambda: log.error("backup.download_mismatch", backup_id=backup_id),
         )
         if raw:
-            return Download(backup.filename, "application/octet-stream", size, stored)
+            chunks = await started(stored, backup_id=backup_id)
+            return Download(backup.filename, "application/octet-stream", size, chunks)
+        decompressed = decompress_stream(stored, Compression(backup.compression))
         return Download(
             filename=download_name(backup.filename, backup.compression),
             media_type="application/sql",
             size=size if backup.compression == Compression.none.value else None,
-            chunks=decompress_stream(stored, Compression(backup.compression)),
+            chunks=await started(decompressed, backup_id=backup_id),
         )

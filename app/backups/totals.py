@@ -18,7 +18,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-# Where ``Database`` leaves its totals for the sessions it makes (``session.info``).
+from app.db import Database
+
+# Where the repositories find this process's totals (``session.info``; see ``keep_totals_for``).
 TOTALS_KEY = "dbkeep.search_totals"
 
 # Enough for every search a team has open at once; a total is a few hundred bytes.
@@ -64,3 +66,14 @@ class SearchTotals:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+
+def keep_totals_for(database: Database) -> SearchTotals:
+    """Keep search totals for the sessions of ``database`` from now on, and return them.
+
+    Only a process that serves the backup lists needs them (the API); without them a search's
+    total is counted on every request, which is correct, only slower.
+    """
+    totals = SearchTotals()
+    database.offer(TOTALS_KEY, totals)
+    return totals

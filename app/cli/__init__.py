@@ -39,16 +39,11 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
 
 
 def _register(argv: list[str] | None = None) -> None:
-    # Each module adds its commands to ``app`` when imported; a missing area is skipped so a partial
-    # install still offers the rest.
+    # Each module adds its commands to ``app`` when imported.
     import importlib
 
     for module in _modules_for(sys.argv if argv is None else argv):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def main() -> None:

@@ -34,10 +34,10 @@ CLI_ACTOR = Actor.system("cli")
 
 
 def _queue(settings: Settings) -> JobQueue:
-    try:
-        from app.jobs.queue import ArqJobQueue
-    except ModuleNotFoundError:
-        fail("--queue needs the worker (dbkeep worker), which is not installed in this build")
+    # Imported only for --queue: arq and the Redis client are not part of a backup process's
+    # memory (docs/benchmarks.md).
+    from app.jobs.queue import ArqJobQueue
+
     return ArqJobQueue.from_settings(settings)
 
 

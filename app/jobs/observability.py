@@ -16,9 +16,9 @@ from starlette.datastructures import State
 
 from app.backups.models import RestoreStatus
 from app.db import Database
-from app.health import CheckResult
 from app.jobs.queue import ArqJobQueue, QueueStatus
 from app.jobs.repository import ReconcileRepository
+from app.system.health import CheckResult
 
 
 async def check_worker(state: State) -> CheckResult:
@@ -53,7 +53,7 @@ class WorkerMetrics(Collector):
         self.restores: list[tuple[str, int, int]] = []
 
     async def refresh(self, state: State) -> None:
-        """Read the queue and the job durations; a metrics refresher for ``app.metrics``."""
+        """Read the queue and the job durations; a metrics refresher for ``app.system.metrics``."""
         queue: ArqJobQueue | None = getattr(state, "queue", None)
         self.queue = await queue.status() if queue is not None else None
         database: Database = state.database

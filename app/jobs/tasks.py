@@ -16,13 +16,11 @@ from typing import Any
 import structlog
 from arq.connections import ArqRedis
 from arq.worker import Retry
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
-from app.backups.models import BackupStatus, BackupTrigger, RestorePhase, RestoreStatus
-from app.backups.repository import BackupRepository, RestoreRepository
 from app.backups.restores import RestoreRunner
-from app.backups.runner import TransientBackupFailure
+from app.backups.runner import NothingToRun, TransientBackupFailure
 from app.backups.service import BackupService, target_from_settings
 from app.config import Settings
 from app.db import utcnow
@@ -88,23 +86,20 @@ def _lock(state: WorkerState, target: TargetSpec, holder: str) -> TargetLock:
 async def run_backup(ctx: dict[str, Any], backup_id: int) -> str:
     """Dump one ``pending`` backup row (or take over one whose worker died)."""
     state = _state(ctx)
-    async with state.runtime.database.sessionmaker() as session:
-        row = await BackupRepository(session).get(backup_id)
-    if row is None:
-        return "gone"
-    if row.status not in (BackupStatus.pending, BackupStatus.in_progress):
-        return f"nothing to do: {row.status.value}"
     runner = state.runtime.backup_runner()
-    attempt = row.attempts + 1
-    max_attempts = state.settings.transient_retries + 1
-    target = _target(state.settings, row.target_database)
+    job = await runner.backup_job(backup_id)
+    if isinstance(job, NothingToRun):
+        return job.reason
+    target = _target(state.settings, job.target_database)
     try:
         if target is None:
-            done = await runner.run_backup(backup_id, attempt=attempt, max_attempts=max_attempts)
+            done = await runner.run_backup(
+                backup_id, attempt=job.attempt, max_attempts=job.max_attempts
+            )
         else:
             async with _lock(state, target, f"backup {backup_id}").hold():
                 done = await runner.run_backup(
-                    backup_id, attempt=attempt, max_attempts=max_attempts
+                    backup_id, attempt=job.attempt, max_attempts=job.max_attempts
                 )
     except LockBusy as busy:
         log.info("backup.target_busy", backup_id=backup_id, holder=busy.holder)
@@ -119,14 +114,11 @@ async def run_backup(ctx: dict[str, Any], backup_id: int) -> str:
 async def run_restore(ctx: dict[str, Any], restore_id: int) -> str:
     """Run one restore operation: safety backup, load, roll back if the load fails."""
     state = _state(ctx)
-    async with state.runtime.database.sessionmaker() as session:
-        operation = await RestoreRepository(session).get(restore_id)
-    if operation is None:
-        return "gone"
-    if operation.status not in (RestoreStatus.pending, RestoreStatus.in_progress):
-        return f"nothing to do: {operation.status.value}"
     runner = RestoreRunner.from_runtime(state.runtime)
-    target = _target(state.settings, operation.target_database)
+    job = await runner.restore_job(restore_id)
+    if isinstance(job, NothingToRun):
+        return job.reason
+    target = _target(state.settings, job.target_database)
     try:
         if target is None:
             done = await runner.run_restore(restore_id)
@@ -136,32 +128,15 @@ async def run_restore(ctx: dict[str, Any], restore_id: int) -> str:
     except LockBusy as busy:
         other = busy.holder or ""
         if other.startswith("restore ") and other != f"restore {restore_id}":
-            # Two restores raced past the request-time check; loading both, one after the other,
-            # is never what anyone meant: this one yields, as a second request would get 409.
-            return await _refuse_second_restore(state, restore_id, other)
+            # Two restores raced past the request-time check: this one yields, as a second
+            # request would get 409.
+            await runner.refuse_beside(restore_id, running=other)
+            return "failed"
         log.info("restore.target_busy", restore_id=restore_id, holder=other)
         raise Retry(defer=TARGET_BUSY_RETRY_S) from None
     except LockLost:
         raise Retry(defer=TARGET_BUSY_RETRY_S) from None
     return done.status.value
-
-
-async def _refuse_second_restore(state: WorkerState, restore_id: int, holder: str) -> str:
-    message = f"Another restore of this database ({holder}) was running; this one was not started."
-    async with state.runtime.database.sessionmaker() as session:
-        await RestoreRepository(session).transition(
-            restore_id,
-            from_statuses=(RestoreStatus.pending,),
-            values={
-                "status": RestoreStatus.failed,
-                "phase": RestorePhase.finished,
-                "error_message": message,
-                "completed_at": utcnow(),
-            },
-        )
-        await session.commit()
-    log.warning("restore.refused", restore_id=restore_id, holder=holder)
-    return "failed"
 
 
 # ---- the schedule ----------------------------------------------------------------------------
@@ -192,7 +167,7 @@ async def catch_up_missed_backup(state: WorkerState, *, now: datetime | None = N
         return "no recent slot was missed"
     slot = schedule_slot("backup", settings.backup_at, tz, now)
     async with state.runtime.database.sessionmaker() as session:
-        if await BackupRepository(session).slot_taken(slot):
+        if await _scheduler_service(state, session).slot_taken(slot):
             return f"{slot}: taken"
     log.warning("schedule.catching_up", slot=slot)
     try:
@@ -207,24 +182,14 @@ async def _backup_for_slot(state: WorkerState, slot: str) -> str:
         log.warning("schedule.no_target", slot=slot)
         return "skipped: no target database is configured"
     async with state.runtime.database.sessionmaker() as session:
-        service = BackupService(
-            session,
-            settings=settings,
-            storage=state.runtime.storage,
-            queue=None,
-            actor=SCHEDULER,
-        )
         try:
-            backup = await service.create(
-                trigger=BackupTrigger.scheduled, schedule_slot=slot, enqueue=False
-            )
-        except IntegrityError:
-            await session.rollback()
-            log.info("schedule.slot_taken", slot=slot)
-            return f"{slot}: another worker has it"
+            backup = await _scheduler_service(state, session).create_scheduled(slot)
         except Conflict as exc:  # a restore of the target is running
             log.info("schedule.waiting", slot=slot, reason=exc.message)
             raise Retry(defer=RESTORE_RUNNING_RETRY_S) from None
+    if backup is None:
+        log.info("schedule.slot_taken", slot=slot)
+        return f"{slot}: another worker has it"
     try:
         await state.queue.enqueue_backup(backup.id)
     except ServiceUnavailable:
@@ -238,7 +203,7 @@ async def scheduled_auto_trash(ctx: dict[str, Any]) -> str:
     """The original's ``backup:auto-trash`` (idempotent, so no slot guard is needed)."""
     state = _state(ctx)
     async with state.runtime.database.sessionmaker() as session:
-        moved = await _retention_service(state, session).auto_trash(now=utcnow())
+        moved = await _scheduler_service(state, session).auto_trash(now=utcnow())
     return f"moved {len(moved)} backup(s) to the trash"
 
 
@@ -246,11 +211,11 @@ async def scheduled_cleanup_trash(ctx: dict[str, Any]) -> str:
     """The original's ``backup:cleanup-trash``."""
     state = _state(ctx)
     async with state.runtime.database.sessionmaker() as session:
-        purged = await _retention_service(state, session).cleanup_trash(now=utcnow())
+        purged = await _scheduler_service(state, session).cleanup_trash(now=utcnow())
     return f"deleted {len(purged)} trashed backup(s)"
 
 
-def _retention_service(state: WorkerState, session: Any) -> BackupService:
+def _scheduler_service(state: WorkerState, session: AsyncSession) -> BackupService:
     return BackupService(
         session,
         settings=state.settings,

@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.totals import TOTALS_KEY, SearchTotals
 from app.db import Database
 from tests.api.conftest import assert_failure, insert_backups
 
@@ -175,6 +177,19 @@ async def test_search_finds_the_unique_identifier(
     target = awkward_names[3]
     response = await admin_client.get(BACKUPS, params={"search": target.unique_identifier[10:20]})
     assert [b["id"] for b in response.json()["data"]] == [target.id]
+
+
+async def test_the_api_keeps_a_search_total_for_the_next_page(
+    app: FastAPI, admin_client: httpx.AsyncClient, awkward_names: list[DatabaseBackup]
+) -> None:
+    database: Database = app.state.database
+    totals = database.session_info[TOTALS_KEY]
+    assert isinstance(totals, SearchTotals) and len(totals) == 0
+    first = await admin_client.get(BACKUPS, params={"search": "a", "per_page": 1})
+    second = await admin_client.get(BACKUPS, params={"search": "a", "per_page": 1, "page": 2})
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    assert len(totals) == 1
+    assert first.json()["meta"]["total"] == second.json()["meta"]["total"] >= 2
 
 
 async def test_search_length_is_capped(admin_client: httpx.AsyncClient) -> None:

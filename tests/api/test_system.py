@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from app.backups.models import BackupStatus
 from app.config import Settings
 from app.db import Database
-from app.health import CheckResult
 from app.main import create_app
+from app.system.health import CheckResult
 from tests.api.conftest import BackupFactory, assert_failure, make_client
 
 
@@ -372,7 +372,7 @@ async def test_a_slow_target_never_holds_health_up(app: FastAPI, client: httpx.A
     import asyncio
     import time
 
-    from app.health import TargetCheck
+    from app.system.health import TargetCheck
 
     check = TargetCheck(ttl=0.0, first_wait=0.2)
     app.state.health.register("target", check, critical=False)
@@ -392,7 +392,7 @@ async def test_a_slow_target_never_holds_health_up(app: FastAPI, client: httpx.A
 def test_next_backup_at_follows_the_schedule(settings: Settings) -> None:
     from datetime import UTC, datetime
 
-    from app.health import next_backup_at
+    from app.system.health import next_backup_at
 
     assert next_backup_at(settings) is None  # off
     on = settings.model_copy(

@@ -11,9 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import BackupListVersion, BackupStatus, DatabaseBackup
 from app.backups.repository import BackupRepository, SortKey, View
-from app.backups.totals import SearchTotals
+from app.backups.totals import SearchTotals, keep_totals_for
 from app.db import Database, utcnow
 from tests.backups.factories import make_backup
+
+
+@pytest.fixture
+def totals(database: Database) -> SearchTotals:
+    """The totals ``database``'s sessions keep, as the API process keeps them."""
+    return keep_totals_for(database)
 
 
 async def listed(
@@ -57,26 +63,26 @@ async def change(database: Database, backup_id: int, **values: object) -> None:
 
 
 async def test_a_kept_total_is_served_only_while_its_version_is_current(
-    database: Database,
+    database: Database, totals: SearchTotals
 ) -> None:
     for n in range(3):
         await make_backup(database, filename=f"alpha_{n}.sql")
     assert await listed(database, "alpha") == (["alpha_0.sql", "alpha_1.sql"], 3)
     filters = (View.active, None, "alpha")
-    kept = database.search_totals.get(filters)
+    kept = totals.get(filters)
     assert kept is not None and kept.total == 3 and kept.version == await version_of(database)
 
     # The next request with the same version takes the kept total, whatever it says.
-    database.search_totals.keep(filters, version=kept.version, total=42)
+    totals.keep(filters, version=kept.version, total=42)
     assert await listed(database, "alpha", page=2) == (["alpha_2.sql"], 42)
     # One counted at another version is not served: the total is counted again, and kept.
-    database.search_totals.keep(filters, version=kept.version + 1, total=42)
+    totals.keep(filters, version=kept.version + 1, total=42)
     assert await listed(database, "alpha") == (["alpha_0.sql", "alpha_1.sql"], 3)
-    assert database.search_totals.get(filters) == kept
+    assert totals.get(filters) == kept
     # Past the last page too.
-    database.search_totals.keep(filters, version=kept.version + 1, total=42)
+    totals.keep(filters, version=kept.version + 1, total=42)
     assert await listed(database, "alpha", page=9) == ([], 3)
-    again = database.search_totals.get(filters)
+    again = totals.get(filters)
     assert again is not None and (again.version, again.total) == (kept.version, 3)
 
 
@@ -111,7 +117,9 @@ async def test_the_version_changes_with_every_change_that_can_move_a_backup(
     assert len(set(seen)) == len(seen) - 2  # the two unchanged ones
 
 
-async def test_totals_stay_exact_through_every_kind_of_change(database: Database) -> None:
+async def test_totals_stay_exact_through_every_kind_of_change(
+    database: Database, totals: SearchTotals
+) -> None:
     first, second, third = [
         await make_backup(database, filename=f"shop_{n}.sql", status=status)
         for n, status in enumerate(
@@ -150,11 +158,11 @@ async def test_totals_stay_exact_through_every_kind_of_change(database: Database
             for _ in range(2):  # counted, then kept
                 _, total = await listed(database, term, view=view, status=status)
                 assert total == truth, (term, view, status, step)
-    assert len(database.search_totals) == len(searches)
+    assert len(totals) == len(searches)
 
 
 async def test_another_process_changing_the_backups_is_seen_at_once(
-    database: Database, metadata_url: str
+    database: Database, totals: SearchTotals, metadata_url: str
 ) -> None:
     await make_backup(database, filename="shop_1.sql")
     assert (await listed(database, "shop"))[1] == 1
@@ -167,18 +175,18 @@ async def test_another_process_changing_the_backups_is_seen_at_once(
 
 
 async def test_without_a_version_row_nothing_is_kept_until_the_next_change(
-    database: Database,
+    database: Database, totals: SearchTotals
 ) -> None:
     await make_backup(database, filename="shop_1.sql")
     async with database.sessionmaker() as session:
         await session.execute(delete(BackupListVersion))
         await session.commit()
     assert (await listed(database, "shop"))[1] == 1
-    assert len(database.search_totals) == 0
+    assert len(totals) == 0
     await make_backup(database, filename="shop_2.sql")  # the trigger puts the row back
     assert await version_of(database) is not None
     assert (await listed(database, "shop"))[1] == 2
-    assert len(database.search_totals) == 1
+    assert len(totals) == 1
 
 
 def test_the_least_recently_used_total_goes_first() -> None:
@@ -194,7 +202,7 @@ def test_the_least_recently_used_total_goes_first() -> None:
 
 
 async def test_the_prefilter_is_chosen_again_only_when_the_lists_change(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, totals: SearchTotals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_backup(database, filename="shop_1.sql")
     chosen: list[str] = []

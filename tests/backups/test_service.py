@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -109,6 +110,28 @@ async def test_failed_and_trashed_backups_cannot_be_downloaded_or_restored(
             await service.open_download(backup_id)
         with pytest.raises(Conflict):
             await service.request_restore(backup_id)
+
+
+async def test_a_download_whose_first_bytes_are_wrong_is_refused_before_streaming(
+    service: BackupService, database: Database, storage: BackupStorage
+) -> None:
+    backup = await make_backup(database, storage)
+    writer = await storage.open_writer(backup.path)
+    await writer.write(b"x" * backup.file_size)  # the recorded size, other bytes
+    await writer.commit()
+    for raw in (False, True):
+        with pytest.raises(Conflict, match="damaged; it can't be read"):
+            await service.open_download(backup.id, raw=raw)
+
+
+async def test_a_download_streams_the_stored_bytes(
+    service: BackupService, database: Database, storage: BackupStorage
+) -> None:
+    backup = await make_backup(database, storage, size=300_000)
+    download = await service.open_download(backup.id)
+    read = b"".join([chunk async for chunk in download.chunks])
+    assert len(read) == download.size == backup.file_size
+    assert hashlib.sha256(read).hexdigest() == backup.checksum_sha256
 
 
 async def test_delete_removes_the_row_and_the_file(

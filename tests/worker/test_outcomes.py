@@ -16,7 +16,7 @@ from app.backups.schemas import BackupRead, RestoreRead
 from app.config import Settings
 from app.db import Database
 from app.jobs.queue import ArqJobQueue
-from app.metrics import Metrics
+from app.system.metrics import Metrics
 from tests import support
 from tests.worker.conftest import WorkerFactory, dump_processes, seed, wait_for
 from tests.worker.test_worker_restores import (

@@ -1,4 +1,5 @@
-"""``GET /health``: a small registry of checks, run concurrently, each with a time limit.
+"""What ``GET /health`` answers (app/system/router.py): a small registry of checks, run
+concurrently, each with a time limit.
 
 Other parts add their own check with ``registry.register(name, check)`` (the worker adds its
 heartbeat and queue depth); a check gets the application's ``state`` (settings, database, queue,
@@ -23,18 +24,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.datastructures import State
-from starlette.responses import JSONResponse
 
 from app.backups.repository import BackupRepository
 from app.db import Database, utcnow
+from app.engines import get_engine
+from app.system.schemas import CheckRead, CheckStatus, HealthReport
 
 log = structlog.get_logger(__name__)
 
-CheckStatus = Literal["ok", "warn", "fail"]
 DEFAULT_TIMEOUT_SECONDS = 3.0
 # With the daily schedule on, a newest completed backup older than this deserves attention.
 STALE_BACKUP_AFTER = timedelta(hours=26)
@@ -55,28 +54,6 @@ class _Registered:
     check: HealthCheck
     critical: bool
     timeout: float
-
-
-class CheckRead(BaseModel):
-    status: CheckStatus
-    critical: bool
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
-class HealthReport(BaseModel):
-    status: Literal["ok", "degraded", "unhealthy"]
-    checks: dict[str, CheckRead]
-    next_backup_at: datetime | None = Field(
-        default=None,
-        description="When the next scheduled backup is due; null when the schedule is off.",
-    )
-
-
-class HealthEnvelope(BaseModel):
-    success: bool
-    message: str | None = None
-    data: HealthReport
 
 
 class HealthRegistry:
@@ -162,10 +139,6 @@ async def check_dump_tools(state: State) -> CheckResult:
     """The dump and restore client tools of the target's engine are installed."""
     engine = getattr(state, "engine", None)
     if engine is None:
-        try:
-            from app.engines import get_engine
-        except ImportError:
-            return CheckResult("fail", "No database engine is available in this build.")
         engine = get_engine(state.settings)
     status = await engine.probe()
     details = {
@@ -288,29 +261,3 @@ def default_registry() -> HealthRegistry:
     registry.register("newest_backup", check_newest_backup, critical=False)
     registry.register("target", TargetCheck(), critical=False)
     return registry
-
-
-router = APIRouter(tags=["system"])
-
-
-@router.get(
-    "/health",
-    operation_id="health",
-    response_model=HealthEnvelope,
-    responses={503: {"model": HealthEnvelope, "description": "A critical check failed."}},
-)
-async def health(request: Request) -> JSONResponse:
-    """Metadata store, Redis, worker heartbeat, dump tools and the newest backup's age.
-
-    200 when every critical check passes (warnings included), 503 otherwise. No login needed.
-    """
-    registry: HealthRegistry = request.app.state.health
-    report = await registry.run(request.app.state)
-    healthy = report.status != "unhealthy"
-    failed = [n for n, c in report.checks.items() if c.status == "fail" and c.critical]
-    envelope = HealthEnvelope(
-        success=healthy,
-        message=None if healthy else f"dbkeep is unhealthy: {', '.join(failed)}.",
-        data=report,
-    )
-    return JSONResponse(envelope.model_dump(mode="json"), status_code=200 if healthy else 503)

@@ -1,0 +1,1 @@
+"""dbkeep itself: its health checks and its Prometheus metrics (no login needed)."""

@@ -1,0 +1,32 @@
+"""The shapes ``/health`` answers with (the contract's; ``/metrics`` is Prometheus text)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+CheckStatus = Literal["ok", "warn", "fail"]
+
+
+class CheckRead(BaseModel):
+    status: CheckStatus
+    critical: bool
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class HealthReport(BaseModel):
+    status: Literal["ok", "degraded", "unhealthy"]
+    checks: dict[str, CheckRead]
+    next_backup_at: datetime | None = Field(
+        default=None,
+        description="When the next scheduled backup is due; null when the schedule is off.",
+    )
+
+
+class HealthEnvelope(BaseModel):
+    success: bool
+    message: str | None = None
+    data: HealthReport
