@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
+from app.backups.export import csv_chunks, export_filename
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
@@ -47,7 +48,16 @@ from app.pipeline.codecs import CorruptStream, decompress_stream
 from app.queue import JobQueue
 from app.storage.base import BackupStorage, StorageError
 
-__all__ = ["BackupService", "BulkItemResult", "Download", "Page", "SortKey", "Statistics", "View"]
+__all__ = [
+    "BackupService",
+    "BulkItemResult",
+    "CsvExport",
+    "Download",
+    "Page",
+    "SortKey",
+    "Statistics",
+    "View",
+]
 
 FINISHED = (BackupStatus.completed, BackupStatus.failed)
 
@@ -112,6 +122,25 @@ class Statistics(StatisticsRow):
     # The retention in force, so a client can tell when each backup will be trashed or purged.
     trash_after_days: float
     purge_after_days: float
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    filename: str
+    chunks: AsyncIterator[bytes]
+
+
+async def _resumed(
+    first: list[BackupRecord] | None, rest: AsyncGenerator[list[BackupRecord], None]
+) -> AsyncIterator[list[BackupRecord]]:
+    """``first`` (already read), then the rest of ``rest``."""
+    try:
+        if first is not None:
+            yield first
+            async for batch in rest:
+                yield batch
+    finally:
+        await rest.aclose()
 
 
 @dataclass(frozen=True)
@@ -263,6 +292,27 @@ class BackupService:
             page=page, per_page=per_page, search=search or None, sort=sort, status=status, view=view
         )
         return Page(items=items, total=total, page=page, per_page=per_page)
+
+    async def export_csv(
+        self,
+        *,
+        search: str | None = None,
+        sort: SortKey = SortKey.latest,
+        status: BackupStatus | None = None,
+        view: View = View.active,
+    ) -> CsvExport:
+        """Every backup the list's filters match, in its order, as streamed CSV."""
+        batches = self.backups.iter_batches(search=search, sort=sort, status=status, view=view)
+        # The first batch is read now: a store that is down is a 503 before any header is
+        # sent, not a file cut off after its first line.
+        try:
+            first = await anext(batches, None)
+        except BaseException:
+            await batches.aclose()
+            raise
+        return CsvExport(
+            filename=export_filename(utcnow()), chunks=csv_chunks(_resumed(first, batches))
+        )
 
     async def get(self, backup_id: int) -> DatabaseBackup:
         """One backup, or 404."""
