@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +52,16 @@ _ORDER: dict[SortKey, tuple[Any, ...]] = {
     SortKey.size_asc: (DatabaseBackup.file_size.asc(), DatabaseBackup.id.asc()),
     SortKey.size_desc: (DatabaseBackup.file_size.desc(), DatabaseBackup.id.desc()),
 }
+
+_SORT_COLUMN: dict[SortKey, Any] = {
+    SortKey.latest: DatabaseBackup.backup_date,
+    SortKey.oldest: DatabaseBackup.backup_date,
+    SortKey.name_asc: DatabaseBackup.filename,
+    SortKey.name_desc: DatabaseBackup.filename,
+    SortKey.size_asc: DatabaseBackup.file_size,
+    SortKey.size_desc: DatabaseBackup.file_size,
+}
+_DESCENDING = frozenset({SortKey.latest, SortKey.name_desc, SortKey.size_desc})
 
 
 # A backup as the list and the statistics read it: every column by attribute name, plus
@@ -112,6 +122,33 @@ class _PageQueries:
 
 # Page queries by (dialect, sort, view, status given, search given): built on first use.
 _PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, str], _PageQueries] = {}
+
+# Rows per keyset batch of a full read (the CSV export): memory stays at one batch.
+EXPORT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class _BatchQueries:
+    """A full read's queries: ``first`` batch, and each ``next`` after the last row seen."""
+
+    first: HotQuery
+    next: HotQuery
+
+
+# Batch queries by (dialect, sort, view, status given, searching): built on first use.
+_BATCH_QUERIES: dict[tuple[str, SortKey, View, bool, str], _BatchQueries] = {}
+
+
+def _after_last_row(sort: SortKey) -> Any:
+    """Rows past ``(after_value, after_id)`` in ``sort``'s order (binds ``after_value`` and
+    ``after_id``). Written as ``col <= v AND (col < v OR id < i)`` rather than as a row-value
+    comparison: the first term is a plain index range on every dialect."""
+    column = _SORT_COLUMN[sort]
+    value = bindparam("after_value", type_=column.type)
+    last_id = bindparam("after_id", type_=DatabaseBackup.id.type)
+    if sort in _DESCENDING:
+        return and_(column <= value, or_(column < value, DatabaseBackup.id < last_id))
+    return and_(column >= value, or_(column > value, DatabaseBackup.id > last_id))
 
 
 def escape_like(text: str) -> str:
@@ -303,6 +340,66 @@ class BackupRepository:
                 counted=page(count.scalar_subquery(), *version),
                 versioned=page(*version),
                 count=HotQuery(count.add_columns(*version)),
+            )
+        return found
+
+    async def iter_batches(
+        self,
+        *,
+        search: str | None,
+        sort: SortKey,
+        status: BackupStatus | None,
+        view: View,
+        batch_size: int = EXPORT_BATCH,
+    ) -> AsyncGenerator[list[BackupRecord], None]:
+        """Every backup matching the list's filters, in the list's order, ``batch_size`` at a
+        time: each batch is one keyset query (``WHERE (key, id)`` past the last row seen), so
+        memory stays at one batch and no connection is held between batches.
+
+        Not a snapshot: a backup created, changed or deleted meanwhile may be in or out; none
+        is read twice, since every batch starts strictly after the last row of the one before.
+        """
+        params: dict[str, Any] = {"limit": batch_size}
+        if status is not None:
+            params["status"] = status.value
+        grams: dict[str, Any] | None = None
+        if search:
+            grams = await self._useful_grams(search)
+            params.update(pattern=f"%{escape_like(search)}%", **(grams or {}))
+        searching = "no" if not search else "scan" if grams is None else "grams"
+        queries = self._batch_queries(
+            sort=sort, view=view, by_status=status is not None, searching=searching
+        )
+        column = _SORT_COLUMN[sort].key
+        rows = await hot_rows(self.session, queries.first, **params)
+        while rows:
+            batch = [_record(row) for row in rows]
+            yield batch
+            if len(rows) < batch_size:
+                return
+            last = batch[-1]
+            params.update(after_value=last[column], after_id=last["id"])
+            rows = await hot_rows(self.session, queries.next, **params)
+
+    def _batch_queries(
+        self, *, sort: SortKey, view: View, by_status: bool, searching: str
+    ) -> _BatchQueries:
+        key = (self._dialect, sort, view, by_status, searching)
+        found = _BATCH_QUERIES.get(key)
+        if found is None:
+            status: Any = bindparam("status") if by_status else None
+            search: Any = bindparam("pattern") if searching != "no" else None
+            only = candidates() if searching == "grams" else None
+            first = self._filtered(
+                _records_select(only=only), search=search, status=status, view=view
+            )
+
+            def batch(stmt: Select[Any]) -> HotQuery:
+                limit = bindparam("limit", type_=Integer)
+                return HotQuery(stmt.order_by(*_ORDER[sort]).limit(limit))
+
+            found = _BATCH_QUERIES[key] = _BatchQueries(
+                first=batch(first), next=batch(first.where(_after_last_row(sort)))
             )
         return found
 

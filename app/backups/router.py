@@ -4,17 +4,17 @@ parse, authorise (via dependencies), call one service method and wrap the result
 from __future__ import annotations
 
 import re
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import StreamingResponse
 
+from app.backups.export import MEDIA_TYPE
 from app.backups.models import BackupStatus, DatabaseBackup, RestoreStatus
+from app.backups.params import SearchQuery, StatusQuery, ViewQuery, search_term, status_value
 from app.backups.repository import BackupRecord
 from app.backups.schemas import (
     DEFAULT_PER_PAGE,
-    MAX_SEARCH_LENGTH,
     BackupEnvelope,
     BackupMessageEnvelope,
     BackupPage,
@@ -30,16 +30,12 @@ from app.backups.schemas import (
     RestoreRequest,
     Statistics,
     StatisticsEnvelope,
-    StatusFilter,
 )
 from app.backups.service import BulkItemResult, SortKey, View
 from app.deps import BackupServiceDep
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
 from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId
-
-# Strings the search may not contain: control characters would only ever be an attack.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 router = APIRouter(prefix="/admin/api/database-backups", tags=["backups"])
 download_router = APIRouter(prefix="/admin/database-backups", tags=["backups"])
@@ -64,30 +60,18 @@ async def list_backups(
     service: BackupServiceDep,
     page: PageNumber = 1,
     per_page: PerPage = DEFAULT_PER_PAGE,
-    search: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_SEARCH_LENGTH,
-            pattern=_PRINTABLE,
-            description=f"Literal text (at most {MAX_SEARCH_LENGTH} characters) found in the "
-            "filename or the unique identifier; % and _ match themselves.",
-        ),
-    ] = None,
+    search: SearchQuery = None,
     sort: SortKey = SortKey.latest,
-    status: Annotated[
-        StatusFilter | None, Query(description="Only backups with this status.")
-    ] = None,
-    view: Annotated[
-        View, Query(description="active: everything but the trash; trash: only the trash.")
-    ] = View.active,
+    status: StatusQuery = None,
+    view: ViewQuery = View.active,
 ) -> BackupPage:
     """List backups: 10 per page by default, newest first."""
     result = await service.list_backups(
         page=page,
         per_page=per_page,
-        search=search.strip() if search and search.strip() else None,
+        search=search_term(search),
         sort=sort,
-        status=BackupStatus(status.value) if status else None,
+        status=status_value(status),
         view=view,
     )
     return BackupPage(
@@ -139,6 +123,44 @@ async def backup_statistics(service: BackupServiceDep) -> StatisticsEnvelope:
             purge_after_days=stats.purge_after_days,
         )
     )
+
+
+@router.get(
+    "/export.csv",
+    operation_id="export_backups_csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every backup the filters match, in the list's order, as CSV "
+            "(RFC 4180, UTF-8, a header row; columns in docs/export.md).",
+            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": 'attachment; filename="dbkeep-backups-YYYYMMDD-HHMMSS.csv"',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **error_responses(*AUTH_ERRORS, 422),
+    },
+)
+async def export_backups_csv(
+    service: BackupServiceDep,
+    search: SearchQuery = None,
+    sort: SortKey = SortKey.latest,
+    status: StatusQuery = None,
+    view: ViewQuery = View.active,
+) -> StreamingResponse:
+    """Export the backup history: every backup the list's filters match, streamed as CSV."""
+    export = await service.export_csv(
+        search=search_term(search), sort=sort, status=status_value(status), view=view
+    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="{export.filename}"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return StreamingResponse(export.chunks, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _bulk(results: list[BulkItemResult], verb: str) -> BulkEnvelope:
@@ -202,6 +224,7 @@ def _method_not_allowed(path: str, allowed: set[str]) -> None:
 
 
 _method_not_allowed("/statistics", {"GET"})
+_method_not_allowed("/export.csv", {"GET"})
 _method_not_allowed("/bulk-delete", {"DELETE"})
 _method_not_allowed("/bulk-trash", {"POST"})
 

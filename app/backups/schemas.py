@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -27,18 +26,8 @@ from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
 
 MAX_ID = 2**63 - 1
 MAX_BULK_IDS = 100
-MAX_SEARCH_LENGTH = 200
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 10
-
-
-class StatusFilter(StrEnum):
-    """The statuses the list can be filtered by (the trash is a ``view``, not a status)."""
-
-    completed = "completed"
-    pending = "pending"
-    in_progress = "in_progress"
-    failed = "failed"
 
 
 class BackupRead(BaseModel):

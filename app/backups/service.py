@@ -11,13 +11,14 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
+from app.backups.export import csv_chunks, export_filename
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
@@ -47,11 +48,21 @@ from app.pipeline.compression import Compression
 from app.queue import JobQueue
 from app.storage.base import BackupStorage, StorageError
 
-__all__ = ["BackupService", "BulkItemResult", "Download", "Page", "SortKey", "Statistics", "View"]
+__all__ = [
+    "BackupService",
+    "BulkItemResult",
+    "CsvExport",
+    "Download",
+    "Page",
+    "SortKey",
+    "Statistics",
+    "View",
+]
 
 FINISHED = (BackupStatus.completed, BackupStatus.failed)
 
 log = structlog.get_logger("dbkeep.backups")
+_T = TypeVar("_T")
 
 
 async def size_check(storage: BackupStorage, backup: DatabaseBackup) -> IntegrityStatus:
@@ -72,7 +83,7 @@ async def started(chunks: AsyncIterator[bytes], *, backup_id: int) -> AsyncItera
     """``chunks`` with its first chunk read already, so that a file that vanished or is damaged
     is a 404 or a 409 before anything is sent, not a response cut off after its headers."""
     try:
-        first = await anext(chunks, b"")
+        first = await anext(chunks, None)
     except FileNotFoundError:
         await _close(chunks)
         raise NotFound(f"The file of backup {backup_id} is gone.") from None
@@ -82,17 +93,18 @@ async def started(chunks: AsyncIterator[bytes], *, backup_id: int) -> AsyncItera
     return _resumed(first, chunks)
 
 
-async def _resumed(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _resumed(first: _T | None, rest: AsyncIterator[_T]) -> AsyncIterator[_T]:
+    """``first`` (already read; None: there was nothing), then the rest of ``rest``."""
     try:
-        if first:
+        if first is not None:
             yield first
-        async for chunk in chunks:
-            yield chunk
+            async for item in rest:
+                yield item
     finally:
-        await _close(chunks)
+        await _close(rest)
 
 
-async def _close(chunks: AsyncIterator[bytes]) -> None:
+async def _close(chunks: AsyncIterator[Any]) -> None:
     close = getattr(chunks, "aclose", None)
     if close is not None:
         await close()
@@ -119,6 +131,12 @@ class Statistics(StatisticsRow):
     # The retention in force, so a client can tell when each backup will be trashed or purged.
     trash_after_days: float
     purge_after_days: float
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    filename: str
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -270,6 +288,27 @@ class BackupService:
             page=page, per_page=per_page, search=search or None, sort=sort, status=status, view=view
         )
         return Page(items=items, total=total, page=page, per_page=per_page)
+
+    async def export_csv(
+        self,
+        *,
+        search: str | None = None,
+        sort: SortKey = SortKey.latest,
+        status: BackupStatus | None = None,
+        view: View = View.active,
+    ) -> CsvExport:
+        """Every backup the list's filters match, in its order, as streamed CSV."""
+        batches = self.backups.iter_batches(search=search, sort=sort, status=status, view=view)
+        # The first batch is read now: a store that is down is a 503 before any header is
+        # sent, not a file cut off after its first line.
+        try:
+            first = await anext(batches, None)
+        except BaseException:
+            await batches.aclose()
+            raise
+        return CsvExport(
+            filename=export_filename(utcnow()), chunks=csv_chunks(_resumed(first, batches))
+        )
 
     async def get(self, backup_id: int) -> DatabaseBackup:
         """One backup, or 404."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from typing import Annotated
 
@@ -11,6 +12,13 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
+from app.backups.filters import (
+    MAX_SEARCH_LENGTH,
+    StatusFilter,
+    search_problem,
+    search_term,
+    status_value,
+)
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
@@ -19,7 +27,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
-from app.backups.repository import BackupRepository
+from app.backups.repository import BackupRepository, SortKey, View
 from app.backups.runner import TransientBackupFailure
 from app.backups.service import BackupService, target_from_settings
 from app.cli import app
@@ -267,6 +275,48 @@ def _no_file_reason(backup: DatabaseBackup) -> str | None:
             return "it was cancelled before one was written"
         return "it failed before one was written"
     return None
+
+
+@app.command("backup:export-csv")
+def export_csv(
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Literal text (at most {MAX_SEARCH_LENGTH} characters) in the filename or the "
+            "unique identifier."
+        ),
+    ] = None,
+    status: Annotated[
+        StatusFilter | None, typer.Option(help="Only backups with this status.")
+    ] = None,
+    view: Annotated[
+        View, typer.Option(help="active: everything but the trash; trash: only the trash.")
+    ] = View.active,
+    sort: Annotated[SortKey, typer.Option(help="The list's order.")] = SortKey.latest,
+) -> None:
+    """Write the backup history as CSV to stdout (the same file as the dashboard's export)."""
+    problem = search_problem(search) if search is not None else None
+    if problem is not None:
+        fail(f"--search: {problem}")
+    settings = load_settings()
+
+    async def main() -> None:
+        async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
+            export = await _service(rt, session, queue=False).export_csv(
+                search=search_term(search), sort=sort, status=status_value(status), view=view
+            )
+            out = sys.stdout.buffer
+            async for chunk in export.chunks:
+                out.write(chunk)
+            out.flush()
+
+    try:
+        run(main())
+    except BrokenPipeError:
+        # `| head`: the reader has all it wanted. Point stdout at /dev/null so the flush at
+        # exit doesn't report the pipe again (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 @app.command("migrate")

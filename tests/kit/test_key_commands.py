@@ -55,12 +55,12 @@ def test_key_generate_prints_a_new_valid_key_each_time(tmp_path: Path) -> None:
     assert not (tmp_path / "var").exists()  # printed, not stored
 
 
-def test_key_rotate_on_the_store_reports_that_nothing_is_encrypted_yet(
+def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
     metadata_url: str, tmp_path: Path
 ) -> None:
     result = dbkeep("key:rotate", env=key_env(metadata_url, tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "No encrypted columns in the metadata store: nothing to re-encrypt.\n"
+    assert result.stdout == "sources.url: 0 re-encrypted, 0 already under the first key\n"
 
 
 def test_key_rotate_with_an_invalid_key_is_one_line_without_the_key(

@@ -3,6 +3,7 @@ import type {
   Backup,
   BulkRequest,
   BulkResult,
+  ExportQuery,
   ListQuery,
   RestoreOperation,
   RestoreRequest,
@@ -43,4 +44,17 @@ export const backupsApi = {
  */
 export function downloadUrl(id: number, raw = false): string {
   return `/admin/database-backups/${id}/download${raw ? '?raw=1' : ''}`
+}
+
+/**
+ * The CSV export of every backup the list's filters match (all pages), for the browser's own
+ * download: it streams, so it never passes through memory here. Empty filters are left out.
+ */
+export function exportCsvUrl(query: ExportQuery): string {
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value))
+  }
+  const search = params.toString()
+  return `${BASE}/export.csv${search ? `?${search}` : ''}`
 }

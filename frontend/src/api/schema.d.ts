@@ -234,6 +234,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/database-backups/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Backups Csv
+         * @description Export the backup history: every backup the list's filters match, streamed as CSV.
+         */
+        get: operations["export_backups_csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/database-backups/statistics": {
         parameters: {
             query?: never;
@@ -2299,6 +2319,86 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "The request body must be JSON (application/json).",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    export_backups_csv: {
+        parameters: {
+            query?: {
+                /** @description Literal text (at most 200 characters) found in the filename or the unique identifier; % and _ match themselves. */
+                search?: string | null;
+                sort?: components["schemas"]["SortKey"];
+                /** @description Only backups with this status. */
+                status?: components["schemas"]["StatusFilter"] | null;
+                /** @description active: everything but the trash; trash: only the trash. */
+                view?: components["schemas"]["View"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every backup the filters match, in the list's order, as CSV (RFC 4180, UTF-8, a header row; columns in docs/export.md). */
+            200: {
+                headers: {
+                    /** @description attachment; filename="dbkeep-backups-YYYYMMDD-HHMMSS.csv" */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
                      *       "success": false
                      *     }
                      */

@@ -28,6 +28,7 @@ export type StatusFilter = Schemas['StatusFilter']
 export type View = Schemas['View']
 
 export type ListQuery = NonNullable<operations['list_backups']['parameters']['query']>
+export type ExportQuery = NonNullable<operations['export_backups_csv']['parameters']['query']>
 
 export type HealthCheck = Schemas['CheckRead']
 export type HealthReport = Schemas['HealthReport']

@@ -87,6 +87,22 @@ describe('BackupsDashboard', () => {
     wrapper.unmount()
   })
 
+  it('exports the filters the list shows, not the page', async () => {
+    const clicked: string[] = []
+    vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push(this.getAttribute('href') ?? '')
+    })
+    const { wrapper } = await mountAt('/admin/database-backups?page=2&sort=oldest&status=completed&search=shop&view=trash')
+    await wrapper.get('[data-testid="export-csv"]').trigger('click')
+    await flushPromises()
+    expect(clicked).toHaveLength(1)
+    const url = new URL(clicked[0]!, 'http://test')
+    expect(url.pathname).toBe('/admin/api/database-backups/export.csv')
+    expect(Object.fromEntries(url.searchParams)).toEqual({ search: 'shop', status: 'completed', sort: 'oldest', view: 'trash' })
+    vi.restoreAllMocks()
+    wrapper.unmount()
+  })
+
   it('switching to the trash clears the selection and shows the trash count', async () => {
     const { wrapper, router } = await mountAt('/admin/database-backups?selected=11')
     expect(wrapper.get('[data-testid="tab-trash"]').text()).toContain('3')

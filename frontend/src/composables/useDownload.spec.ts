@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { backup, jsonResponse } from '@/test/factories'
 
-import { startDownload } from './useDownload'
+import { startDownload, startExport } from './useDownload'
 import { useToasts } from './useToasts'
 
 describe('startDownload', () => {
@@ -45,5 +45,54 @@ describe('startDownload', () => {
     expect(await startDownload(backup({ id: 9 }))).toBeNull()
     expect(clicked).toEqual([])
     expect(messages()).toEqual(['Backup 9 not found.'])
+  })
+})
+
+describe('startExport', () => {
+  const clicked: string[] = []
+  const asked: URL[] = []
+  let answer: Response
+  beforeEach(() => {
+    clicked.length = 0
+    asked.length = 0
+    vi.stubGlobal('fetch', async (input: string) => {
+      asked.push(new URL(input, 'http://test'))
+      return answer
+    })
+    vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push(this.getAttribute('href') ?? '')
+    })
+    const { toasts, dismiss } = useToasts()
+    toasts.value.forEach((t) => dismiss(t.id))
+  })
+  afterEach(() => {
+    vi.restoreAllMocks()
+    vi.unstubAllGlobals()
+  })
+  const messages = () => useToasts().toasts.value.map((t) => t.message)
+  const listed = (total: number) =>
+    jsonResponse({ success: true, data: [], meta: { current_page: 1, per_page: 1, total, last_page: total } })
+
+  it('downloads every page with the filters in force, empty ones left out', async () => {
+    answer = listed(1234)
+    expect(await startExport({ search: 'shop & co', status: 'failed', sort: 'size_desc', view: 'trash' })).toBe(true)
+    expect(clicked).toEqual([
+      '/admin/api/database-backups/export.csv?search=shop+%26+co&status=failed&sort=size_desc&view=trash',
+    ])
+    // The filters were checked on the list first, one row.
+    expect(Object.fromEntries(asked[0]!.searchParams)).toMatchObject({ status: 'failed', per_page: '1', view: 'trash' })
+    expect(messages()).toEqual(['Exporting 1234 backups as CSV.'])
+
+    answer = listed(1)
+    await startExport({ search: undefined, status: undefined, sort: 'latest', view: 'active' })
+    expect(clicked[1]).toBe('/admin/api/database-backups/export.csv?sort=latest&view=active')
+    expect(messages()[1]).toBe('Exporting 1 backup as CSV.')
+  })
+
+  it("says why instead of a download the browser would fail silently", async () => {
+    answer = jsonResponse({ success: false, message: 'Your session has expired; log in again.' }, 401)
+    expect(await startExport({ sort: 'latest', view: 'active' })).toBe(false)
+    expect(clicked).toEqual([])
+    expect(messages()).toEqual(['Your session has expired; log in again.'])
   })
 })

@@ -2,9 +2,9 @@
 // larger than memory), which never shows why a server refused it: so the backup is asked for
 // first (a cheap JSON GET), and a backup that can't be downloaded (gone, not completed, found
 // missing or corrupt by a verification) gets the reason as a notice instead of a silent failure.
-import { backupsApi, downloadUrl } from '@/api/backups'
+import { backupsApi, downloadUrl, exportCsvUrl } from '@/api/backups'
 import { ApiError } from '@/api/http'
-import type { Backup } from '@/api/types'
+import type { Backup, ExportQuery } from '@/api/types'
 import { pushToast } from '@/composables/useToasts'
 import { downloadBlocked } from '@/utils/backup'
 
@@ -39,4 +39,22 @@ export async function startDownload(backup: Backup, raw = false): Promise<Backup
   }
   triggerDownload(downloadUrl(fresh.id, raw))
   return fresh
+}
+
+/**
+ * Downloads the backup history as CSV with the list's filters. The same filters are first asked
+ * of the list (one row): a session that expired or a filter the server refuses then gets its
+ * reason as a notice, which the browser's download would swallow. Resolves to whether it started.
+ */
+export async function startExport(query: ExportQuery): Promise<boolean> {
+  let total: number
+  try {
+    total = (await backupsApi.list({ ...query, page: 1, per_page: 1 })).meta?.total ?? 0
+  } catch (error) {
+    pushToast('error', error instanceof ApiError ? error.message : 'The export could not be started.')
+    return false
+  }
+  triggerDownload(exportCsvUrl(query))
+  pushToast('info', `Exporting ${total} backup${total === 1 ? '' : 's'} as CSV.`)
+  return true
 }
