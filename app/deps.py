@@ -17,6 +17,7 @@ from app.config import Settings
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.http.sessions import request_session
 from app.queue import JobQueue
+from app.sources.service import SourceService
 from app.storage.base import BackupStorage
 
 ADMIN_ONLY = "Only administrators can manage database backups."
@@ -157,3 +158,17 @@ async def get_backup_service(request: Request, principal: CurrentPrincipal) -> B
 
 
 BackupServiceDep = Annotated[BackupService, Depends(get_backup_service)]
+
+
+async def get_source_service(request: Request, principal: CurrentPrincipal) -> SourceService:
+    ensure_admin(principal)
+    state = request.app.state
+    return SourceService(
+        request_session(request),
+        settings=state.settings,
+        engines=state.engines,
+        actor=principal.actor(client_ip(request)),
+    )
+
+
+SourceServiceDep = Annotated[SourceService, Depends(get_source_service)]

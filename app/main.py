@@ -17,9 +17,10 @@ from app.auth.service import AuthService
 from app.backups.router import download_router
 from app.backups.router import router as backups_router
 from app.backups.totals import keep_totals_for
+from app.bootstrap import sync_sources
 from app.config import Settings, get_settings
 from app.db import Database
-from app.engines import get_engine
+from app.engines.registry import EngineRegistry
 from app.http.docs import build_docs_router
 from app.http.handlers import install_error_handlers
 from app.http.middleware import (
@@ -36,6 +37,8 @@ from app.jobs.observability import install as install_worker_observability
 from app.jobs.queue import ArqJobQueue
 from app.jobs.worker import embedded_worker, embedded_worker_requested
 from app.keys import configure_encryption
+from app.sources.models import SourceEngine
+from app.sources.router import router as sources_router
 from app.storage import get_storage
 from app.system.health import default_registry
 from app.system.metrics import Metrics
@@ -46,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 OPENAPI_TAGS = [
     {"name": "backups", "description": "The original module's backup API (admins only)."},
+    {"name": "sources", "description": "The databases dbkeep backs up (admins only)."},
     {"name": "auth", "description": "Session login for the dashboard; API tokens via the CLI."},
     {"name": "audit", "description": "Who did what, when, and from where (admins only)."},
     {"name": "system", "description": "Health and Prometheus metrics (no login)."},
@@ -68,11 +72,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep_totals_for(database)
         app.state.database = database
         app.state.storage = get_storage(settings)
-        app.state.engine = get_engine(settings)
+        app.state.engines = EngineRegistry(settings)
+        app.state.engine = app.state.engines.get(SourceEngine.mysql)
         queue = ArqJobQueue.from_settings(settings)
         stack.push_async_callback(queue.close)
         app.state.queue = queue
         await _ensure_first_admin(database, settings)
+        await sync_sources(database, settings)
         await stack.enter_async_context(_embedded_worker(settings))
         yield
 
@@ -129,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(backups_router)
     app.include_router(download_router)
+    app.include_router(sources_router)
     app.include_router(audit_router)
     app.include_router(system_router)
     app.include_router(build_docs_router(app))

@@ -20,7 +20,7 @@ from app.audit.service import Actor
 from app.backups.models import BackupStatus, BackupTrigger
 from app.backups.service import BackupService
 from app.config import get_settings
-from app.runtime import open_runtime
+from app.bootstrap import open_bootstrap
 
 
 def _status_kib(field: str) -> int:
@@ -33,7 +33,7 @@ def _status_kib(field: str) -> int:
 
 async def main() -> dict[str, object]:
     settings = get_settings()
-    async with open_runtime(settings) as rt:
+    async with open_bootstrap(settings) as rt:
         async with rt.database.sessionmaker() as session:
             service = BackupService(
                 session,

@@ -20,6 +20,8 @@ from app.migrate import upgrade_head
 from app.models import Base
 from tests import support
 
+TEST_ENCRYPTION_KEY = "uXwFqJ6e5m8M3cK0Wn1m3gQ1mWbq3xjE0t8d5mN1c2Y="  # a Fernet key, tests only
+
 
 @pytest.fixture(scope="session")
 def mariadb_password() -> str:
@@ -95,5 +97,7 @@ def settings(
         backup_dir=tmp_path / "backups",
         var_dir=tmp_path / "var",
         secret_key="test-secret-key-" + "x" * 32,
+        # One key for the test and every process it starts (CLI, workers), as in production.
+        encryption_key=TEST_ENCRYPTION_KEY,
         schedule_enabled=False,
     )

@@ -24,6 +24,9 @@ def cli_env(settings: Settings, **overrides: str) -> dict[str, str]:
         DBKEEP_TARGET_URL=settings.target_url.get_secret_value(),
         DBKEEP_BACKUP_DIR=str(settings.backup_dir),
         DBKEEP_VAR_DIR=str(settings.var_dir),
+        DBKEEP_ENCRYPTION_KEY=settings.encryption_key.get_secret_value()
+        if settings.encryption_key
+        else "",
         DBKEEP_REDIS_URL=settings.redis_url,
         DBKEEP_QUEUE_NAME=settings.queue_name,
         DBKEEP_LOG_FORMAT="json",

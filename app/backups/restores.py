@@ -69,6 +69,9 @@ from app.errors import AppError, Conflict, NotFound
 from app.pipeline.checksum import verified
 from app.pipeline.compression import Compression
 from app.pipeline.tee import tee
+from app.sources.models import Source
+from app.sources.repository import SourceRepository
+from app.sources.service import stored_source_target
 from app.storage.base import BackupStorage, StorageError
 
 log = structlog.get_logger("dbkeep.restore")
@@ -94,6 +97,7 @@ class RestoreJob:
 
     restore_id: int
     target_database: str | None
+    target: TargetSpec | None  # None: no usable target (the run fails saying why)
 
 
 class RestoreRunner:
@@ -122,7 +126,7 @@ class RestoreRunner:
     def from_runtime(
         cls, runtime: Any, *, on_phase: Callable[[RestorePhase, int | None], None] | None = None
     ) -> RestoreRunner:
-        """A runner over an ``app.runtime.Runtime``'s store, storage and engine."""
+        """A runner over an ``app.bootstrap.Bootstrap``'s store, storage and engine."""
         return cls(
             database=runtime.database,
             settings=runtime.settings,
@@ -141,7 +145,11 @@ class RestoreRunner:
             return NothingToRun("gone")
         if operation.status not in (RestoreStatus.pending, RestoreStatus.in_progress):
             return NothingToRun(f"nothing to do: {operation.status.value}")
-        return RestoreJob(restore_id=restore_id, target_database=operation.target_database)
+        return RestoreJob(
+            restore_id=restore_id,
+            target_database=operation.target_database,
+            target=await self._target_or_none(operation),
+        )
 
     async def refuse_beside(self, restore_id: int, *, running: str) -> bool:
         """Fail a ``pending`` restore because another restore of its database (``running``) got
@@ -176,7 +184,7 @@ class RestoreRunner:
         heartbeat = asyncio.create_task(self._keep_heartbeat(restore_id, progress))
         cancel_asked = asyncio.create_task(self._wait_for_cancel(restore_id))
         try:
-            target = self._target_for(operation)
+            target = await self._target_for(operation)
             if operation.attempts > MAX_RESTORE_ATTEMPTS:
                 return await self._roll_back(
                     operation,
@@ -279,8 +287,27 @@ class RestoreRunner:
             raise NotFound(f"Restore {restore_id} was not found.")
         return operation
 
-    def _target_for(self, operation: RestoreOperation) -> TargetSpec:
-        return target_for(self.settings, operation.target_database)
+    async def _target_for(self, operation: RestoreOperation) -> TargetSpec:
+        """Where the restore loads: the database it names on its backup's source (or, for a
+        backup from before sources, DBKEEP_TARGET_URL's server)."""
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(operation.backup_id)
+            if backup is None or backup.source_id is None:
+                return target_for(self.settings, operation.target_database)
+            return await stored_source_target(session, backup.source_id, operation.target_database)
+
+    async def _source_of(self, operation: RestoreOperation) -> Source | None:
+        async with self.database.sessionmaker() as session:
+            backup = await BackupRepository(session).get(operation.backup_id)
+            if backup is None or backup.source_id is None:
+                return None
+            return await SourceRepository(session).get(backup.source_id)
+
+    async def _target_or_none(self, operation: RestoreOperation) -> TargetSpec | None:
+        try:
+            return await self._target_for(operation)
+        except AppError:
+            return None
 
     async def _update(self, restore_id: int, values: dict[str, Any]) -> bool:
         async with self.database.sessionmaker() as session:
@@ -405,9 +432,10 @@ class RestoreRunner:
     async def _new_safety_backup(self, operation: RestoreOperation) -> int:
         backup = new_backup_row(
             self.settings,
-            database=self._target_for(operation).database,
+            database=(await self._target_for(operation)).database,
             trigger=BackupTrigger.pre_restore,
             created_by=operation.requested_by,
+            source=await self._source_of(operation),
         )
         async with self.database.sessionmaker() as session:
             BackupRepository(session).add(backup)

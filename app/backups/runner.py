@@ -34,6 +34,7 @@ from app.engines.base import (
 from app.errors import AppError, Conflict, NotFound
 from app.pipeline.checksum import sha256_of
 from app.pipeline.compression import Compression
+from app.sources.service import stored_source_target
 from app.storage.base import BackupStorage, StorageError, StorageWriter
 
 log = structlog.get_logger("dbkeep.runner")
@@ -91,6 +92,7 @@ class BackupJob:
 
     backup_id: int
     target_database: str | None
+    target: TargetSpec | None  # None: no usable target (the run fails saying why)
     attempt: int
     max_attempts: int
 
@@ -123,6 +125,7 @@ class BackupRunner:
         return BackupJob(
             backup_id=backup_id,
             target_database=row.target_database,
+            target=await self._target_or_none(row),
             attempt=row.attempts + 1,
             max_attempts=self.settings.transient_retries + 1,
         )
@@ -151,7 +154,7 @@ class BackupRunner:
         started = time.monotonic()
         writer: StorageWriter | None = None
         try:
-            target = self._target_for(backup)
+            target = await self._target_for(backup)
             await self.storage.check_writable()
             estimate = await self._record_estimate(backup_id, target)
             if estimate is not None and on_estimate is not None:
@@ -233,8 +236,20 @@ class BackupRunner:
             raise NotFound(f"Backup {backup_id} was not found.")
         return backup
 
-    def _target_for(self, backup: DatabaseBackup) -> TargetSpec:
-        return target_for(self.settings, backup.target_database)
+    async def _target_for(self, backup: DatabaseBackup) -> TargetSpec:
+        """The server and database the row backs up: its source's (or, for a row from
+        before sources, DBKEEP_TARGET_URL's)."""
+        if backup.source_id is None:
+            return target_for(self.settings, backup.target_database)
+        async with self.database.sessionmaker() as session:
+            return await stored_source_target(session, backup.source_id, backup.target_database)
+
+    async def _target_or_none(self, backup: DatabaseBackup) -> TargetSpec | None:
+        """``_target_for``, or None when there is none (``run_backup`` says why)."""
+        try:
+            return await self._target_for(backup)
+        except AppError:
+            return None
 
     async def _record_estimate(self, backup_id: int, target: TargetSpec) -> int | None:
         try:

@@ -46,6 +46,9 @@ from app.pipeline.checksum import verified
 from app.pipeline.codecs import CorruptStream, decompress_stream
 from app.pipeline.compression import Compression
 from app.queue import JobQueue
+from app.sources.models import DEFAULT_SOURCE, Source
+from app.sources.repository import SourceRepository
+from app.sources.service import target_of
 from app.storage.base import BackupStorage, StorageError
 
 __all__ = [
@@ -183,13 +186,18 @@ def new_backup_row(
     trigger: BackupTrigger,
     created_by: int | None,
     schedule_slot: str | None = None,
+    source: Source | None = None,
 ) -> DatabaseBackup:
-    """A ``pending`` backup row of ``database`` with a server-made name and storage key."""
+    """A ``pending`` backup row of ``database`` with a server-made name and storage key; the
+    name starts with the source's unless it is the ``default`` one (as part 1 named them)."""
     now = utcnow()
     uid = secrets.token_hex(16)
     compression = settings.compression
+    named = database
+    if source is not None and source.name != DEFAULT_SOURCE:
+        named = f"{source.name}_{database}"
     filename = backup_filename(
-        database=database, taken_at=now, unique_identifier=uid, compression=compression
+        database=named, taken_at=now, unique_identifier=uid, compression=compression
     )
     return DatabaseBackup(
         filename=filename,
@@ -202,6 +210,7 @@ def new_backup_row(
         compression=compression.value,
         trigger=trigger,
         target_database=database,
+        source_id=source.id if source is not None else None,
         schedule_slot=schedule_slot,
         bytes_processed=0,
         attempts=0,
@@ -341,9 +350,14 @@ class BackupService:
         trigger: BackupTrigger = BackupTrigger.manual,
         schedule_slot: str | None = None,
         enqueue: bool = True,
+        source: Source | None = None,
+        database: str | None = None,
     ) -> DatabaseBackup:
-        """Record a pending backup of the target and queue it (unless ``enqueue`` is False)."""
-        target = target_from_settings(self.settings)
+        """Record a pending backup of ``database`` on ``source`` (default: the ``default``
+        source's database) and queue it (unless ``enqueue`` is False)."""
+        if source is None:
+            source = await SourceRepository(self.session).default()
+        target = target_of(source, database) if source else target_from_settings(self.settings)
         await self._refuse_while_restoring(target.database)
         backup = new_backup_row(
             self.settings,
@@ -351,6 +365,7 @@ class BackupService:
             trigger=trigger,
             created_by=self.actor.user_id,
             schedule_slot=schedule_slot,
+            source=source,
         )
         self.backups.add(backup)
         await self._flush_claiming(target.database, restore=False)
@@ -360,7 +375,7 @@ class BackupService:
             action="backup.create",
             target_type="backup",
             target_id=backup.id,
-            details={"trigger": trigger.value},
+            details={"trigger": trigger.value, "source": source.name if source else None},
         )
         await self.session.commit()
         if enqueue:
@@ -669,6 +684,19 @@ class BackupService:
         ]
         await self.session.commit()
         return results
+
+    async def delete_all_or_none(self, ids: list[int]) -> int:
+        """Delete every one of ``ids`` (rows, then files), or none: the first that can't be
+        deleted (running, being restored) is a 409 and nothing is changed."""
+        keys = [await self._delete_row(backup_id) for backup_id in ids]
+        await self.session.commit()
+        for key in keys:
+            await self.storage.delete(key)
+        return len(keys)
+
+    async def create_for_source(self, source: Source, databases: list[str]) -> list[DatabaseBackup]:
+        """Queue one backup per database of ``source`` (a manual run of the source)."""
+        return [await self.create(source=source, database=name) for name in databases]
 
     async def bulk_delete(self, ids: list[int]) -> list[BulkItemResult]:
         """Delete each backup that can be deleted; report every id."""

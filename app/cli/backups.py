@@ -30,13 +30,13 @@ from app.backups.models import (
 from app.backups.repository import BackupRepository, SortKey, View
 from app.backups.runner import TransientBackupFailure
 from app.backups.service import BackupService, target_from_settings
+from app.bootstrap import Bootstrap, open_bootstrap
 from app.cli import app
 from app.cli.common import fail, load_settings, migrate_or_fail, run
 from app.cli.progress import ProgressReporter, format_size
 from app.config import Settings
 from app.errors import AppError
 from app.queue import JobQueue
-from app.runtime import Runtime, open_runtime
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -49,7 +49,7 @@ def _queue(settings: Settings) -> JobQueue:
     return ArqJobQueue.from_settings(settings)
 
 
-def _service(rt: Runtime, session: AsyncSession, *, queue: bool) -> BackupService:
+def _service(rt: Bootstrap, session: AsyncSession, *, queue: bool) -> BackupService:
     """The backup service as the CLI uses it: acting as "cli", queueing only with --queue."""
     return BackupService(
         session,
@@ -70,7 +70,7 @@ def backup_database(
     settings = load_settings()
 
     async def main() -> DatabaseBackup:
-        async with open_runtime(settings) as rt:
+        async with open_bootstrap(settings) as rt:
             async with rt.database.sessionmaker() as session:
                 service = _service(rt, session, queue=queue)
                 backup = await service.create(trigger=BackupTrigger.cli, enqueue=queue)
@@ -91,7 +91,7 @@ def backup_database(
     )
 
 
-async def _run_with_retries(rt: Runtime, backup: DatabaseBackup) -> DatabaseBackup:
+async def _run_with_retries(rt: Bootstrap, backup: DatabaseBackup) -> DatabaseBackup:
     runner = rt.backup_runner()
     attempts = rt.settings.transient_retries + 1
     with ProgressReporter(f"Backing up {backup.target_database}", backup.estimated_bytes) as bar:
@@ -114,7 +114,7 @@ async def _run_with_retries(rt: Runtime, backup: DatabaseBackup) -> DatabaseBack
 
 
 async def _retention(settings: Settings, *, purge: bool) -> list[int]:
-    async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
+    async with open_bootstrap(settings) as rt, rt.database.sessionmaker() as session:
         service = _service(rt, session, queue=False)
         return await (service.cleanup_trash() if purge else service.auto_trash())
 
@@ -181,7 +181,7 @@ def restore(
             raise typer.Exit(1)
 
     async def main() -> tuple[int, RestoreStatus, str | None]:
-        async with open_runtime(settings) as rt:
+        async with open_bootstrap(settings) as rt:
             async with rt.database.sessionmaker() as session:
                 service = _service(rt, session, queue=queue)
                 operation = await service.request_restore(
@@ -203,7 +203,7 @@ def restore(
     typer.echo(f"Restore {restore_id} of backup {backup_id} completed.")
 
 
-async def _run_restore(rt: Runtime, operation: RestoreOperation) -> RestoreOperation:
+async def _run_restore(rt: Bootstrap, operation: RestoreOperation) -> RestoreOperation:
     """Run the restore here, its phase and bytes of the phase's total on the progress bar."""
     from app.backups.restores import RestoreRunner
 
@@ -229,7 +229,7 @@ def _phase_label(phase: RestorePhase) -> str:
     return PHASE_LABELS.get(phase, phase.value)
 
 
-async def _watch_restore(rt: Runtime, restore_id: int, bar: ProgressReporter) -> None:
+async def _watch_restore(rt: Bootstrap, restore_id: int, bar: ProgressReporter) -> None:
     """Follow the restore's bytes in its row (written at each heartbeat); the phases come from
     the runner as they are entered, so a row read just before a phase began is not shown."""
     from app.backups.repository import RestoreRepository
@@ -249,7 +249,7 @@ def verify(backup_id: Annotated[int, typer.Argument(min=1)]) -> None:
     settings = load_settings()
 
     async def main() -> str:
-        async with open_runtime(settings) as rt:
+        async with open_bootstrap(settings) as rt:
             async with rt.database.sessionmaker() as session:
                 row = await BackupRepository(session).get(backup_id)
             reason = _no_file_reason(row) if row is not None else None
@@ -301,7 +301,7 @@ def export_csv(
     settings = load_settings()
 
     async def main() -> None:
-        async with open_runtime(settings) as rt, rt.database.sessionmaker() as session:
+        async with open_bootstrap(settings) as rt, rt.database.sessionmaker() as session:
             export = await _service(rt, session, queue=False).export_csv(
                 search=search_term(search), sort=sort, status=status_value(status), view=view
             )

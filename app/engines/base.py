@@ -60,13 +60,14 @@ class TargetSpec:
     socket: str | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> TargetSpec:
-        """Parse ``mysql://user:pass@host:3306/db`` (``?socket=/path`` for a Unix socket)."""
+    def from_url(cls, url: str, *, database: str | None = None) -> TargetSpec:
+        """Parse ``mysql://user:pass@host:3306/db`` (``?socket=/path`` for a Unix socket);
+        ``database`` names the database when the URL names none (a server-wide source)."""
         parts = urlsplit(url)
         scheme = parts.scheme.split("+", 1)[0]
         if scheme not in {"mysql", "mariadb"}:
             raise ValueError(f"unsupported target scheme {scheme!r}: use mysql:// or mariadb://")
-        database = unquote(parts.path.lstrip("/"))
+        database = database or unquote(parts.path.lstrip("/"))
         if not database:
             raise ValueError("the target URL must name a database, e.g. mysql://user@host/shop")
         socket = parse_qs(parts.query).get("socket", [None])[0]
@@ -161,6 +162,19 @@ class SchemaState:
 
 
 @dataclass(frozen=True)
+class ConnectionReport:
+    """What a connection test found: the server, what the account may do, the databases."""
+
+    ok: bool
+    message: str  # "ok", or what is wrong and how to fix it (never a password)
+    server_version: str | None = None
+    databases: tuple[str, ...] = ()  # the non-system databases the account sees
+    # Privileges a dump needs and the account lacks on the database(s) tested.
+    missing_privileges: tuple[str, ...] = ()
+    required_privileges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ToolStatus:
     ok: bool
     dump_tool: str | None
@@ -180,6 +194,14 @@ class DatabaseEngine(Protocol):
 
     async def estimate_size(self, target: TargetSpec) -> int | None:
         """Roughly how many bytes a dump of ``target`` will be, from the server's statistics."""
+        ...
+
+    async def list_databases(self, target: TargetSpec) -> list[str]:
+        """The databases on ``target``'s server, system databases left out. ``EngineError``."""
+        ...
+
+    async def check_connection(self, target: TargetSpec) -> ConnectionReport:
+        """Connect; report the server version, missing dump privileges, the databases."""
         ...
 
     def open_dump(self, target: TargetSpec) -> AbstractAsyncContextManager[RunningDump]:

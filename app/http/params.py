@@ -54,6 +54,11 @@ RestoreId = Annotated[
     Path(ge=1, le=MAX_ID, description="The restore operation's id.", examples=[3]),
     BeforeValidator(whole_number),
 ]
+SourceId = Annotated[
+    int,
+    Path(ge=1, le=MAX_ID, description="The source's id.", examples=[1]),
+    BeforeValidator(whole_number),
+]
 PageNumber = Annotated[
     int,
     Query(ge=1, le=MAX_PAGE, description="The page, from 1."),

@@ -22,6 +22,7 @@ from app.audit.service import Actor
 from app.backups.restores import RestoreRunner
 from app.backups.runner import NothingToRun, TransientBackupFailure
 from app.backups.service import BackupService, target_from_settings
+from app.bootstrap import Bootstrap
 from app.config import Settings
 from app.db import utcnow
 from app.engines.base import TargetSpec
@@ -29,7 +30,6 @@ from app.errors import Conflict, ServiceUnavailable
 from app.jobs.locks import LockBusy, LockLost, TargetLock
 from app.jobs.queue import ArqJobQueue
 from app.jobs.schedule import schedule_slot, schedule_timezone, slot_start
-from app.runtime import Runtime
 
 log = structlog.get_logger("dbkeep.jobs")
 
@@ -45,7 +45,7 @@ class WorkerState:
     """What every job of one worker shares; built in ``on_startup``, kept in ``ctx["state"]``."""
 
     settings: Settings
-    runtime: Runtime
+    runtime: Bootstrap
     redis: ArqRedis
     queue: ArqJobQueue
     reconcile_task: asyncio.Task[None] | None = None
@@ -90,7 +90,7 @@ async def run_backup(ctx: dict[str, Any], backup_id: int) -> str:
     job = await runner.backup_job(backup_id)
     if isinstance(job, NothingToRun):
         return job.reason
-    target = _target(state.settings, job.target_database)
+    target = job.target
     try:
         if target is None:
             done = await runner.run_backup(
@@ -118,7 +118,7 @@ async def run_restore(ctx: dict[str, Any], restore_id: int) -> str:
     job = await runner.restore_job(restore_id)
     if isinstance(job, NothingToRun):
         return job.reason
-    target = _target(state.settings, job.target_database)
+    target = job.target
     try:
         if target is None:
             done = await runner.run_restore(restore_id)

@@ -25,12 +25,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.bootstrap import open_bootstrap
 from app.config import Settings, get_settings
 from app.jobs import tasks
 from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
-from app.runtime import open_runtime
 
 log = structlog.get_logger("dbkeep.worker")
 
@@ -110,7 +110,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     stack = AsyncExitStack()
     ctx["exit_stack"] = stack
-    runtime = await stack.enter_async_context(open_runtime(settings))
+    runtime = await stack.enter_async_context(open_bootstrap(settings))
     queue = ArqJobQueue(ctx["redis"], queue_name=settings.queue_name)
     reconciler = Reconciler(
         database=runtime.database,

@@ -10,10 +10,10 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from app.bootstrap import open_bootstrap
 from app.config import Settings
 from app.kit.encryption import install_key_ring, installed_key_ring
 from app.kit.keyring import generate_key
-from app.runtime import open_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ async def test_the_api_starts_with_the_dev_key_generated_and_installed(
 async def test_a_runtime_installs_the_configured_keys(settings: Settings) -> None:
     new, old = generate_key(), generate_key()
     configured = settings.model_copy(update={"encryption_key": SecretStr(f"{new},{old}")})
-    async with open_runtime(configured):
+    async with open_bootstrap(configured):
         ring = installed_key_ring()
         assert ring.decrypt(Fernet(old).encrypt(b"old").decode()) == "old"
         assert Fernet(new).decrypt(ring.encrypt("x").encode()) == b"x"

@@ -144,6 +144,9 @@ class WorkerFactory:
             "backup_dir": str(self.settings.backup_dir),
             "var_dir": str(self.settings.var_dir),
             "secret_key": "test-secret-key-" + "x" * 32,
+            "encryption_key": self.settings.encryption_key.get_secret_value()
+            if self.settings.encryption_key
+            else "",
             "schedule_enabled": "false",
             "heartbeat_timeout_seconds": self.settings.heartbeat_timeout_seconds,
             "reconcile_every_seconds": self.settings.reconcile_every_seconds,

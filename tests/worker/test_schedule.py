@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.backups.models import BackupStatus, BackupTrigger, DatabaseBackup
+from app.bootstrap import open_bootstrap
 from app.config import Settings
 from app.db import Database
 from app.jobs import tasks
@@ -23,7 +24,6 @@ from app.jobs.schedule import (
     schedule_slot,
     schedule_timezone,
 )
-from app.runtime import open_runtime
 from tests.worker.conftest import WorkerFactory, seed, wait_for
 
 UTC_TZ = ZoneInfo("UTC")
@@ -158,7 +158,7 @@ async def schedule_state(
     worker_settings: Settings, queue: ArqJobQueue, database: Database
 ) -> AsyncIterator[Callable[..., tasks.WorkerState]]:
     """A worker's state with the schedule on, backups at 00:00 UTC, catch-up within 6 hours."""
-    async with open_runtime(worker_settings) as runtime:
+    async with open_bootstrap(worker_settings) as runtime:
 
         def make(**changes: Any) -> tasks.WorkerState:
             settings = worker_settings.model_copy(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app.engines.base import (
+    ConnectionReport,
     DatabaseOptions,
     DbObject,
     DumpVerdict,
@@ -75,6 +76,16 @@ DUMP_OPTIONS = (
     "--skip-add-locks",
     "--default-character-set=utf8mb4",
     "--max-allowed-packet=1G",
+)
+# What mariadb-dump with DUMP_OPTIONS reads: rows, views' definitions, triggers, events (the
+# routines come with SELECT on MariaDB).
+DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
+# Never part of a server-wide ("*") source.
+SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
+# The connected account's rows in information_schema's privilege tables (GRANTEE is quoted).
+_MINE = (
+    "WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')"
 )
 CLIENT_OPTIONS = ("--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch")
 _ADMIN_TIME_LIMIT = 120.0
@@ -550,6 +561,56 @@ class MySQLEngine:
         with contextlib.suppress(ValueError):
             return int(out.strip().splitlines()[-1])
         return None
+
+    async def list_databases(self, target: TargetSpec) -> list[str]:
+        """Every database on the server but the system ones, sorted."""
+        out = await self._admin_sql(
+            target,
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME;\n",
+            extra=("--skip-column-names",),
+        )
+        names = (unescape_batch(line) for line in out.splitlines() if line)
+        return [name for name in names if name.casefold() not in SYSTEM_DATABASES]
+
+    async def check_connection(self, target: TargetSpec) -> ConnectionReport:
+        """Connect as the source's account; what the server is, which of the privileges a
+        dump needs it lacks on ``target.database``, and which databases it sees."""
+        name = validate_database_name(target.database)  # no quote can appear in a valid name
+        sql = (  # built from a validated name only
+            "SELECT '=version', VERSION();\n"  # noqa: S608
+            f"SELECT '=priv', PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES {_MINE};\n"
+            "SELECT '=priv', PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
+            f"{_MINE} AND '{name}' LIKE TABLE_SCHEMA;\n"
+        )
+        try:
+            out = await self._admin_sql(target, sql, extra=("--skip-column-names",))
+            databases = await self.list_databases(target)
+        except EngineError as exc:
+            return ConnectionReport(ok=False, message=exc.message)
+        version = None
+        granted: set[str] = set()
+        for line in out.splitlines():
+            tag, _, value = line.partition("\t")
+            if tag == "=version":
+                version = value.strip()
+            elif tag == "=priv":
+                granted.add(value.strip().upper())
+        missing = tuple(p for p in DUMP_PRIVILEGES if p not in granted)
+        message = "ok"
+        if missing:
+            message = (
+                f"the account lacks {', '.join(missing)} on {target.database}; a dump needs "
+                f"{', '.join(DUMP_PRIVILEGES)} (GRANT {', '.join(missing)} ON "
+                f"`{target.database}`.* TO the account)"
+            )
+        return ConnectionReport(
+            ok=not missing,
+            message=message,
+            server_version=version,
+            databases=tuple(databases),
+            missing_privileges=missing,
+            required_privileges=DUMP_PRIVILEGES,
+        )
 
 
 class _MySQLDump:

@@ -1,0 +1,38 @@
+"""Engines by the name a source row carries (``sources.engine``), built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.engines import EngineSettings, mysql_engine
+from app.engines.base import DatabaseEngine
+
+# engine name -> how to build it from the process's settings. PostgreSQL and SQLite come next
+# (issue 13); a source naming them is refused until they are here.
+FACTORIES: dict[str, Callable[[EngineSettings], DatabaseEngine]] = {"mysql": mysql_engine}
+
+
+class UnknownEngine(LookupError):
+    def __init__(self, name: str) -> None:
+        available = ", ".join(sorted(FACTORIES))
+        super().__init__(f"the {name!r} engine is not available (available: {available})")
+        self.name = name
+
+
+class EngineRegistry:
+    def __init__(self, settings: EngineSettings) -> None:
+        self._settings = settings
+        self._built: dict[str, DatabaseEngine] = {}
+
+    def get(self, name: str) -> DatabaseEngine:
+        engine = self._built.get(name)
+        if engine is None:
+            factory = FACTORIES.get(name)
+            if factory is None:
+                raise UnknownEngine(name)
+            engine = self._built[name] = factory(self._settings)
+        return engine
+
+    @staticmethod
+    def available(name: str) -> bool:
+        return name in FACTORIES

@@ -1,0 +1,170 @@
+"""The sources API (contract part 2, admins only): list, create, read, change, delete, test the
+connection, back up now. Routes parse, call one service method and wrap the result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BeforeValidator
+
+from app.backups.router import AUTH_ERRORS, _read
+from app.backups.schemas import BackupRead
+from app.deps import BackupServiceDep, SourceServiceDep
+from app.http.envelope import DataEnvelope, error_responses
+from app.http.params import SourceId, flag
+from app.sources.schemas import (
+    ConnectionTest,
+    ConnectionTestEnvelope,
+    SourceBackupRequest,
+    SourceCreate,
+    SourceEnvelope,
+    SourceListEnvelope,
+    SourceRead,
+    SourceUpdate,
+)
+from app.sources.service import SourceView
+
+router = APIRouter(prefix="/admin/api/sources", tags=["sources"])
+
+
+class BackupListEnvelope(DataEnvelope[list[BackupRead]]):
+    pass
+
+
+def _source(view: SourceView) -> SourceRead:
+    return SourceRead.model_validate(view, from_attributes=True)
+
+
+@router.get(
+    "",
+    operation_id="list_sources",
+    response_model=SourceListEnvelope,
+    responses=error_responses(*AUTH_ERRORS),
+)
+async def list_sources(sources: SourceServiceDep) -> SourceListEnvelope:
+    """Every source, by name, with its next scheduled run and its newest backup."""
+    return SourceListEnvelope(data=[_source(view) for view in await sources.overview()])
+
+
+@router.post(
+    "",
+    operation_id="create_source",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SourceEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 409, 422),
+)
+async def create_source(body: SourceCreate, sources: SourceServiceDep) -> SourceEnvelope:
+    """Add a source. Its URL is stored encrypted and answered with the password as ``***``."""
+    source = await sources.create(body)
+    return SourceEnvelope(data=_source(await sources.view(source)), message="Source added.")
+
+
+@router.get(
+    "/{source_id}",
+    operation_id="get_source",
+    response_model=SourceEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 422),
+)
+async def get_source(source_id: SourceId, sources: SourceServiceDep) -> SourceEnvelope:
+    """One source (its URL with the password as ``***``)."""
+    return SourceEnvelope(data=_source(await sources.view(await sources.get(source_id))))
+
+
+@router.patch(
+    "/{source_id}",
+    operation_id="update_source",
+    response_model=SourceEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def update_source(
+    source_id: SourceId, body: SourceUpdate, sources: SourceServiceDep
+) -> SourceEnvelope:
+    """Change the fields sent. The ``default`` source's URL and databases follow
+    DBKEEP_TARGET_URL (409)."""
+    source = await sources.update(source_id, body)
+    return SourceEnvelope(data=_source(await sources.view(source)), message="Source saved.")
+
+
+@router.delete(
+    "/{source_id}",
+    operation_id="delete_source",
+    response_model=DataEnvelope[dict[str, int]],
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def delete_source(
+    source_id: SourceId,
+    sources: SourceServiceDep,
+    backups: BackupServiceDep,
+    delete_backups: Annotated[
+        bool,
+        Query(
+            description="Also delete its backups and their files: true/false or 1/0 "
+            "(default: keep them, without a source).",
+        ),
+        BeforeValidator(flag),
+    ] = False,
+) -> DataEnvelope[dict[str, int]]:
+    """Delete a source (409 while one of its backups is pending or running). With
+    ``delete_backups``, every one of its backups goes too, or (if one can't) nothing does."""
+    source = await sources.deletable(source_id)
+    deleted: int | None = None
+    if delete_backups:
+        deleted = await backups.delete_all_or_none(await sources.backup_ids(source))
+    await sources.delete(source, backups_deleted=deleted)
+    if deleted is None:
+        return DataEnvelope(
+            data={"deleted_backups": 0}, message="Source deleted; its backups were kept."
+        )
+    return DataEnvelope(
+        data={"deleted_backups": deleted},
+        message=f"Source deleted with its {deleted} backup(s).",
+    )
+
+
+@router.post(
+    "/{source_id}/test",
+    operation_id="test_source",
+    response_model=ConnectionTestEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def test_source(source_id: SourceId, sources: SourceServiceDep) -> ConnectionTestEnvelope:
+    """Connect as the source's account: server version, the privileges a dump needs that it
+    lacks, the databases found, and the dump tools installed here. ``ok`` false says why."""
+    report, tools = await sources.test(source_id)
+    return ConnectionTestEnvelope(
+        data=ConnectionTest(
+            ok=report.ok and tools.ok,
+            message=report.message if not report.ok or tools.ok else tools.message,
+            server_version=report.server_version,
+            databases=list(report.databases),
+            required_privileges=list(report.required_privileges),
+            missing_privileges=list(report.missing_privileges),
+            dump_tool=tools.dump_tool,
+            dump_tool_version=tools.dump_version,
+            client_tool=tools.client_tool,
+            client_tool_version=tools.client_version,
+        )
+    )
+
+
+@router.post(
+    "/{source_id}/backups",
+    operation_id="back_up_source",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BackupListEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422, 503),
+)
+async def back_up_source(
+    source_id: SourceId,
+    sources: SourceServiceDep,
+    backups: BackupServiceDep,
+    body: SourceBackupRequest | None = None,
+) -> BackupListEnvelope:
+    """Back up now: one backup of ``database``, or one per database of the source."""
+    source = await sources.get(source_id)
+    names = await sources.databases_to_back_up(source, body.database if body else None)
+    queued = await backups.create_for_source(source, names)
+    return BackupListEnvelope(
+        data=[_read(backup) for backup in queued], message=f"{len(queued)} backup(s) queued."
+    )

@@ -1,0 +1,365 @@
+"""Sources: create, change, test and delete them; which databases a run backs up.
+
+A source's URL is decrypted only here and in ``target_of`` (for the engine); it leaves this
+module masked (``masked_url``) or as a ``TargetSpec``, whose repr hides the password.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Actor, record_event
+from app.config import Settings
+from app.db import utcnow
+from app.engines.base import ConnectionReport, DatabaseEngine, EngineError, TargetSpec
+from app.engines.registry import EngineRegistry, UnknownEngine
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.kit.keyring import DecryptionError
+from app.kit.secret import Secret, masked_url
+from app.sources.cron import next_runs
+from app.sources.models import ALL_DATABASES, DEFAULT_SOURCE, Source, SourceEngine
+from app.sources.repository import SourceRepository
+from app.sources.schemas import RetentionIn, SourceCreate, SourceUpdate
+
+log = structlog.get_logger("dbkeep.sources")
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """A source as the API shows it: masked URL, next slot, newest backup."""
+
+    id: int
+    name: str
+    engine: str
+    url: str
+    databases: list[str]
+    exclude: list[str]
+    schedule: str | None
+    timezone: str
+    retention: dict[str, Any]
+    enabled: bool
+    from_environment: bool
+    next_run_at: datetime | None
+    last_backup_at: datetime | None
+    last_backup_status: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def target_of(source: Source, database: str | None = None) -> TargetSpec:
+    """Where ``database`` (default: the one the URL names) of ``source`` is."""
+    try:
+        return TargetSpec.from_url(source.url.reveal(), database=database)
+    except ValueError as exc:
+        raise Conflict(f"The URL of source {source.name!r} is not usable: {exc}.") from None
+
+
+def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str]:
+    """Refuse a URL the engine can't use (saying why, never echoing the URL); return the
+    databases the source backs up (the URL's own when none are named)."""
+    if not EngineRegistry.available(engine):
+        raise ValidationFailed(
+            f"The {engine} engine is not available yet.", errors={"engine": ["not available"]}
+        )
+    if engine == SourceEngine.mysql:
+        placeholder = None if databases is None else "information_schema"
+        try:
+            spec = TargetSpec.from_url(url, database=placeholder)
+        except ValueError as exc:
+            raise ValidationFailed("The URL is not usable.", errors={"url": [str(exc)]}) from None
+        if databases is None:
+            return [spec.database]
+    return databases or []
+
+
+def _retention(value: RetentionIn) -> dict[str, Any]:
+    value.rule()  # refuses a rule the planner can't take, with its message
+    return value.model_dump()
+
+
+class SourceService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        settings: Settings,
+        engines: EngineRegistry,
+        actor: Actor,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.engines = engines
+        self.actor = actor
+        self.sources = SourceRepository(session)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def get(self, source_id: int) -> Source:
+        source = await self.sources.get(source_id)
+        if source is None:
+            raise NotFound(f"Source {source_id} was not found.")
+        return source
+
+    async def by_name(self, name: str) -> Source:
+        source = await self.sources.by_name(name)
+        if source is None:
+            raise NotFound(f"Source {name!r} was not found.")
+        return source
+
+    async def overview(self) -> list[SourceView]:
+        last = await self.sources.last_backups()
+        return [self._view(source, last.get(source.id)) for source in await self.sources.all()]
+
+    async def view(self, source: Source) -> SourceView:
+        last = await self.sources.last_backups()
+        return self._view(source, last.get(source.id))
+
+    def _view(self, source: Source, last: tuple[datetime, str] | None) -> SourceView:
+        next_run = None
+        if source.schedule and source.enabled:
+            runs = next_runs(source.schedule, source.timezone, utcnow(), 1)
+            next_run = runs[0] if runs else None
+        return SourceView(
+            id=source.id,
+            name=source.name,
+            engine=source.engine,
+            url=masked_url(source.url),
+            databases=list(source.databases),
+            exclude=list(source.exclude),
+            schedule=source.schedule,
+            timezone=source.timezone,
+            retention=dict(source.retention),
+            enabled=source.enabled,
+            from_environment=source.from_environment,
+            next_run_at=next_run,
+            last_backup_at=last[0] if last else None,
+            last_backup_status=last[1] if last else None,
+            created_at=source.created_at,
+            updated_at=source.updated_at,
+        )
+
+    # ---- changing --------------------------------------------------------------------------
+
+    async def create(self, data: SourceCreate) -> Source:
+        if await self.sources.by_name(data.name) is not None:
+            raise Conflict(f"A source named {data.name!r} exists already.")
+        if data.name == DEFAULT_SOURCE:
+            raise Conflict(
+                "The source named 'default' is made from DBKEEP_TARGET_URL; choose another name."
+            )
+        databases = _checked_url(data.engine, data.url, data.databases)
+        source = Source(
+            name=data.name,
+            engine=data.engine.value,
+            url=Secret(data.url),
+            databases=databases,
+            exclude=list(data.exclude),
+            schedule=data.schedule,
+            timezone=data.timezone,
+            retention=_retention(data.retention),
+            enabled=data.enabled,
+        )
+        self.sources.add(source)
+        await self.session.flush()
+        self._audit("source.create", source)
+        await self.session.commit()
+        log.info("source.created", source_id=source.id, name=source.name)
+        return source
+
+    async def update(self, source_id: int, data: SourceUpdate) -> Source:
+        source = await self.get(source_id)
+        sent = data.model_fields_set
+        if source.from_environment and sent & {"name", "url", "databases"}:
+            raise Conflict(
+                "The 'default' source follows DBKEEP_TARGET_URL: change that variable instead."
+            )
+        if data.name is not None and data.name != source.name:
+            if await self.sources.by_name(data.name) is not None:
+                raise Conflict(f"A source named {data.name!r} exists already.")
+            source.name = data.name
+        if data.url is not None or data.databases is not None:
+            url = data.url if data.url is not None else source.url.reveal()
+            databases = data.databases if data.databases is not None else source.databases
+            checked = _checked_url(source.engine, url, databases)
+            source.url = Secret(url)
+            source.databases = checked
+        if data.exclude is not None:
+            source.exclude = list(data.exclude)
+        if "schedule" in sent:
+            source.schedule = data.schedule
+        if data.timezone is not None:
+            source.timezone = data.timezone
+        if data.retention is not None:
+            source.retention = _retention(data.retention)
+        if data.enabled is not None:
+            source.enabled = data.enabled
+        source.updated_at = utcnow()
+        self._audit("source.update", source, {"fields": sorted(sent)})
+        await self.session.commit()
+        return source
+
+    async def deletable(self, source_id: int) -> Source:
+        """The source, if it may be deleted now: not the ``default`` one, and none of its
+        backups pending or running (409 otherwise)."""
+        source = await self.get(source_id)
+        if source.from_environment:
+            raise Conflict(
+                "The 'default' source follows DBKEEP_TARGET_URL: unset that variable instead."
+            )
+        busy = await self.sources.busy_backups(source.id)
+        if busy:
+            raise Conflict(
+                f"Source {source.name!r} has {busy} backup(s) pending or running; "
+                "wait for them or cancel them first."
+            )
+        return source
+
+    async def backup_ids(self, source: Source) -> list[int]:
+        return await self.sources.backup_ids(source.id)
+
+    async def delete(self, source: Source, *, backups_deleted: int | None) -> None:
+        """Delete ``source`` (checked by ``deletable``); backups still attached stay, without
+        a source (``ON DELETE SET NULL``)."""
+        self._audit(
+            "source.delete",
+            source,
+            {"backups": "kept" if backups_deleted is None else f"{backups_deleted} deleted"},
+        )
+        await self.sources.delete(source)
+        await self.session.commit()
+        log.info("source.deleted", source_id=source.id, name=source.name)
+
+    # ---- the server ------------------------------------------------------------------------
+
+    def engine_of(self, source: Source) -> DatabaseEngine:
+        try:
+            return self.engines.get(source.engine)
+        except UnknownEngine as exc:
+            raise Conflict(f"Source {source.name!r}: {exc}.") from None
+
+    async def test(self, source_id: int) -> tuple[ConnectionReport, Any]:
+        """Connect as the source's account: the server, missing privileges, the databases
+        found; and the dump tools installed here (``ToolStatus``)."""
+        source = await self.get(source_id)
+        engine = self.engine_of(source)
+        databases = await self._named_databases(source)
+        report = await engine.check_connection(target_of(source, databases[0]))
+        return report, await engine.probe()
+
+    async def _named_databases(self, source: Source) -> list[str]:
+        if source.databases == [ALL_DATABASES]:
+            return ["information_schema"]  # any database the server always has, to connect to
+        return list(source.databases)
+
+    async def databases_to_back_up(self, source: Source, database: str | None) -> list[str]:
+        """``database`` if it is one of the source's; else every database a run backs up:
+        the named ones, or every non-system one on the server but ``exclude``."""
+        if database == ALL_DATABASES:
+            raise ValidationFailed(
+                "Name one database, or none for every one of the source's.",
+                errors={"database": ["must be a database name"]},
+            )
+        if source.databases == [ALL_DATABASES]:
+            try:
+                found = await self.engine_of(source).list_databases(target_of(source, "mysql"))
+            except EngineError as exc:
+                raise Conflict(
+                    f"The databases of source {source.name!r} could not be listed: {exc.message}."
+                ) from None
+            excluded = {name.casefold() for name in source.exclude}
+            every = [name for name in found if name.casefold() not in excluded]
+        else:
+            every = [name for name in source.databases if name not in set(source.exclude)]
+        if database is None:
+            return every
+        if database not in every:
+            raise NotFound(f"Source {source.name!r} has no database {database!r} to back up.")
+        return [database]
+
+    def _audit(self, action: str, source: Source, details: dict[str, Any] | None = None) -> None:
+        record_event(
+            self.session,
+            actor=self.actor,
+            action=action,
+            target_type="source",
+            target_id=source.id,
+            details={"name": source.name, **(details or {})},
+        )
+
+
+async def sync_default_source(session: AsyncSession, settings: Settings) -> Source | None:
+    """Make (or bring in line) the ``default`` source from DBKEEP_TARGET_URL; the first time,
+    every backup taken before sources existed is attached to it. None without the variable."""
+    if settings.target_url is None or not settings.target_url.get_secret_value():
+        return None
+    url = settings.target_url.get_secret_value()
+    try:
+        spec = TargetSpec.from_url(url)
+    except ValueError:
+        return None  # reported where a backup needs it ("DBKEEP_TARGET_URL is not usable")
+    repo = SourceRepository(session)
+    try:
+        source = await repo.default()
+    except DecryptionError:
+        # Its URL was stored under a key no longer configured; it is the environment's to
+        # give, so it is written again from DBKEEP_TARGET_URL under the current key.
+        await session.rollback()
+        await repo.rewrite_url(DEFAULT_SOURCE, Secret(url))
+        await session.commit()
+        log.warning("source.default_url_rewritten", reason="stored under an unknown key")
+        source = await repo.default()
+    if source is None:
+        source = Source(
+            name=DEFAULT_SOURCE,
+            engine=SourceEngine.mysql.value,
+            url=Secret(url),
+            databases=[spec.database],
+            exclude=[],
+            schedule=_daily(settings.backup_at),
+            timezone=settings.schedule_timezone,
+            retention=RetentionIn(
+                trash_after_days=settings.trash_after_days,
+                purge_after_days=settings.purge_after_days,
+            ).model_dump(),
+            enabled=True,
+            from_environment=True,
+        )
+        repo.add(source)
+        await session.flush()
+        adopted = await repo.adopt_unattached_backups(source.id)
+        await session.commit()
+        log.info("source.default_created", source_id=source.id, adopted_backups=adopted)
+        return source
+    changed = (
+        source.url.reveal() != url
+        or source.databases != [spec.database]
+        or not source.from_environment
+    )
+    if changed:
+        source.url = Secret(url)
+        source.databases = [spec.database]
+        source.from_environment = True
+        source.updated_at = utcnow()
+        await session.commit()
+        log.info("source.default_updated", source_id=source.id)
+    return source
+
+
+def _daily(at: str) -> str:
+    hours, minutes = at.split(":")
+    return f"{int(minutes)} {int(hours)} * * *"
+
+
+async def stored_source_target(
+    session: AsyncSession, source_id: int, database: str | None
+) -> TargetSpec:
+    """The target of ``database`` on the source with ``source_id`` (a 409 once it is gone)."""
+    source = await SourceRepository(session).get(source_id)
+    if source is None:
+        raise Conflict(f"Source {source_id} was deleted; its backups can't reach a server.")
+    return target_of(source, database)
