@@ -74,10 +74,14 @@ async def _column_level_foreign_keys_checked(conn, differences):  # type: ignore
     ... REFERENCES``; a table constraint would rebuild the table and drop its triggers), and
     SQLAlchemy's reflection reads a foreign key's name and ON DELETE from table constraints
     only: such a key shows as removed and added. Checked here with SQLite's own list instead."""
-    column_level = {("database_backups", "source_id", "sources", "SET NULL")}
+    column_level = {
+        ("database_backups", "source_id", "sources", "SET NULL"),
+        ("backup_restores", "target_source_id", "sources", "SET NULL"),
+    }
     found = {
-        ("database_backups", row[3], row[2], row[6])
-        for row in await conn.exec_driver_sql("PRAGMA foreign_key_list(database_backups)")
+        (table, row[3], row[2], row[6])
+        for table in ("database_backups", "backup_restores")
+        for row in await conn.exec_driver_sql(f"PRAGMA foreign_key_list({table})")
     }
     assert column_level <= found
     columns = {(t, c) for t, c, _, _ in column_level}

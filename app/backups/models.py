@@ -140,6 +140,8 @@ class DatabaseBackup(Base):
     # Set in the same update that ends a backup a user cancelled (its status is "failed", as the
     # original's): a cancel is the user's choice, never counted as a failure.
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Never trashed by retention, whatever its age or rule (``PATCH {"pinned": true}``).
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # Joined when rows are read, so a page names who started each backup in the same query.
     creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])
@@ -172,6 +174,11 @@ class RestoreOperation(Base):
         ForeignKey("database_backups.id", ondelete="SET NULL")
     )
     target_database: Mapped[str | None] = mapped_column(String(64))
+    # The source whose server it loads into (NULL: the backup's own source, or part 1's
+    # DBKEEP_TARGET_URL); ``target_database`` is the database there.
+    target_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL")
+    )
     error_message: Mapped[str | None] = mapped_column(Text)
     bytes_processed: Mapped[int] = mapped_column(BigInteger, default=0)
     total_bytes: Mapped[int | None] = mapped_column(BigInteger)
