@@ -67,6 +67,10 @@ def test_every_command_has_help() -> None:
         "backup:restore",
         "backup:verify",
         "migrate",
+        "source:add",
+        "source:list",
+        "source:test",
+        "source:remove",
     ]
     for command in commands:
         assert command in top.stdout
@@ -135,7 +139,7 @@ def test_a_command_imports_only_its_own_module_and_help_lists_them_all() -> None
     probe = (
         "import sys; from app.cli import _register; _register(sys.argv[1:]); "
         "print(sorted(m for m in ('fastapi', 'uvicorn', 'app.cli.backups', 'app.cli.users', "
-        "'app.cli.server') if m in sys.modules))"
+        "'app.cli.server', 'app.cli.sources') if m in sys.modules))"
     )
 
     def loaded(*argv: str) -> str:
@@ -148,10 +152,11 @@ def test_a_command_imports_only_its_own_module_and_help_lists_them_all() -> None
 
     assert loaded("backup:database") == "['app.cli.backups']"
     assert loaded("token:list") == "['app.cli.users']"
+    assert loaded("source:list") == "['app.cli.sources']"
     assert "app.cli.server" in loaded("serve")
-    assert loaded("--help").count("app.cli") == 3
+    assert loaded("--help").count("app.cli") == 4
     listed = subprocess.run([DBKEEP, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("backup:database", "backup:restore", "migrate", "user:create", "serve"):
+    for command in ("backup:database", "migrate", "user:create", "serve", "source:add"):
         assert command in listed
 
 

@@ -18,7 +18,7 @@ app = typer.Typer(
 # Which module defines a command: a command imports only its own module (the backup commands
 # need neither FastAPI nor uvicorn), which shortens every run by ~0.15 s. ``--help`` and
 # unknown words import them all.
-_MODULES = ("app.cli.backups", "app.cli.users", "app.cli.server", "app.cli.keys")
+_MODULES = ("app.cli.backups", "app.cli.users", "app.cli.server", "app.cli.keys", "app.cli.sources")
 _COMMAND_PREFIXES = {
     "backup:": "app.cli.backups",
     "migrate": "app.cli.backups",
@@ -27,6 +27,7 @@ _COMMAND_PREFIXES = {
     "serve": "app.cli.server",
     "worker": "app.cli.server",
     "key:": "app.cli.keys",
+    "source:": "app.cli.sources",
 }
 
 

@@ -35,8 +35,10 @@ from app.cli import app
 from app.cli.common import fail, load_settings, migrate_or_fail, run
 from app.cli.progress import ProgressReporter, format_size
 from app.config import Settings
-from app.errors import AppError
+from app.errors import AppError, Conflict, NotFound
 from app.queue import JobQueue
+from app.sources.models import DEFAULT_SOURCE
+from app.sources.service import SourceService
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -65,30 +67,98 @@ def backup_database(
     queue: Annotated[
         bool, typer.Option("--queue", help="Queue the backup for the worker and return at once.")
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Back up this source (dbkeep source:list): every one of its databases, one "
+            "backup each (default: the target, DBKEEP_TARGET_URL)."
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(help="Only this database of the source (default: every one)."),
+    ] = None,
 ) -> None:
-    """Back up the target database now and wait (or --queue it for the worker)."""
+    """Back up now and wait (or --queue it for the worker): the target database, or with
+    --source every database of that source, one backup each."""
     settings = load_settings()
-
-    async def main() -> DatabaseBackup:
-        async with open_bootstrap(settings) as rt:
-            async with rt.database.sessionmaker() as session:
-                service = _service(rt, session, queue=queue)
-                backup = await service.create(trigger=BackupTrigger.cli, enqueue=queue)
-            if queue:
-                return backup
-            return await _run_with_retries(rt, backup)
-
-    backup = run(main())
-    if queue:
-        typer.echo(f"Backup {backup.id} queued: {backup.filename}")
+    if source is None and database is None:
+        _report([run(_back_up_target(settings, queue=queue))], queue=queue)
         return
-    if backup.status is not BackupStatus.completed:
-        fail(f"backup {backup.id} failed: {backup.error_message}")
-    typer.echo(
-        f"Backup {backup.id} completed: {backup.filename} "
-        f"({format_size(backup.file_size)}, {(backup.duration_ms or 0) / 1000:.1f} s, "
-        f"sha256 {backup.checksum_sha256})"
-    )
+    outcomes = run(_back_up_source(settings, source or DEFAULT_SOURCE, database, queue=queue))
+    _report(outcomes, queue=queue)
+
+
+async def _back_up_target(settings: Settings, *, queue: bool) -> DatabaseBackup:
+    """Part 1's backup: the database DBKEEP_TARGET_URL names."""
+    async with open_bootstrap(settings) as rt:
+        async with rt.database.sessionmaker() as session:
+            service = _service(rt, session, queue=queue)
+            backup = await service.create(trigger=BackupTrigger.cli, enqueue=queue)
+        if queue:
+            return backup
+        return await _run_with_retries(rt, backup)
+
+
+async def _back_up_source(
+    settings: Settings, name: str, database: str | None, *, queue: bool
+) -> list[DatabaseBackup | AppError]:
+    """One backup per database of source ``name`` (or of ``database``), one after the other;
+    a database that can't be backed up (a restore holds it) is reported and the rest go on."""
+    async with open_bootstrap(settings) as rt:
+        async with rt.database.sessionmaker() as session:
+            sources = SourceService(
+                session, settings=rt.settings, engines=rt.engines, actor=CLI_ACTOR
+            )
+            try:
+                row = await sources.by_name(name)
+            except NotFound:
+                if name != DEFAULT_SOURCE:
+                    raise
+                raise NotFound(
+                    "--database without --source backs up the 'default' source, and there is "
+                    "none: set DBKEEP_TARGET_URL or name a source (dbkeep source:list)"
+                ) from None
+            names = await sources.databases_to_back_up(row, database)
+        if not names:
+            raise Conflict(f"Source {name!r} has no database to back up.")
+        outcomes: list[DatabaseBackup | AppError] = []
+        for each in names:
+            try:
+                async with rt.database.sessionmaker() as session:
+                    backup = await _service(rt, session, queue=queue).create(
+                        trigger=BackupTrigger.cli, enqueue=queue, source=row, database=each
+                    )
+            except AppError as exc:
+                outcomes.append(AppError(f"database {each!r}: {exc.message}"))
+                continue
+            outcomes.append(backup if queue else await _run_with_retries(rt, backup))
+        return outcomes
+
+
+def _report(outcomes: list[DatabaseBackup | AppError], *, queue: bool) -> None:
+    """A line per backup (stdout when it completed or was queued, stderr otherwise); exit 1
+    unless every one did."""
+    failed = 0
+    for outcome in outcomes:
+        if isinstance(outcome, AppError):
+            failed += 1
+            typer.echo(f"dbkeep: error: {outcome.message}", err=True)
+        elif queue:
+            typer.echo(f"Backup {outcome.id} queued: {outcome.filename}")
+        elif outcome.status is not BackupStatus.completed:
+            failed += 1
+            typer.echo(
+                f"dbkeep: error: backup {outcome.id} failed: {outcome.error_message}", err=True
+            )
+        else:
+            typer.echo(
+                f"Backup {outcome.id} completed: {outcome.filename} "
+                f"({format_size(outcome.file_size)}, {(outcome.duration_ms or 0) / 1000:.1f} s, "
+                f"sha256 {outcome.checksum_sha256})"
+            )
+    if failed:
+        raise typer.Exit(1)
 
 
 async def _run_with_retries(rt: Bootstrap, backup: DatabaseBackup) -> DatabaseBackup:

@@ -14,7 +14,6 @@ from app.deps import BackupServiceDep, SourceServiceDep
 from app.http.envelope import DataEnvelope, error_responses
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
-    ConnectionTest,
     ConnectionTestEnvelope,
     SourceBackupRequest,
     SourceCreate,
@@ -22,6 +21,7 @@ from app.sources.schemas import (
     SourceListEnvelope,
     SourceRead,
     SourceUpdate,
+    connection_test,
 )
 from app.sources.service import SourceView
 
@@ -132,20 +132,7 @@ async def test_source(source_id: SourceId, sources: SourceServiceDep) -> Connect
     """Connect as the source's account: server version, the privileges a dump needs that it
     lacks, the databases found, and the dump tools installed here. ``ok`` false says why."""
     report, tools = await sources.test(source_id)
-    return ConnectionTestEnvelope(
-        data=ConnectionTest(
-            ok=report.ok and tools.ok,
-            message=report.message if not report.ok or tools.ok else tools.message,
-            server_version=report.server_version,
-            databases=list(report.databases),
-            required_privileges=list(report.required_privileges),
-            missing_privileges=list(report.missing_privileges),
-            dump_tool=tools.dump_tool,
-            dump_tool_version=tools.dump_version,
-            client_tool=tools.client_tool,
-            client_tool_version=tools.client_version,
-        )
-    )
+    return ConnectionTestEnvelope(data=connection_test(report, tools))
 
 
 @router.post(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.engines.base import validate_database_name
+from app.engines.base import ConnectionReport, ToolStatus, validate_database_name
 from app.http.envelope import DataEnvelope
 from app.sources.cron import CronError, parse_cron, resolve_timezone
 from app.sources.models import ALL_DATABASES, SourceEngine
@@ -176,6 +176,23 @@ class ConnectionTest(BaseModel):
 
 class ConnectionTestEnvelope(DataEnvelope[ConnectionTest]):
     pass
+
+
+def connection_test(report: ConnectionReport, tools: ToolStatus) -> ConnectionTest:
+    """What the server said and what the tools here are, as one answer: ``ok`` only when both
+    are; the message is the server's problem first, then the tools'."""
+    return ConnectionTest(
+        ok=report.ok and tools.ok,
+        message=report.message if not report.ok or tools.ok else tools.message,
+        server_version=report.server_version,
+        databases=list(report.databases),
+        required_privileges=list(report.required_privileges),
+        missing_privileges=list(report.missing_privileges),
+        dump_tool=tools.dump_tool,
+        dump_tool_version=tools.dump_version,
+        client_tool=tools.client_tool,
+        client_tool_version=tools.client_version,
+    )
 
 
 class SourceBackupRequest(BaseModel):

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.config import Settings
 from app.db import utcnow
-from app.engines.base import ConnectionReport, DatabaseEngine, EngineError, TargetSpec
+from app.engines.base import (
+    ConnectionReport,
+    DatabaseEngine,
+    EngineError,
+    TargetSpec,
+    ToolStatus,
+)
 from app.engines.registry import EngineRegistry, UnknownEngine
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
@@ -242,7 +248,7 @@ class SourceService:
         except UnknownEngine as exc:
             raise Conflict(f"Source {source.name!r}: {exc}.") from None
 
-    async def test(self, source_id: int) -> tuple[ConnectionReport, Any]:
+    async def test(self, source_id: int) -> tuple[ConnectionReport, ToolStatus]:
         """Connect as the source's account: the server, missing privileges, the databases
         found; and the dump tools installed here (``ToolStatus``)."""
         source = await self.get(source_id)
