@@ -481,17 +481,6 @@ class BackupRepository:
             for status, was_cancelled, count in rows
         ]
 
-    async def newest_trashed_completed(self) -> DatabaseBackup | None:
-        return await self.session.scalar(
-            select(DatabaseBackup)
-            .where(
-                DatabaseBackup.status == BackupStatus.in_trash,
-                DatabaseBackup.status_before_trash == BackupStatus.completed,
-            )
-            .order_by(DatabaseBackup.backup_date.desc(), DatabaseBackup.id.desc())
-            .limit(1)
-        )
-
     async def transition(
         self,
         backup_id: int,
@@ -524,27 +513,6 @@ class BackupRepository:
             .execution_options(synchronize_session=False)
         )
         return await self.get(backup_id)
-
-    async def due_for_trash(self, *, cutoff: datetime, keep_id: int | None) -> list[DatabaseBackup]:
-        stmt = select(DatabaseBackup).where(
-            DatabaseBackup.status.in_((BackupStatus.completed, BackupStatus.failed)),
-            DatabaseBackup.backup_date < cutoff,
-        )
-        if keep_id is not None:
-            stmt = stmt.where(DatabaseBackup.id != keep_id)
-        return list(await self.session.scalars(stmt.order_by(DatabaseBackup.id)))
-
-    async def due_for_purge(self, *, cutoff: datetime) -> list[DatabaseBackup]:
-        return list(
-            await self.session.scalars(
-                select(DatabaseBackup)
-                .where(
-                    DatabaseBackup.status == BackupStatus.in_trash,
-                    DatabaseBackup.trashed_at < cutoff,
-                )
-                .order_by(DatabaseBackup.id)
-            )
-        )
 
     async def delete_row(self, backup_id: int, *, from_statuses: Sequence[BackupStatus]) -> bool:
         result = await self.session.execute(

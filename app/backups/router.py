@@ -19,6 +19,7 @@ from app.backups.schemas import (
     BackupMessageEnvelope,
     BackupPage,
     BackupRead,
+    BackupUpdate,
     BulkEnvelope,
     BulkItem,
     BulkRequest,
@@ -241,6 +242,21 @@ _method_not_allowed("/bulk-trash", {"POST"})
 async def get_backup(backup_id: BackupId, service: BackupServiceDep) -> BackupEnvelope:
     """One backup's details."""
     return BackupEnvelope(data=_read(await service.get(backup_id)))
+
+
+@router.patch(
+    "/{backup_id}",
+    operation_id="update_backup",
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 413, 415, 422),
+)
+async def update_backup(
+    backup_id: BackupId, body: BackupUpdate, service: BackupServiceDep, _json: JsonBody
+) -> BackupMessageEnvelope:
+    """Pin a backup (retention never trashes or purges it) or unpin it."""
+    backup = await service.set_pinned(backup_id, pinned=body.pinned)
+    message = "Backup pinned." if backup.pinned else "Backup unpinned."
+    return BackupMessageEnvelope(message=message, data=_read(backup))
 
 
 @router.delete(

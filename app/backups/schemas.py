@@ -62,6 +62,9 @@ class BackupRead(BaseModel):
     cancel_requested_at: datetime | None
     integrity_status: IntegrityStatus | None
     verified_at: datetime | None
+    pinned: bool = Field(
+        default=False, description="A pinned backup is never trashed or purged by retention."
+    )
     cancelled: bool = Field(
         default=False,
         description='True when it ended because a user cancelled it (its status is "failed"); '
@@ -203,6 +206,15 @@ class RestoreRequest(BaseModel):
         "exactly the backup's database (tables, views and routines created after the backup "
         "are dropped; they are in the safety backup).",
     )
+
+
+class BackupUpdate(BaseModel):
+    # Strict: only JSON true/false pin or unpin, never 1, "yes" or "true".
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"pinned": True}]}
+    )
+
+    pinned: bool = Field(description="Pin (retention never trashes it) or unpin the backup.")
 
 
 class BulkItem(BaseModel):

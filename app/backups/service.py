@@ -38,6 +38,13 @@ from app.backups.repository import (
     StatisticsRow,
     View,
 )
+from app.backups.retention import (
+    RetentionRepository,
+    RetentionScope,
+    global_scope,
+    plan_scope,
+    source_scope,
+)
 from app.config import Settings
 from app.db import utcnow
 from app.engines.base import TargetSpec
@@ -48,6 +55,7 @@ from app.pipeline.compression import Compression
 from app.queue import JobQueue
 from app.sources.models import DEFAULT_SOURCE, Source
 from app.sources.repository import SourceRepository
+from app.sources.retention import RetentionDecision
 from app.sources.service import target_of
 from app.storage.base import BackupStorage, StorageError
 
@@ -279,6 +287,7 @@ class BackupService:
         self.actor = actor
         self.backups = BackupRepository(session)
         self.restores = RestoreRepository(session)
+        self.retention = RetentionRepository(session)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -383,15 +392,23 @@ class BackupService:
         # Read again, with its creator joined: the answer names who started it, as the list does.
         return await self.get(backup.id)
 
-    async def create_scheduled(self, slot: str) -> DatabaseBackup | None:
+    async def create_scheduled(
+        self, slot: str, *, source: Source | None = None, database: str | None = None
+    ) -> DatabaseBackup | None:
         """Record the scheduled backup of ``slot``, not queued (the scheduler queues it), or
         None when another worker recorded it first: a slot has one row (UNIQUE)."""
         try:
             return await self.create(
-                trigger=BackupTrigger.scheduled, schedule_slot=slot, enqueue=False
+                trigger=BackupTrigger.scheduled,
+                schedule_slot=slot,
+                enqueue=False,
+                source=source,
+                database=database,
             )
         except IntegrityError:
             await self.session.rollback()
+            if source is not None:  # the rollback expired it; the caller goes on with it
+                await self.session.refresh(source)
             return None
 
     async def slot_taken(self, slot: str) -> bool:
@@ -720,24 +737,42 @@ class BackupService:
 
     # ---- retention -----------------------------------------------------------------------------
 
+    async def _retention_scopes(self) -> list[RetentionScope]:
+        """Every source's scope (those with a readable rule), then the source-less one."""
+        scopes = [source_scope(source) for source in await self.retention.sources()]
+        return [*(scope for scope in scopes if scope is not None), global_scope(self.settings)]
+
+    async def retention_preview(
+        self, source: Source, *, now: datetime | None = None
+    ) -> list[RetentionDecision]:
+        """What ``auto_trash`` would decide now for ``source``'s backups, changing nothing."""
+        scope = source_scope(source)
+        if scope is None:
+            raise Conflict(f"The retention rule of source {source.name!r} can't be read.")
+        facts = await self.retention.facts(scope.source_id)
+        return list(plan_scope(scope, facts, now or utcnow()).decisions)
+
     async def auto_trash(self, *, now: datetime | None = None) -> list[int]:
-        """Trash finished backups older than the trash age, never the newest completed one."""
+        """Apply each source's retention (and the settings' to backups without a source):
+        trash what its plan says, never a pinned, running or newest completed backup."""
         now = now or utcnow()
-        cutoff = now - timedelta(days=self.settings.trash_after_days)
-        newest = await self.backups.edge_completed(newest=True)
-        due = await self.backups.due_for_trash(cutoff=cutoff, keep_id=newest.id if newest else None)
         moved: list[int] = []
-        for backup in due:
-            if await self.backups.transition(
-                backup.id,
-                from_statuses=(backup.status,),
-                values={
-                    "status": BackupStatus.in_trash,
-                    "status_before_trash": backup.status,
-                    "trashed_at": now,
-                },
-            ):
-                moved.append(backup.id)
+        for scope in await self._retention_scopes():
+            facts = {fact.id: fact for fact in await self.retention.facts(scope.source_id)}
+            for backup_id in plan_scope(scope, list(facts.values()), now).trash_ids:
+                status = BackupStatus(facts[backup_id].status)
+                # Only from the state planned on, and not if it was pinned meanwhile.
+                if await self.backups.transition(
+                    backup_id,
+                    from_statuses=(status,),
+                    values={
+                        "status": BackupStatus.in_trash,
+                        "status_before_trash": status,
+                        "trashed_at": now,
+                    },
+                    extra=DatabaseBackup.pinned.is_(False),
+                ):
+                    moved.append(backup_id)
         if moved:
             record_event(
                 self.session,
@@ -749,18 +784,21 @@ class BackupService:
         return moved
 
     async def cleanup_trash(self, *, now: datetime | None = None) -> list[int]:
-        """Delete trash items trashed longer ago than the purge age, file first, then row."""
+        """Delete trash items trashed longer ago than their source's purge age (the settings'
+        for backups without a source), file first, then row; per database, the last good
+        backup stays while no completed one is left outside the trash."""
         now = now or utcnow()
-        cutoff = now - timedelta(days=self.settings.purge_after_days)
-        keep_id = await self._last_good_backup_in_trash()
         purged: list[int] = []
-        for backup in await self.backups.due_for_purge(cutoff=cutoff):
-            if backup.id == keep_id:
-                continue
-            # The file goes first: if that fails the row stays, and the next run tries again.
-            await self.storage.delete(backup.path)
-            if await self.backups.delete_row(backup.id, from_statuses=(BackupStatus.in_trash,)):
-                purged.append(backup.id)
+        for scope in await self._retention_scopes():
+            cutoff = now - timedelta(days=scope.rule.purge_after_days)
+            keep = await self.retention.last_good_in_trash(scope.source_id)
+            for backup in await self.retention.due_for_purge(scope.source_id, cutoff=cutoff):
+                if backup.id in keep:
+                    continue
+                # The file goes first: if that fails the row stays, and the next run tries again.
+                await self.storage.delete(backup.path)
+                if await self.backups.delete_row(backup.id, from_statuses=(BackupStatus.in_trash,)):
+                    purged.append(backup.id)
         if purged:
             record_event(
                 self.session,
@@ -771,12 +809,20 @@ class BackupService:
         await self.session.commit()
         return purged
 
-    async def _last_good_backup_in_trash(self) -> int | None:
-        """When no completed backup is left outside the trash, the newest trashed one is kept."""
-        if await self.backups.edge_completed(newest=True) is not None:
-            return None
-        keep = await self.backups.newest_trashed_completed()
-        return keep.id if keep else None
+    async def set_pinned(self, backup_id: int, *, pinned: bool) -> DatabaseBackup:
+        """Pin a backup (retention never trashes or purges it) or unpin it."""
+        backup = await self.get(backup_id)
+        if backup.pinned != pinned:
+            backup.pinned = pinned
+            record_event(
+                self.session,
+                actor=self.actor,
+                action="backup.pin" if pinned else "backup.unpin",
+                target_type="backup",
+                target_id=backup_id,
+            )
+            await self.session.commit()
+        return await self.get(backup_id)
 
     # ---- downloads -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The arq jobs: one backup, one restore, and the three scheduled commands.
+"""The arq jobs: one backup, one restore, and the scheduled ones (sources, retention).
 
 A job's argument is a row id. arq runs a job more than once rather than never (a killed worker's
 job reruns, a cancelled one is re-queued), so each run re-reads its row and acts only from the
@@ -9,7 +9,7 @@ runs at a time, held by a renewed Redis lock; a job that finds the target busy t
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,15 +29,15 @@ from app.engines.base import TargetSpec
 from app.errors import Conflict, ServiceUnavailable
 from app.jobs.locks import LockBusy, LockLost, TargetLock
 from app.jobs.queue import ArqJobQueue
-from app.jobs.schedule import schedule_slot, schedule_timezone, slot_start
+from app.jobs.schedule import TICK, due_slot, slot_name
+from app.sources.repository import SourceRepository
+from app.sources.service import SourceService
 
 log = structlog.get_logger("dbkeep.jobs")
 
 SCHEDULER = Actor.system("scheduler")
 # A job that finds its target busy (another backup or restore holds the lock) comes back after:
 TARGET_BUSY_RETRY_S = 5
-# The scheduled backup waits this long per try for a running restore to finish.
-RESTORE_RUNNING_RETRY_S = 60
 
 
 @dataclass
@@ -49,6 +49,8 @@ class WorkerState:
     redis: ArqRedis
     queue: ArqJobQueue
     reconcile_task: asyncio.Task[None] | None = None
+    # When this worker last looked at each source's schedule (``run_schedules``).
+    last_looks: dict[int, datetime] = field(default_factory=dict)
 
 
 def _state(ctx: dict[str, Any]) -> WorkerState:
@@ -142,61 +144,86 @@ async def run_restore(ctx: dict[str, Any], restore_id: int) -> str:
 # ---- the schedule ----------------------------------------------------------------------------
 
 
-async def scheduled_backup(ctx: dict[str, Any]) -> str:
-    """Record this slot's backup and queue it; a second worker's insert for the slot fails."""
-    state = _state(ctx)
-    settings = state.settings
-    slot = schedule_slot("backup", settings.backup_at, schedule_timezone(settings), utcnow())
-    return await _backup_for_slot(state, slot)
+async def scheduled_sources(ctx: dict[str, Any]) -> str:
+    """The every-minute look at every source's schedule (``run_schedules``)."""
+    return await run_schedules(_state(ctx), now=utcnow())
 
 
-async def catch_up_missed_backup(state: WorkerState, *, now: datetime | None = None) -> str:
-    """At start-up: take the latest slot's backup if no worker took it and it is recent.
-
-    arq's cron never runs a slot that passed while no worker was up (a reboot at midnight
-    would skip the night's backup); the slot's UNIQUE row still makes it one backup however
-    many workers start.
-    """
-    settings = state.settings
-    now = now or utcnow()
-    window = timedelta(hours=settings.schedule_catch_up_hours)
-    tz = schedule_timezone(settings)
-    if not settings.schedule_enabled or not window:
-        return "catch-up is off"
-    if now - slot_start(settings.backup_at, tz, now) > window:
-        return "no recent slot was missed"
-    slot = schedule_slot("backup", settings.backup_at, tz, now)
+async def run_schedules(state: WorkerState, *, now: datetime) -> str:
+    """Record and queue the backups of every enabled source whose schedule fired since this
+    worker's last look (its first look: the catch-up window): one row per database, named by
+    its slot, so a second worker's insert for the slot fails and nothing is taken twice."""
     async with state.runtime.database.sessionmaker() as session:
-        if await _scheduler_service(state, session).slot_taken(slot):
-            return f"{slot}: taken"
-    log.warning("schedule.catching_up", slot=slot)
-    try:
-        return await _backup_for_slot(state, slot)
-    except Retry:
-        return f"{slot}: a restore is running; the slot is left to the next day"
-
-
-async def _backup_for_slot(state: WorkerState, slot: str) -> str:
-    settings = state.settings
-    if _target(settings, None) is None:
-        log.warning("schedule.no_target", slot=slot)
-        return "skipped: no target database is configured"
-    async with state.runtime.database.sessionmaker() as session:
+        source_ids = await SourceRepository(session).scheduled_ids()
+    outcomes = []
+    for source_id in source_ids:
         try:
-            backup = await _scheduler_service(state, session).create_scheduled(slot)
-        except Conflict as exc:  # a restore of the target is running
-            log.info("schedule.waiting", slot=slot, reason=exc.message)
-            raise Retry(defer=RESTORE_RUNNING_RETRY_S) from None
-    if backup is None:
-        log.info("schedule.slot_taken", slot=slot)
-        return f"{slot}: another worker has it"
-    try:
-        await state.queue.enqueue_backup(backup.id)
-    except ServiceUnavailable:
-        # The row is recorded: the reconciler queues it once Redis answers again.
-        log.warning("schedule.enqueue_deferred", backup_id=backup.id)
-    log.info("schedule.backup_queued", slot=slot, backup_id=backup.id)
-    return f"{slot}: backup {backup.id}"
+            outcome = await _run_source_schedule(state, source_id, now=now)
+        except Exception as exc:  # one source's trouble must not stop the others' backups
+            log.error("schedule.source_failed", source_id=source_id, error=str(exc))
+            outcome = f"failed: {type(exc).__name__}"
+        if outcome:
+            outcomes.append(f"source {source_id}: {outcome}")
+    # Sources no longer scheduled are forgotten, so re-enabling one starts a fresh look.
+    state.last_looks = {key: state.last_looks[key] for key in source_ids if key in state.last_looks}
+    return "; ".join(outcomes) or "no slot is due"
+
+
+async def _run_source_schedule(state: WorkerState, source_id: int, *, now: datetime) -> str:
+    settings = state.settings
+    async with state.runtime.database.sessionmaker() as session:
+        sources = SourceService(
+            session, settings=settings, engines=state.runtime.engines, actor=SCHEDULER
+        )
+        source = await sources.get(source_id)
+        if not source.enabled or source.schedule is None:
+            return ""
+        slot = due_slot(
+            source.schedule,
+            source.timezone,
+            now=now,
+            last_look=state.last_looks.get(source_id),
+            catch_up=timedelta(hours=settings.schedule_catch_up_hours),
+            not_before=source.created_at,
+        )
+        if slot is None:
+            state.last_looks[source_id] = now
+            return ""
+        if state.last_looks.get(source_id) is None and now - slot >= TICK:
+            log.warning("schedule.catching_up", source=source.name, slot=f"{slot:%Y-%m-%dT%H:%M}Z")
+        # Listing a server's databases can fail: the look is then not advanced, so the next
+        # minute tries the slot again (within the catch-up window).
+        databases = await sources.databases_to_back_up(source, None)
+        service = _scheduler_service(state, session)
+        queued: list[int] = []
+        waiting = False
+        for database in databases:
+            name = slot_name(source.id, database, slot)
+            try:
+                backup = await service.create_scheduled(name, source=source, database=database)
+            except Conflict as exc:  # a restore of that database is running
+                log.info("schedule.waiting", slot=name, reason=exc.message)
+                await session.rollback()
+                await session.refresh(source)
+                waiting = True
+                continue
+            if backup is None:
+                log.info("schedule.slot_taken", slot=name)
+                continue
+            queued.append(backup.id)
+            log.info("schedule.backup_queued", slot=name, backup_id=backup.id)
+    for backup_id in queued:
+        try:
+            await state.queue.enqueue_backup(backup_id)
+        except ServiceUnavailable:
+            # The row is recorded: the reconciler queues it once Redis answers again.
+            log.warning("schedule.enqueue_deferred", backup_id=backup_id)
+    if not waiting:
+        state.last_looks[source_id] = now
+    slot_text = f"{slot:%Y-%m-%dT%H:%M}Z"
+    if not queued:
+        return f"{slot_text}: waiting for a restore" if waiting else f"{slot_text}: taken"
+    return f"{slot_text}: backup(s) {', '.join(map(str, queued))}"
 
 
 async def scheduled_auto_trash(ctx: dict[str, Any]) -> str:

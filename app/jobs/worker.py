@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.bootstrap import open_bootstrap
 from app.config import Settings, get_settings
+from app.db import utcnow
 from app.jobs import tasks
 from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
@@ -105,7 +106,7 @@ def redis_settings(url: str) -> RedisSettings:
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     """Open the metadata store, storage and engine; reconcile once, then every few minutes;
-    take the night's backup if no worker was up at its time."""
+    look at the sources' schedules once, for a slot missed while no worker was up."""
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     stack = AsyncExitStack()
@@ -123,11 +124,14 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["state"] = state
     await reconciler.run_once()
     state.reconcile_task = asyncio.create_task(reconciler.run_forever(), name="reconciler")
-    try:
-        outcome = await tasks.catch_up_missed_backup(state)
-    except Exception as exc:  # the worker must start even if the metadata store hiccups now
-        outcome = f"failed: {type(exc).__name__}"
-    log.info("schedule.catch_up", outcome=outcome)
+    if settings.schedule_enabled:
+        # The first look now rather than at the next minute: it takes a slot missed while no
+        # worker was up (within DBKEEP_SCHEDULE_CATCH_UP_HOURS).
+        try:
+            outcome = await tasks.run_schedules(state, now=utcnow())
+        except Exception as exc:  # the worker must start even if the metadata store hiccups now
+            outcome = f"failed: {type(exc).__name__}"
+        log.info("schedule.catch_up", outcome=outcome)
     log.info(
         "worker.started",
         queue=settings.queue_name,
@@ -152,7 +156,7 @@ def _schedule_summary(settings: Settings) -> str:
     if not settings.schedule_enabled:
         return "off"
     return (
-        f"backup {settings.backup_at}, auto-trash {settings.auto_trash_at}, "
+        f"sources every minute, auto-trash {settings.auto_trash_at}, "
         f"cleanup-trash {settings.cleanup_trash_at} ({settings.schedule_timezone})"
     )
 
@@ -179,7 +183,7 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "cron_jobs": cron_jobs(
             settings,
-            backup=tasks.scheduled_backup,
+            sources=tasks.scheduled_sources,
             auto_trash=tasks.scheduled_auto_trash,
             cleanup_trash=tasks.scheduled_cleanup_trash,
         ),

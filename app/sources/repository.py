@@ -31,6 +31,16 @@ class SourceRepository:
     async def all(self) -> list[Source]:
         return list(await self.session.scalars(select(Source).order_by(Source.name)))
 
+    async def scheduled_ids(self) -> list[int]:
+        """The sources the schedule runs: enabled, with a schedule."""
+        return list(
+            await self.session.scalars(
+                select(Source.id)
+                .where(Source.enabled.is_(True), Source.schedule.is_not(None))
+                .order_by(Source.id)
+            )
+        )
+
     async def rewrite_url(self, name: str, url: Secret) -> None:
         """Store ``url`` (encrypted by the column) without reading the row's current one."""
         await self.session.execute(

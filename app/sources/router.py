@@ -15,6 +15,9 @@ from app.http.envelope import DataEnvelope, error_responses
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
     ConnectionTestEnvelope,
+    RetentionDecisionRead,
+    RetentionPreview,
+    RetentionPreviewEnvelope,
     SourceBackupRequest,
     SourceCreate,
     SourceEnvelope,
@@ -154,4 +157,36 @@ async def back_up_source(
     queued = await backups.create_for_source(source, names)
     return BackupListEnvelope(
         data=[_read(backup) for backup in queued], message=f"{len(queued)} backup(s) queued."
+    )
+
+
+@router.get(
+    "/{source_id}/retention-preview",
+    operation_id="preview_source_retention",
+    response_model=RetentionPreviewEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
+)
+async def preview_source_retention(
+    source_id: SourceId, sources: SourceServiceDep, backups: BackupServiceDep
+) -> RetentionPreviewEnvelope:
+    """Which of the source's backups its retention rule would move to the trash now, and why
+    each one is kept or trashed; nothing is changed."""
+    source = await sources.get(source_id)
+    decisions = await backups.retention_preview(source)
+    return RetentionPreviewEnvelope(
+        data=RetentionPreview(
+            source_id=source.id,
+            rule=dict(source.retention),
+            trash=[d.backup_id for d in decisions if d.action == "trash"],
+            decisions=[
+                RetentionDecisionRead(
+                    backup_id=d.backup_id,
+                    database_name=d.database_name,
+                    backup_date=d.created_at,
+                    action=d.action,
+                    reasons=list(d.reasons),
+                )
+                for d in decisions
+            ],
+        )
     )

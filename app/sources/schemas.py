@@ -201,3 +201,27 @@ class SourceBackupRequest(BaseModel):
     database: DatabaseName | None = Field(
         default=None, description="One of the source's databases; default: every one."
     )
+
+
+class RetentionDecisionRead(BaseModel):
+    """One backup's fate under the source's rule now, with every reason."""
+
+    backup_id: int
+    database_name: str
+    backup_date: datetime
+    action: str = Field(description='"keep" or "trash".', examples=["trash"])
+    reasons: list[str] = Field(examples=[["not kept by keep-daily 7"]])
+
+
+class RetentionPreview(BaseModel):
+    """Which of the source's backups auto-trash would move to the trash now (``trash``), and
+    every decision with its reasons (``decisions``, newest first per database)."""
+
+    source_id: int
+    rule: dict[str, Any]
+    trash: list[int]
+    decisions: list[RetentionDecisionRead]
+
+
+class RetentionPreviewEnvelope(DataEnvelope[RetentionPreview]):
+    pass

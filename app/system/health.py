@@ -236,20 +236,20 @@ class TargetCheck:
 
 
 def next_backup_at(settings: Any, *, now: datetime | None = None) -> datetime | None:
-    """When the next scheduled backup is due (UTC), or None when the schedule is off."""
-    from app.jobs.schedule import schedule_timezone, slot_start
+    """When the ``default`` source's next scheduled backup is due (UTC), by the schedule it
+    is made with (DBKEEP_BACKUP_AT in DBKEEP_SCHEDULE_TIMEZONE); None when the schedule is off."""
+    from app.jobs.schedule import daily_cron
+    from app.sources.cron import next_runs
 
     if not getattr(settings, "schedule_enabled", False):
         return None
     try:
-        tz = schedule_timezone(settings)
-        hour, minute = (int(part) for part in settings.backup_at.split(":"))
-        last = slot_start(settings.backup_at, tz, now or datetime.now(UTC))
+        runs = next_runs(
+            daily_cron(settings.backup_at), settings.schedule_timezone, now or datetime.now(UTC)
+        )
     except ValueError:
         return None
-    # The same wall-clock time the next day (a DST change moves it in UTC, not locally).
-    following = (last.astimezone(tz) + timedelta(days=1)).replace(hour=hour, minute=minute)
-    return following.astimezone(UTC)
+    return runs[0] if runs else None
 
 
 def default_registry() -> HealthRegistry:

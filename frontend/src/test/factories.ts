@@ -33,6 +33,7 @@ export function backup(overrides: Partial<Backup> = {}): Backup {
     integrity_status: 'ok',
     verified_at: null,
     cancelled: false,
+    pinned: false,
     ...overrides,
   }
 }
