@@ -18,7 +18,7 @@ from app.backups.models import (
 )
 from app.backups.restores import RestoreJob, RestoreRunner
 from app.backups.runner import BackupJob, BackupRunner, NothingToRun
-from app.backups.service import BackupService
+from app.backups.service import BackupService, target_for
 from app.config import Settings
 from app.db import Database
 from app.engines import get_engine
@@ -68,6 +68,8 @@ async def test_a_backup_job_runs_only_a_waiting_row(
     assert await backup_runner.backup_job(pending.id) == BackupJob(
         backup_id=pending.id,
         target_database="shop",
+        # A row from before sources: DBKEEP_TARGET_URL's server, the row's database.
+        target=target_for(settings, "shop"),
         attempt=1,
         max_attempts=settings.transient_retries + 1,
     )
