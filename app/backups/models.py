@@ -174,8 +174,9 @@ class RestoreOperation(Base):
         ForeignKey("database_backups.id", ondelete="SET NULL")
     )
     target_database: Mapped[str | None] = mapped_column(String(64))
-    # The source whose server it loads into (NULL: the backup's own source, or part 1's
-    # DBKEEP_TARGET_URL); ``target_database`` is the database there.
+    # The source whose server it loads into (set by every request since restores name a
+    # target; NULL: part 1's DBKEEP_TARGET_URL, or a row from before, meaning the backup's own
+    # source); ``target_database`` is the database there.
     target_source_id: Mapped[int | None] = mapped_column(
         ForeignKey("sources.id", ondelete="SET NULL")
     )

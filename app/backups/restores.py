@@ -4,6 +4,10 @@ A restore is tracked like a backup (table ``backup_restores``). Before anything 
 target is backed up (a ``pre_restore`` backup, kept like any other). A restore ends in one of two
 states: the backup's database, or the database as it was (``rolled_back``, with the reason).
 
+* The target is ``target_database`` on the operation's target source (another database name, or
+  another source of the same engine, or -- by default -- where the backup came from); the
+  backup's own database is never touched when it is not the target. A target that does not
+  exist yet has nothing to back up: no safety backup, and a failed load drops what it created.
 * The load makes the backup's database exactly: the target is dropped and created again with its
   own character set and collation, then the dump is loaded, so objects the backup doesn't have are
   gone (they are in the safety backup) -- unless the operation asks to keep them
@@ -202,6 +206,7 @@ class RestoreRunner:
             if cancel_asked.done() or await self._cancel_requested(restore_id):
                 raise await self._cancelled_before_changes(restore_id)
             before = await self._inspect(target)
+            existed = before.options is not None
             total = await self._raw_size(operation.backup_id)
             await self._enter_phase(restore_id, RestorePhase.loading, progress, total=total)
             try:
@@ -218,6 +223,7 @@ class RestoreRunner:
                     progress=progress,
                     cancelled=exc.cancelled,
                     options=before.options,
+                    existed=existed,
                 )
             # Progress reports are throttled to one a second, so a short load may never have
             # reported; a completed load read the whole backup.
@@ -288,20 +294,29 @@ class RestoreRunner:
         return operation
 
     async def _target_for(self, operation: RestoreOperation) -> TargetSpec:
-        """Where the restore loads: the database it names on its backup's source (or, for a
-        backup from before sources, DBKEEP_TARGET_URL's server)."""
+        """Where the restore loads: the database it names on its target source; for an
+        operation that names none (recorded before restores named one), its backup's source
+        (or, for a backup from before sources, DBKEEP_TARGET_URL's server)."""
         async with self.database.sessionmaker() as session:
+            if operation.target_source_id is not None:
+                return await stored_source_target(
+                    session, operation.target_source_id, operation.target_database
+                )
             backup = await BackupRepository(session).get(operation.backup_id)
             if backup is None or backup.source_id is None:
                 return target_for(self.settings, operation.target_database)
             return await stored_source_target(session, backup.source_id, operation.target_database)
 
     async def _source_of(self, operation: RestoreOperation) -> Source | None:
+        """The source the restore loads into (its safety backup is that source's)."""
         async with self.database.sessionmaker() as session:
-            backup = await BackupRepository(session).get(operation.backup_id)
-            if backup is None or backup.source_id is None:
+            source_id = operation.target_source_id
+            if source_id is None:
+                backup = await BackupRepository(session).get(operation.backup_id)
+                source_id = backup.source_id if backup is not None else None
+            if source_id is None:
                 return None
-            return await SourceRepository(session).get(backup.source_id)
+            return await SourceRepository(session).get(source_id)
 
     async def _target_or_none(self, operation: RestoreOperation) -> TargetSpec | None:
         try:
@@ -408,8 +423,17 @@ class RestoreRunner:
     async def _safety_backup(
         self, operation: RestoreOperation, target: TargetSpec, progress: _Progress
     ) -> int | None:
-        """Back the target up first (reusing the one a previous attempt made); its id."""
+        """Back the target up first (reusing the one a previous attempt made); its id, or None
+        when none is taken: not asked for, or the database doesn't exist yet (nothing to back
+        up; the restore creates it)."""
         if not operation.use_safety_backup:
+            return None
+        if operation.safety_backup_id is None and not await self._exists(target):
+            log.info(
+                "restore.safety_backup_skipped",
+                restore_id=operation.id,
+                reason="nothing to back up: the database does not exist yet",
+            )
             return None
         # The phase's total is the safety backup's own estimate (None when there is none).
         try:
@@ -462,6 +486,10 @@ class RestoreRunner:
         raise AssertionError("unreachable: the last attempt never raises TransientBackupFailure")
 
     # ---- loading and rolling back ------------------------------------------------------------
+
+    async def _exists(self, target: TargetSpec) -> bool:
+        """Whether the target database exists (a restore into a new name creates it)."""
+        return (await self._inspect(target)).options is not None
 
     async def _inspect(self, target: TargetSpec) -> SchemaState:
         """The target as it is before the load (its character set and collation, its objects)."""
@@ -567,7 +595,8 @@ class RestoreRunner:
         except Conflict as exc:
             # Refused before loading (state, missing or damaged file): nothing was changed.
             raise _RestoreRefused(exc.message) from None
-        keep = operation.keep_existing_objects
+        # ``options`` None: the database doesn't exist yet; it is created either way.
+        keep = operation.keep_existing_objects and options is not None
         try:
             async with asyncio.timeout(self.settings.restore_timeout_seconds):
                 if not keep:
@@ -619,6 +648,7 @@ class RestoreRunner:
         progress: _Progress,
         cancelled: bool = False,
         options: DatabaseOptions | None = None,
+        existed: bool = True,
     ) -> RestoreOperation:
         # A cancel is the user's choice: said as such, never "the restore failed".
         if cancelled:
@@ -627,6 +657,8 @@ class RestoreRunner:
         else:
             opening = f"The restore failed: {reason}"
         safety_id = safety_id or await self._completed_safety_backup(operation)
+        if safety_id is None and not existed:
+            return await self._drop_created(operation, target, opening, started, cancelled)
         if safety_id is None:
             if not operation.use_safety_backup:
                 message = (
@@ -654,6 +686,32 @@ class RestoreRunner:
         message = (
             f"{opening}; the database was put back as it was before "
             f"(from safety backup {safety_id})."
+        )
+        return await self._finish(
+            operation.id, RestoreStatus.rolled_back, message, started, cancelled=cancelled
+        )
+
+    async def _drop_created(
+        self,
+        operation: RestoreOperation,
+        target: TargetSpec,
+        opening: str,
+        started: float,
+        cancelled: bool,
+    ) -> RestoreOperation:
+        """Put a target that did not exist before the restore back as it was: absent."""
+        try:
+            await self.engine.drop_database(target)
+        except EngineError as exc:
+            message = (
+                f"{opening}. The database did not exist before; dropping the partly restored "
+                f"one failed ({exc.message.rstrip('.')}): drop it by hand."
+            )
+            return await self._finish(
+                operation.id, RestoreStatus.failed, message, started, cancelled=cancelled
+            )
+        message = (
+            f"{opening}; the database did not exist before, so the partly restored one was dropped."
         )
         return await self._finish(
             operation.id, RestoreStatus.rolled_back, message, started, cancelled=cancelled

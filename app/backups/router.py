@@ -284,13 +284,17 @@ async def restore_backup(
     _json: JsonBody,
     body: RestoreRequest | None = None,
 ) -> RestoreMessageEnvelope:
-    """Queue a restore of a completed, intact backup into the target database (409 otherwise,
-    or while another backup or restore of the target runs)."""
+    """Queue a restore of a completed, intact backup into the database it came from, or into
+    ``database`` of source ``target_source_id`` (404 unknown source, 409 another engine; 409
+    too for a backup not completed or intact, or while another backup or restore of the
+    target runs)."""
     options = body or RestoreRequest()
     operation = await service.request_restore(
         backup_id,
         use_safety_backup=options.use_safety_backup,
         keep_existing_objects=options.keep_existing_objects,
+        target_source_id=options.target_source_id,
+        database=options.database,
     )
     return RestoreMessageEnvelope(
         message="Database restore queued; it runs in the background.",

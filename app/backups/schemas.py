@@ -22,6 +22,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
+from app.engines.base import validate_database_name
 from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
 
 MAX_ID = 2**63 - 1
@@ -90,7 +91,12 @@ class RestoreRead(BaseModel):
     )
     use_safety_backup: bool
     safety_backup_id: int | None
-    target_database: str | None
+    target_source_id: int | None = Field(
+        default=None,
+        description="The source whose server it loads into (null: DBKEEP_TARGET_URL's, for a "
+        "backup from before sources, or that source was deleted since).",
+    )
+    target_database: str | None = Field(description="The database it loads into there.")
     error_message: str | None
     bytes_processed: int
     total_bytes: int | None
@@ -173,6 +179,7 @@ def _json_integer(value: Any) -> int:
 
 
 BackupIdItem = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
+DatabaseName = Annotated[str, Field(max_length=64), AfterValidator(validate_database_name)]
 
 
 class BulkRequest(BaseModel):
@@ -194,6 +201,18 @@ class BulkRequest(BaseModel):
 class RestoreRequest(BaseModel):
     # Strict: only JSON true/false are booleans here, never 0, "no", "off", "f" or 0.0.
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    target_source_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        default=None,
+        description="The source to restore into, of the backup's engine; default: the source "
+        "the backup came from.",
+    )
+    database: DatabaseName | None = Field(
+        default=None,
+        description="The database to restore into (created when it doesn't exist); default: "
+        "the backup's own on its source, or the target source's only one. Required for a "
+        'source of every database (["*"]).',
+    )
 
     use_safety_backup: bool = Field(
         default=True,

@@ -47,13 +47,14 @@ from app.backups.retention import (
 )
 from app.config import Settings
 from app.db import utcnow
-from app.engines.base import TargetSpec
-from app.errors import Conflict, NotFound, ServiceUnavailable
+from app.engines.base import TargetSpec, validate_database_name
+from app.engines.mysql.engine import SYSTEM_DATABASES
+from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.pipeline.checksum import verified
 from app.pipeline.codecs import CorruptStream, decompress_stream
 from app.pipeline.compression import Compression
 from app.queue import JobQueue
-from app.sources.models import DEFAULT_SOURCE, Source
+from app.sources.models import DEFAULT_SOURCE, Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.sources.retention import RetentionDecision
 from app.sources.service import target_of
@@ -65,6 +66,7 @@ __all__ = [
     "CsvExport",
     "Download",
     "Page",
+    "RestoreTarget",
     "SortKey",
     "Statistics",
     "View",
@@ -263,6 +265,54 @@ def _target_taken(exc: DBAPIError) -> bool:
     """Whether a failed insert or update broke one of ``target_activity``'s checks (migration
     0007): another restore, or a backup beside a restore, holds the target."""
     return "ck_target_activity" in str(exc.orig)
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Where a restore loads: a database on a source's server (``source`` None: part 1's
+    DBKEEP_TARGET_URL, for a backup from before sources)."""
+
+    source: Source | None
+    spec: TargetSpec
+
+    @property
+    def database(self) -> str:
+        return self.spec.database
+
+
+def _restorable_name(database: str) -> str:
+    """A database a restore may drop and create: a valid name, never a system database."""
+    try:
+        validate_database_name(database)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"{database!r} is not a database name.", errors={"database": [str(exc)]}
+        ) from None
+    if database.casefold() in SYSTEM_DATABASES:
+        raise ValidationFailed(
+            f"{database!r} is a system database; a backup is never restored into it.",
+            errors={"database": ["a system database"]},
+        )
+    return database
+
+
+def _default_database(source: Source, backup_database: str | None) -> str:
+    """The database of another source a restore loads when none is named: the source's only
+    one, else the backup's own name if the source has it; 422 when that leaves a choice."""
+    if source.all_databases:
+        raise ValidationFailed(
+            f"Source {source.name!r} backs up every database on its server: name the database "
+            "to restore into.",
+            errors={"database": ["required for a source of every database"]},
+        )
+    if len(source.databases) == 1:
+        return source.databases[0]
+    if backup_database is not None and backup_database in source.databases:
+        return backup_database
+    raise ValidationFailed(
+        f"Source {source.name!r} has several databases: name the one to restore into.",
+        errors={"database": ["required: the source has several databases"]},
+    )
 
 
 def _state_conflict(backup: DatabaseBackup, action: str) -> Conflict:
@@ -467,14 +517,59 @@ class BackupService:
                 f"{running[0].status.value.replace('_', ' ')}; try again when it has finished."
             )
 
+    async def restore_target(
+        self, backup_id: int, *, target_source_id: int | None = None, database: str | None = None
+    ) -> RestoreTarget:
+        """Where a restore of ``backup_id`` would load: ``database`` (default: see
+        ``_default_database``) on the source ``target_source_id`` (default: the backup's own;
+        404 unknown, 409 another engine), checked but not claimed."""
+        backup = await self.get(backup_id)
+        if database is not None:
+            database = _restorable_name(database)
+        sources = SourceRepository(self.session)
+        own = await sources.get(backup.source_id) if backup.source_id is not None else None
+        if backup.source_id is not None and own is None and target_source_id is None:
+            raise Conflict(
+                f"The source of backup {backup_id} was deleted; name a source to restore it "
+                "into (target_source_id)."
+            )
+        if target_source_id is None or (own is not None and target_source_id == own.id):
+            if own is None:
+                # A backup from before sources: part 1's target, DBKEEP_TARGET_URL.
+                target = target_from_settings(self.settings)
+                return RestoreTarget(None, target.with_database(database) if database else target)
+            name = database or backup.target_database
+            return RestoreTarget(own, target_of(own, name))
+        source = await sources.get(target_source_id)
+        if source is None:
+            raise NotFound(f"Source {target_source_id} was not found.")
+        engine = own.engine if own is not None else SourceEngine.mysql.value
+        if source.engine != engine:
+            raise Conflict(
+                f"Backup {backup_id} is a {engine} backup; source {source.name!r} is "
+                f"{source.engine}: a backup is restored only into a source of its own engine."
+            )
+        name = database or _default_database(source, backup.target_database)
+        return RestoreTarget(source, target_of(source, name))
+
     async def request_restore(
-        self, backup_id: int, *, use_safety_backup: bool = True, keep_existing_objects: bool = False
+        self,
+        backup_id: int,
+        *,
+        use_safety_backup: bool = True,
+        keep_existing_objects: bool = False,
+        target_source_id: int | None = None,
+        database: str | None = None,
     ) -> RestoreOperation:
-        """Queue a restore of a completed, intact backup into the target database."""
+        """Queue a restore of a completed, intact backup into ``database`` of the source
+        ``target_source_id`` (default: where it came from; ``restore_target``)."""
         backup = await self.get(backup_id)
         if backup.status is not BackupStatus.completed:
             raise _state_conflict(backup, "restored")
-        target = target_from_settings(self.settings)
+        chosen = await self.restore_target(
+            backup_id, target_source_id=target_source_id, database=database
+        )
+        target = chosen.spec
         await self._refuse_while_busy(target.database)
         await self._require_intact_file(backup)
         operation = RestoreOperation(
@@ -484,6 +579,7 @@ class BackupService:
             use_safety_backup=use_safety_backup,
             keep_existing_objects=keep_existing_objects,
             phase=RestorePhase.queued,
+            target_source_id=chosen.source.id if chosen.source is not None else None,
             target_database=target.database,
             total_bytes=backup.raw_size,
             bytes_processed=0,
@@ -501,6 +597,8 @@ class BackupService:
                 "restore_id": operation.id,
                 "use_safety_backup": use_safety_backup,
                 "keep_existing_objects": keep_existing_objects,
+                "target_source": chosen.source.name if chosen.source is not None else None,
+                "target_database": target.database,
             },
         )
         await self.session.commit()

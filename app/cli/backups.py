@@ -29,7 +29,7 @@ from app.backups.models import (
 )
 from app.backups.repository import BackupRepository, SortKey, View
 from app.backups.runner import TransientBackupFailure
-from app.backups.service import BackupService, target_from_settings
+from app.backups.service import BackupService
 from app.bootstrap import Bootstrap, open_bootstrap
 from app.cli import app
 from app.cli.common import fail, load_settings, migrate_or_fail, run
@@ -236,17 +236,33 @@ def restore(
             "restore leaves exactly the backup's database).",
         ),
     ] = False,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            "--into",
+            metavar="SOURCE",
+            help="The source (by name) to restore into, of the backup's engine; default: the "
+            "one the backup came from.",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            metavar="DB",
+            help="The database to restore into (created when it doesn't exist); default: the "
+            "backup's own, or the --into source's only one.",
+        ),
+    ] = None,
 ) -> None:
-    """Restore a completed backup into the target database (replaces its current data)."""
+    """Restore a completed backup where it came from, or --into another source and/or
+    --database (replaces that database's data; a safety backup of it is taken first)."""
     settings = load_settings()
     if not yes:
         if not sys.stdin.isatty():
             fail("restoring replaces the target database's data: pass --yes to confirm")
-        try:
-            database = target_from_settings(settings).database
-        except AppError as exc:
-            fail(exc.message)
-        if not typer.confirm(f"Replace database '{database}' with backup {backup_id}?"):
+        where = run(_restore_target(settings, backup_id, into, database))
+        if not typer.confirm(f"Replace {where} with backup {backup_id}?"):
             typer.echo("Nothing was changed.", err=True)
             raise typer.Exit(1)
 
@@ -258,6 +274,8 @@ def restore(
                     backup_id,
                     use_safety_backup=not no_safety_backup,
                     keep_existing_objects=keep_existing_objects,
+                    target_source_id=await _source_id(rt, session, into),
+                    database=database,
                 )
             if queue:
                 return operation.id, operation.status, None
@@ -271,6 +289,28 @@ def restore(
     if status is not RestoreStatus.completed:
         fail(f"restore {restore_id} {status.value.replace('_', ' ')}: {error}")
     typer.echo(f"Restore {restore_id} of backup {backup_id} completed.")
+
+
+async def _source_id(rt: Bootstrap, session: AsyncSession, name: str | None) -> int | None:
+    """The id of the source named ``name`` (None for None); a NotFound the CLI prints."""
+    if name is None:
+        return None
+    sources = SourceService(session, settings=rt.settings, engines=rt.engines, actor=CLI_ACTOR)
+    return (await sources.by_name(name)).id
+
+
+async def _restore_target(
+    settings: Settings, backup_id: int, into: str | None, database: str | None
+) -> str:
+    """What the prompt names: "database 'shop'", with "on source 'x'" but for the default."""
+    async with open_bootstrap(settings) as rt, rt.database.sessionmaker() as session:
+        target = await _service(rt, session, queue=False).restore_target(
+            backup_id, target_source_id=await _source_id(rt, session, into), database=database
+        )
+    where = f"database '{target.database}'"
+    if target.source is not None and target.source.name != DEFAULT_SOURCE:
+        where += f" on source '{target.source.name}'"
+    return where
 
 
 async def _run_restore(rt: Bootstrap, operation: RestoreOperation) -> RestoreOperation:

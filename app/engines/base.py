@@ -233,6 +233,10 @@ class DatabaseEngine(Protocol):
         """Drop and create ``target.database`` empty, with ``options`` (its former defaults)."""
         ...
 
+    async def drop_database(self, target: TargetSpec) -> None:
+        """Drop ``target.database`` if it exists."""
+        ...
+
     async def inspect(self, target: TargetSpec) -> SchemaState:
         """The database's defaults and every object in it (tables, views, routines ...)."""
         ...

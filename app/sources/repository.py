@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.models import BackupStatus, DatabaseBackup, RestoreOperation, RestoreStatus
 from app.kit.secret import Secret
 from app.sources.models import DEFAULT_SOURCE, Source
 
@@ -79,6 +79,18 @@ class SourceRepository:
             .where(
                 DatabaseBackup.source_id == source_id,
                 DatabaseBackup.status.in_((BackupStatus.pending, BackupStatus.in_progress)),
+            )
+        )
+        return int(count or 0)
+
+    async def busy_restores(self, source_id: int) -> int:
+        """Restores into this source that are pending or running."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(RestoreOperation)
+            .where(
+                RestoreOperation.target_source_id == source_id,
+                RestoreOperation.status.in_((RestoreStatus.pending, RestoreStatus.in_progress)),
             )
         )
         return int(count or 0)

@@ -223,6 +223,13 @@ class SourceService:
                 f"Source {source.name!r} has {busy} backup(s) pending or running; "
                 "wait for them or cancel them first."
             )
+        # A restore that lost its target source would have no server to load into.
+        restoring = await self.sources.busy_restores(source.id)
+        if restoring:
+            raise Conflict(
+                f"{restoring} restore(s) into source {source.name!r} are pending or running; "
+                "wait for them or cancel them first."
+            )
         return source
 
     async def backup_ids(self, source: Source) -> list[int]:

@@ -28,6 +28,8 @@ from app.config import Settings
 from app.db import Database
 from app.jobs.private_redis import PrivateRedis
 from app.jobs.queue import ArqJobQueue
+from app.keys import configure_encryption
+from app.kit.encryption import install_key_ring
 from app.storage import get_storage
 from tests import support
 
@@ -190,6 +192,15 @@ class WorkerFactory:
 def worker_settings(settings: Settings) -> Settings:
     """The test's settings with the short clocks the worker processes get too."""
     return settings.model_copy(update=FAST)
+
+
+@pytest.fixture(autouse=True)
+def key_ring(worker_settings: Settings) -> Iterator[None]:
+    """The encryption keys the worker processes have: this process reads (and tests write)
+    source URLs too, e.g. the ``default`` source a worker makes at start-up."""
+    configure_encryption(worker_settings)
+    yield
+    install_key_ring(None)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from app.backups.models import BackupTrigger, DatabaseBackup, RestoreOperation, RestoreStatus
 from app.db import Database
+from app.kit.secret import Secret
+from app.sources.models import Source
 from tests import support
 from tests.worker.conftest import DBKEEP, WorkerFactory, seed, wait_for
 
@@ -113,3 +115,46 @@ async def test_a_cli_restore_leaves_exactly_the_backup_unless_asked_to_keep_the_
         f"WHERE schema_name = '{target_database}'"
     )
     assert collation.strip() == "utf8mb4_unicode_520_ci"
+
+
+async def test_a_cli_restore_into_another_source_and_database(
+    workers: WorkerFactory, database: Database, target_database: str, mariadb_password: str
+) -> None:
+    seed(target_database)
+    made = dbkeep(workers, "backup:database")
+    assert made.returncode == 0, made.stderr
+    backup_id = re.search(r"Backup (\d+) completed", made.stdout)
+    assert backup_id is not None
+    original = support.table_checksums(target_database)
+    async with database.sessionmaker() as session:
+        session.add(
+            Source(
+                name="staging",
+                engine="mysql",
+                url=Secret(support.target_url("", password=mariadb_password)),
+                databases=["*"],
+                exclude=[],
+                retention={},
+            )
+        )
+        await session.commit()
+    copy = support.unique_name("dbkeep_copy")
+    try:
+        unknown = dbkeep(workers, "backup:restore", backup_id[1], "--yes", "--into", "nope")
+        assert unknown.returncode == 1 and "'nope'" in unknown.stderr
+        # A source of every database: which one is the target must be said.
+        unnamed = dbkeep(workers, "backup:restore", backup_id[1], "--yes", "--into", "staging")
+        assert unnamed.returncode == 1 and "name the database" in unnamed.stderr
+
+        restored = dbkeep(
+            workers, "backup:restore", backup_id[1], "--yes", "--into", "staging",
+            "--database", copy,
+        )  # fmt: skip
+        assert restored.returncode == 0, restored.stderr
+        assert support.table_checksums(copy) == original
+        assert support.table_checksums(target_database) == original
+        async with database.sessionmaker() as session:
+            row = await session.scalar(select(RestoreOperation))
+        assert row is not None and row.target_database == copy
+    finally:
+        support.admin_sql(f"DROP DATABASE IF EXISTS `{copy}`")

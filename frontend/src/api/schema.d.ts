@@ -107,8 +107,10 @@ export interface paths {
         put?: never;
         /**
          * Restore Backup
-         * @description Queue a restore of a completed, intact backup into the target database (409 otherwise,
-         *     or while another backup or restore of the target runs).
+         * @description Queue a restore of a completed, intact backup into the database it came from, or into
+         *     ``database`` of source ``target_source_id`` (404 unknown source, 409 another engine; 409
+         *     too for a backup not completed or intact, or while another backup or restore of the
+         *     target runs).
          */
         post: operations["restore_backup"];
         delete?: never;
@@ -1116,8 +1118,16 @@ export interface components {
             /** Started At */
             started_at: string | null;
             status: components["schemas"]["RestoreStatus"];
-            /** Target Database */
+            /**
+             * Target Database
+             * @description The database it loads into there.
+             */
             target_database: string | null;
+            /**
+             * Target Source Id
+             * @description The source whose server it loads into (null: DBKEEP_TARGET_URL's, for a backup from before sources, or that source was deleted since).
+             */
+            target_source_id?: number | null;
             /** Total Bytes */
             total_bytes: number | null;
             /**
@@ -1131,11 +1141,21 @@ export interface components {
         /** RestoreRequest */
         RestoreRequest: {
             /**
+             * Database
+             * @description The database to restore into (created when it doesn't exist); default: the backup's own on its source, or the target source's only one. Required for a source of every database (["*"]).
+             */
+            database?: string | null;
+            /**
              * Keep Existing Objects
              * @description Objects the backup does not have are kept; by default the restore leaves exactly the backup's database (tables, views and routines created after the backup are dropped; they are in the safety backup).
              * @default false
              */
             keep_existing_objects: boolean;
+            /**
+             * Target Source Id
+             * @description The source to restore into, of the backup's engine; default: the source the backup came from.
+             */
+            target_source_id?: number | null;
             /**
              * Use Safety Backup
              * @description Back the target up first so a failed restore can be rolled back.
