@@ -84,6 +84,8 @@ class Settings(BaseSettings):
 
     # HTTP
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    # The one route that takes a dump as its body (imports) streams it under this limit instead.
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 50 * 1024**3
     session_ttl_hours: Annotated[int, Field(ge=1)] = 12
     login_max_failures: Annotated[int, Field(ge=1)] = 5
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60

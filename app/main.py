@@ -27,6 +27,7 @@ from app.http.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    StreamedBody,
     TrustedProxyMiddleware,
     install_access_log_redaction,
     install_relative_slash_redirects,
@@ -38,6 +39,7 @@ from app.jobs.queue import ArqJobQueue
 from app.jobs.worker import embedded_worker, embedded_worker_requested
 from app.keys import configure_encryption
 from app.sources.models import SourceEngine
+from app.sources.router import IMPORTS_PATH
 from app.sources.router import router as sources_router
 from app.storage import get_storage
 from app.system.health import default_registry
@@ -124,7 +126,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added innermost first: the request context (ids, last-resort 500) wraps everything else.
     app.add_middleware(SessionScopeMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        streamed=[
+            StreamedBody("POST", IMPORTS_PATH, settings.max_upload_bytes, "DBKEEP_MAX_UPLOAD_BYTES")
+        ],
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_url_https)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)

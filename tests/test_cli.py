@@ -66,6 +66,7 @@ def test_every_command_has_help() -> None:
         "backup:cleanup-trash",
         "backup:restore",
         "backup:verify",
+        "backup:import",
         "migrate",
         "source:add",
         "source:list",

@@ -37,6 +37,8 @@ class BackupTrigger(StrEnum):
     scheduled = "scheduled"
     cli = "cli"
     pre_restore = "pre_restore"
+    # An existing dump uploaded (POST /admin/api/sources/{id}/imports, ``backup:import``).
+    upload = "upload"
 
 
 class RestoreStatus(StrEnum):

@@ -6,8 +6,11 @@ records an audit event, commits once, and only then talks to the queue or delete
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
 from app.backups.export import csv_chunks, export_filename
+from app.backups.imports import store_upload
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
@@ -47,11 +51,11 @@ from app.backups.retention import (
 )
 from app.config import Settings
 from app.db import utcnow
-from app.engines.base import TargetSpec, validate_database_name
+from app.engines.base import DatabaseEngine, TargetSpec, validate_database_name
 from app.engines.mysql.engine import SYSTEM_DATABASES
 from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.pipeline.checksum import verified
-from app.pipeline.codecs import CorruptStream, decompress_stream
+from app.pipeline.codecs import CorruptStream, PipelineError, decompress_stream
 from app.pipeline.compression import Compression
 from app.queue import JobQueue
 from app.sources.models import DEFAULT_SOURCE, Source, SourceEngine
@@ -441,6 +445,106 @@ class BackupService:
             await self._enqueue_backup(backup)
         # Read again, with its creator joined: the answer names who started it, as the list does.
         return await self.get(backup.id)
+
+    async def import_upload(
+        self,
+        *,
+        source: Source,
+        database: str,
+        engine: DatabaseEngine,
+        chunks: AsyncIterator[bytes],
+        declared: Compression,
+        original_name: str | None = None,
+    ) -> DatabaseBackup:
+        """Store an uploaded dump of ``database`` on ``source`` as a completed backup (trigger
+        ``upload``), checked like a dump dbkeep takes; anything else is a 4xx and nothing is
+        kept: no row, no file, no temporary."""
+        started = time.monotonic()
+        backup = new_backup_row(
+            self.settings,
+            database=database,
+            trigger=BackupTrigger.upload,
+            created_by=self.actor.user_id,
+            source=source,
+        )
+        source_name = source.name
+        # No connection is held while the body arrives (it may take hours): the row is
+        # inserted, in a new transaction, once the file is stored.
+        await self.session.commit()
+        compression = Compression(backup.compression)
+        try:
+            await self.storage.check_writable()
+            writer = await self.storage.open_writer(backup.path)
+        except StorageError as exc:
+            raise ServiceUnavailable(f"The upload can't be stored now: {exc.message}.") from None
+        try:
+            upload = await store_upload(
+                chunks,
+                writer,
+                declared=declared,
+                engine=engine,
+                compression=compression,
+                level=self._level(compression),
+            )
+            size = await writer.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(writer.abort())
+            if isinstance(exc, StorageError):
+                raise ServiceUnavailable(
+                    f"The upload could not be stored: {exc.message}; nothing was kept."
+                ) from None
+            if isinstance(exc, PipelineError):
+                raise ServiceUnavailable(
+                    f"The upload could not be stored: {exc}; nothing was kept."
+                ) from None
+            raise
+        try:
+            now = utcnow()
+            backup.status = BackupStatus.completed
+            backup.file_size = size
+            backup.raw_size = backup.bytes_processed = upload.raw.raw_bytes
+            backup.checksum_sha256 = upload.stored.sha256
+            backup.dump_tool_version = upload.verdict.tool_version[:255] or None
+            backup.server_version = (upload.verdict.server_version or "")[:255] or None
+            backup.started_at = backup.backup_date
+            backup.completed_at = backup.verified_at = now
+            backup.duration_ms = int((time.monotonic() - started) * 1000)
+            backup.integrity_status = IntegrityStatus.ok
+            backup.attempts = 1
+            self.backups.add(backup)
+            await self.session.flush()
+            record_event(
+                self.session,
+                actor=self.actor,
+                action="backup.import",
+                target_type="backup",
+                target_id=backup.id,
+                details={
+                    "source": source_name,
+                    "database": database,
+                    "uploaded_as": declared.value,
+                    "original_name": (original_name or "")[:255] or None,
+                    "size": size,
+                },
+            )
+            await self.session.commit()
+        except BaseException:
+            # The file was published under a key no row names: take it back.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.session.rollback())
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.storage.delete(backup.path))
+            raise
+        log.info("backup.imported", backup_id=backup.id, size=size, raw=backup.raw_size)
+        return await self.get(backup.id)
+
+    def _level(self, compression: Compression) -> int:
+        levels = {
+            Compression.zstd: self.settings.zstd_level,
+            Compression.gzip: self.settings.gzip_level,
+        }
+        return levels.get(compression, 0)
 
     async def create_scheduled(
         self, slot: str, *, source: Source | None = None, database: str | None = None

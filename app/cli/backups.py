@@ -1,4 +1,4 @@
-"""The original's three commands, plus restore, verify and migrate."""
+"""The original's three commands, plus restore, verify, import, export and migrate."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +21,7 @@ from app.backups.filters import (
     search_term,
     status_value,
 )
+from app.backups.imports import compression_from_name
 from app.backups.models import (
     BackupStatus,
     BackupTrigger,
@@ -427,6 +430,59 @@ def export_csv(
         # exit doesn't report the pipe again (the recipe of Python's signal docs).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+@app.command("backup:import")
+def import_dump(
+    source: Annotated[str, typer.Argument(help="The source's name (see source:list).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="An existing dump: NAME.sql, NAME.sql.gz or NAME.sql.zst.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option(help="Which of the source's databases it is of (default: its only one)."),
+    ] = None,
+) -> None:
+    """Store an existing dump as a completed backup of SOURCE, checked like one dbkeep takes."""
+    declared = compression_from_name(file.name)
+    if declared is None:
+        fail(f"{file.name}: the file name must end in .sql, .sql.gz or .sql.zst")
+    settings = load_settings()
+
+    async def main() -> DatabaseBackup:
+        async with open_bootstrap(settings) as rt, rt.database.sessionmaker() as session:
+            sources = SourceService(
+                session, settings=rt.settings, engines=rt.engines, actor=CLI_ACTOR
+            )
+            row = await sources.by_name(source)
+            name = sources.database_for_import(row, database)
+            return await _service(rt, session, queue=False).import_upload(
+                source=row,
+                database=name,
+                engine=sources.engine_of(row),
+                chunks=_file_chunks(file),
+                declared=declared,
+                original_name=file.name,
+            )
+
+    backup = run(main())
+    typer.echo(
+        f"Backup {backup.id} imported: {backup.filename} "
+        f"({format_size(backup.file_size)}, sha256 {backup.checksum_sha256})"
+    )
+
+
+async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    """The file's bytes, read off the event loop."""
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk
 
 
 @app.command("migrate")

@@ -204,6 +204,11 @@ class DatabaseEngine(Protocol):
         """Connect; report the server version, missing dump privileges, the databases."""
         ...
 
+    def judge_upload(self, raw: RawStats) -> DumpVerdict:
+        """The verdict on a dump dbkeep did not take (an upload), read to its end: what its
+        first and last bytes say, or ``EngineError`` unless it is a complete dump."""
+        ...
+
     def open_dump(self, target: TargetSpec) -> AbstractAsyncContextManager[RunningDump]:
         """``async with engine.open_dump(target) as dump``: the dump runs; read ``dump.source``
         to its end, then ``await dump.finish(stats)``. Leaving the block (a failure, a cancel)

@@ -9,6 +9,7 @@ import re
 import secrets
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import PayloadTooLarge
 from app.http.envelope import error_response
 
 if TYPE_CHECKING:
@@ -137,22 +139,45 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+@dataclass(frozen=True)
+class StreamedBody:
+    """A route whose body the application streams itself (an uploaded dump): it is never read
+    up front, and may be up to ``max_bytes``, counted as it arrives."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+    setting: str  # the variable that sets the limit, named in the 413
+
+    def matches(self, scope: Scope) -> bool:
+        return scope.get("method") == self.method and bool(self.path.match(scope.get("path", "")))
+
+
 class BodySizeLimitMiddleware:
     """413 for bodies over ``max_bytes``, counted while they arrive, whatever Content-Length says.
 
     The body is read up front (it is at most ``max_bytes``) and replayed to the application, so
-    an oversized body is refused before any route or dependency runs.
+    an oversized body is refused before any route or dependency runs. A ``streamed`` route is
+    not buffered: its limit is checked on Content-Length, then on every part that arrives (past
+    it, reading the body raises ``PayloadTooLarge``, so the route stops and keeps nothing).
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, streamed: Sequence[StreamedBody] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = tuple(streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
+        for route in self.streamed:
+            if route.matches(scope):
+                await self._streamed(route, declared, scope, receive, send)
+                return
         if declared is not None and declared > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
@@ -177,6 +202,34 @@ class BodySizeLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _streamed(
+        self,
+        route: StreamedBody,
+        declared: int | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        message = (
+            f"The upload is too large (the limit is {route.max_bytes} bytes, {route.setting})."
+        )
+        if declared is not None and declared > route.max_bytes:
+            response = error_response(413, message, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            part = await receive()
+            if part["type"] == "http.request":
+                received += len(part.get("body", b""))
+                if received > route.max_bytes:
+                    raise PayloadTooLarge(message)
+            return part
+
+        await self.app(scope, counted, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

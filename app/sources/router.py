@@ -3,14 +3,18 @@ connection, back up now. Routes parse, call one service method and wrap the resu
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BeforeValidator
+from starlette.requests import ClientDisconnect
 
+from app.backups.imports import ACCEPTED_MEDIA_TYPES, upload_compression
 from app.backups.router import AUTH_ERRORS, _read
-from app.backups.schemas import BackupRead
+from app.backups.schemas import BackupMessageEnvelope, BackupRead
 from app.deps import BackupServiceDep, SourceServiceDep
+from app.errors import BadRequest
 from app.http.envelope import DataEnvelope, error_responses
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
@@ -29,6 +33,20 @@ from app.sources.schemas import (
 from app.sources.service import SourceView
 
 router = APIRouter(prefix="/admin/api/sources", tags=["sources"])
+
+# The one route whose body is streamed under DBKEEP_MAX_UPLOAD_BYTES rather than buffered under
+# DBKEEP_MAX_REQUEST_BODY_BYTES (app/main.py hands it to BodySizeLimitMiddleware).
+IMPORTS_PATH = re.compile(r"^/admin/api/sources/[^/]+/imports$")
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The dump file itself, as the raw body (not a form).",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in ACCEPTED_MEDIA_TYPES
+        },
+    }
+}
 
 
 class BackupListEnvelope(DataEnvelope[list[BackupRead]]):
@@ -190,3 +208,58 @@ async def preview_source_retention(
             ],
         )
     )
+
+
+@router.post(
+    "/{source_id}/imports",
+    operation_id="import_backup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BackupMessageEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 413, 415, 422, 503),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def import_backup(
+    request: Request,
+    source_id: SourceId,
+    sources: SourceServiceDep,
+    backups: BackupServiceDep,
+    database: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Which of the source's databases the dump is of (default: the "
+            "source's only one).",
+        ),
+    ] = None,
+    filename: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            description="Only with Content-Type application/octet-stream: the file's name, "
+            "whose suffix (.sql, .sql.gz, .sql.zst) says how it is compressed.",
+        ),
+    ] = None,
+) -> BackupMessageEnvelope:
+    """Upload an existing dump (the raw body, streamed) as a completed backup of the source
+    (trigger ``upload``). Content-Type says how it is compressed: application/sql, application/
+    gzip or application/zstd, or application/octet-stream with ``filename``. It is checked like
+    a dump dbkeep takes: the format by its first bytes, the whole compressed stream, SQL text,
+    and (MySQL/MariaDB) the dump tool's completion line last. It is stored recompressed with
+    the configured compression. Anything else is refused (413, 415, 422) and nothing is kept."""
+    source = await sources.get(source_id)
+    name = sources.database_for_import(source, database)
+    engine = sources.engine_of(source)
+    declared = upload_compression(request.headers.get("content-type"), filename)
+    try:
+        backup = await backups.import_upload(
+            source=source,
+            database=name,
+            engine=engine,
+            chunks=request.stream(),
+            declared=declared,
+            original_name=filename,
+        )
+    except ClientDisconnect:
+        # Nobody reads this answer; it keeps a dropped upload out of the error log.
+        raise BadRequest("The upload was interrupted; nothing was kept.") from None
+    return BackupMessageEnvelope(data=_read(backup), message="Dump imported as a completed backup.")

@@ -22,6 +22,7 @@ from app.engines.base import (
     EngineError,
     TargetSpec,
     ToolStatus,
+    validate_database_name,
 )
 from app.engines.registry import EngineRegistry, UnknownEngine
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -293,6 +294,38 @@ class SourceService:
         if database not in every:
             raise NotFound(f"Source {source.name!r} has no database {database!r} to back up.")
         return [database]
+
+    def database_for_import(self, source: Source, database: str | None) -> str:
+        """Which database of ``source`` an uploaded dump is a backup of: ``database``, which
+        must be one it backs up, or, when none is named, its only one (422 if it has several)."""
+        if source.databases == [ALL_DATABASES]:
+            if database is None:
+                raise ValidationFailed(
+                    f"Source {source.name!r} backs up every database on its server: name the "
+                    "one this dump is of with database=NAME.",
+                    errors={"database": ["required for this source"]},
+                )
+            try:
+                validate_database_name(database)
+            except ValueError as exc:
+                raise ValidationFailed(
+                    "The database name is not valid.", errors={"database": [str(exc)]}
+                ) from None
+            if database.casefold() in {name.casefold() for name in source.exclude}:
+                raise NotFound(f"Source {source.name!r} excludes database {database!r}.")
+            return database
+        every = [name for name in source.databases if name not in set(source.exclude)]
+        if database is None:
+            if len(every) != 1:
+                raise ValidationFailed(
+                    f"Source {source.name!r} backs up {len(every)} databases: name the one this "
+                    "dump is of with database=NAME.",
+                    errors={"database": ["required for this source"]},
+                )
+            return every[0]
+        if database not in every:
+            raise NotFound(f"Source {source.name!r} has no database {database!r} to back up.")
+        return database
 
     def _audit(self, action: str, source: Source, details: dict[str, Any] | None = None) -> None:
         record_event(

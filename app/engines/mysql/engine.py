@@ -54,10 +54,13 @@ from app.pipeline.process import (
     spawn,
 )
 from app.pipeline.splice import PipeSource
-from app.pipeline.streams import RawStats, load_dump
+from app.pipeline.streams import DUMP_TRAILER, RawStats, load_dump
 from app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
+
+# The header's first comment names the tool: "-- MariaDB dump 10.19-11.4.2-MariaDB, for ...".
+_DUMP_TOOL_LINE = re.compile(r"^-- ((?:MariaDB|MySQL) dump .*)$", re.MULTILINE)
 
 # Chosen so that what the server accepted restores:
 # * no --hex-blob: it doubles every binary value, so a row of more than half the server's
@@ -196,6 +199,21 @@ class MySQLEngine:
             client_version=tools.client_version,
             sandbox_supported=tools.sandbox,
             message=message,
+        )
+
+    def judge_upload(self, raw: RawStats) -> DumpVerdict:
+        """Complete means what it means for a dump taken here: the dump tool's completion line
+        is its last non-empty line (a dump cut short, or edited after, has none)."""
+        if not raw.has_trailer():
+            raise EngineError(
+                "incomplete dump: its last line is not the dump tool's completion line "
+                f"({DUMP_TRAILER!r})",
+                kind=FailureKind.permanent,
+            )
+        match = _DUMP_TOOL_LINE.search(raw.head.decode("utf-8", errors="replace"))
+        return DumpVerdict(
+            tool_version=match.group(1).strip() if match else "",
+            server_version=raw.server_version(),
         )
 
     @contextlib.asynccontextmanager

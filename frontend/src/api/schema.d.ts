@@ -355,6 +355,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/sources/{source_id}/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Backup
+         * @description Upload an existing dump (the raw body, streamed) as a completed backup of the source
+         *     (trigger ``upload``). Content-Type says how it is compressed: application/sql, application/
+         *     gzip or application/zstd, or application/octet-stream with ``filename``. It is checked like
+         *     a dump dbkeep takes: the format by its first bytes, the whole compressed stream, SQL text,
+         *     and (MySQL/MariaDB) the dump tool's completion line last. It is stored recompressed with
+         *     the configured compression. Anything else is refused (413, 415, 422) and nothing is kept.
+         */
+        post: operations["import_backup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/sources/{source_id}/retention-preview": {
         parameters: {
             query?: never;
@@ -737,7 +762,7 @@ export interface components {
          * BackupTrigger
          * @enum {string}
          */
-        BackupTrigger: "manual" | "scheduled" | "cli" | "pre_restore";
+        BackupTrigger: "manual" | "scheduled" | "cli" | "pre_restore" | "upload";
         /**
          * BackupUpdate
          * @example {
@@ -3564,6 +3589,168 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The queue or the metadata store can't be reached. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The job queue is unavailable; try again shortly.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    import_backup: {
+        parameters: {
+            query?: {
+                /** @description Which of the source's databases the dump is of (default: the source's only one). */
+                database?: string | null;
+                /** @description Only with Content-Type application/octet-stream: the file's name, whose suffix (.sql, .sql.gz, .sql.zst) says how it is compressed. */
+                filename?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        /** @description The dump file itself, as the raw body (not a form). */
+        requestBody: {
+            content: {
+                "application/gzip": string;
+                "application/octet-stream": string;
+                "application/sql": string;
+                "application/x-gzip": string;
+                "application/zstd": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupMessageEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is larger than the configured limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body is too large.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body must be JSON (application/json).",
                      *       "success": false
                      *     }
                      */
