@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
-from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.bootstrap import open_bootstrap
 from app.config import Settings
 from app.kit.encryption import install_key_ring, installed_key_ring
 from app.kit.keyring import generate_key
+from app.main import create_app
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +24,13 @@ def no_ring_before_or_after() -> Iterator[None]:
 
 
 async def test_the_api_starts_with_the_dev_key_generated_and_installed(
-    app: FastAPI, settings: Settings
+    database: object, settings: Settings
 ) -> None:
+    # The suite shares one configured key; without one, dev makes its own.
+    unset = settings.model_copy(update={"encryption_key": None})
+    application = create_app(unset)
+    async with application.router.lifespan_context(application):
+        pass
     key_file = settings.var_dir / "encryption_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     token = installed_key_ring().encrypt("pw")
