@@ -19,8 +19,8 @@ import app.models  # noqa: F401  (every mapped table, as the CLI loads them)
 from app.audit.service import Actor
 from app.backups.models import BackupStatus, BackupTrigger
 from app.backups.service import BackupService
-from app.config import get_settings
 from app.bootstrap import open_bootstrap
+from app.config import get_settings
 
 
 def _status_kib(field: str) -> int:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -54,6 +55,16 @@ class BackupRead(BaseModel):
     trigger: BackupTrigger
     status_before_trash: BackupStatus | None
     target_database: str | None
+    source_id: int | None = Field(
+        description="The source it was taken from; null once that source was deleted.",
+        examples=[1],
+    )
+    source_name: str | None = Field(default=None, examples=["default"])
+    database_name: str | None = Field(
+        validation_alias=AliasChoices("database_name", "target_database"),
+        description="The database it is a backup of (the same as target_database).",
+        examples=["shop"],
+    )
     started_at: datetime | None
     bytes_processed: int = Field(description="Uncompressed bytes dumped so far.")
     estimated_bytes: int | None = Field(description="Estimated uncompressed size of the dump.")
