@@ -55,12 +55,16 @@ class BackupRead(BaseModel):
     trigger: BackupTrigger
     status_before_trash: BackupStatus | None
     target_database: str | None
+    # Defaults (never used: rows and records always carry them) keep them optional in the
+    # dashboard's generated types, like created_by_email.
     source_id: int | None = Field(
+        default=None,
         description="The source it was taken from; null once that source was deleted.",
         examples=[1],
     )
     source_name: str | None = Field(default=None, examples=["default"])
     database_name: str | None = Field(
+        default=None,
         validation_alias=AliasChoices("database_name", "target_database"),
         description="The database it is a backup of (the same as target_database).",
         examples=["shop"],
