@@ -6,6 +6,7 @@ latency one request at a time (p50/p95/p99) and throughput at 16 connections (wr
 
     .venv/bin/python -m bench.api --rows 100000           # the full run
     .venv/bin/python -m bench.api --rows 2000 --quick     # the CI smoke run
+    .venv/bin/python -m bench.api --rows 100000 --sources 50   # 50 sources: all and one
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ ENDPOINTS = {
 # total is kept by the exact term; MariaDB's collation finds the same rows).
 FIRST_ASK_TERM = "backup_shop"
 
+# With ``--sources N``: the backups spread over N sources (round robin) and 3 databases each;
+# "all sources" is the list above, these read one source's (or database's) rows.
+ONE_SOURCE = {
+    "list, one source": "/admin/api/database-backups?source_id=7",
+    "list, one source, page 50": "/admin/api/database-backups?source_id=7&page=50&sort=size_desc",
+    "list, one source + database": "/admin/api/database-backups?source_id=7&database=db1",
+    "list, one database": "/admin/api/database-backups?database=db1",
+    "list, one source, status=failed": "/admin/api/database-backups?source_id=7&status=failed",
+    "statistics, one source": "/admin/api/database-backups/statistics?source_id=7",
+    "search, one source": "/admin/api/database-backups?source_id=7&search=4242",
+}
+
 
 def literal_first_asks() -> Iterator[str]:
     """Four-digit numbers, like ``4242`` (each matches 40 to 80 of the 100,000 backups)."""
@@ -75,24 +88,39 @@ FIRST_ASKS = {
 }
 
 
-def seed(database: str, rows: int, password: str) -> str:
+def seed(database: str, rows: int, password: str, sources: int = 0) -> str:
     admin_sql(f"DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}`")
     url = f"mysql+asyncmy://{BENCH_USER}:{password}@{HOST}:{PORT}/{database}"
     env = _env(url)
     subprocess.run([_bin("dbkeep"), "migrate"], env=env, check=True, capture_output=True)
+    if sources:
+        # The API never reads a source's URL for these routes (only its name is joined), so a
+        # placeholder stands in for the encrypted text.
+        admin_sql(
+            "INSERT INTO sources (name, engine, url, `databases`, `exclude`, timezone, retention, "
+            "enabled, from_environment, created_at, updated_at) "
+            "SELECT CONCAT('source-', seq), 'mysql', 'bench: never read', '[\"*\"]', '[]', "
+            f"'UTC', '{{}}', 1, 0, NOW(6), NOW(6) FROM seq_1_to_{sources}",
+            database=database,
+        )
     # Server-side generation: statuses mostly completed, some failed and trashed, dates spread
-    # over a year, sizes varied, names unique.
+    # over a year, sizes varied, names unique; with sources, round robin over them (ids 1..N)
+    # and three databases each.
+    source_id = f"1 + seq % {sources}" if sources else "NULL"
+    database_name = f"CONCAT('db', (seq DIV {sources}) % 3)" if sources else "'shop'"
     admin_sql(
         "INSERT INTO database_backups (filename, unique_identifier, path, file_size, status, "
         "backup_date, completed_at, created_at, updated_at, compression, `trigger`, "
-        "bytes_processed, attempts, status_before_trash, trashed_at) "
+        "bytes_processed, attempts, status_before_trash, trashed_at, source_id, "
+        "target_database) "
         "SELECT CONCAT('backup_shop_', seq, '.sql.zst'), MD5(seq), CONCAT('2026/01/b', seq), "
         "(seq * 7919) % 50000000, "
         "CASE WHEN seq % 20 = 0 THEN 'failed' WHEN seq % 10 = 0 THEN 'in_trash' "
         "ELSE 'completed' END, "
         "NOW(6) - INTERVAL seq MINUTE, NOW(6) - INTERVAL seq MINUTE, NOW(6), NOW(6), 'zstd', "
         "'scheduled', 0, 1, IF(seq % 10 = 0 AND seq % 20 <> 0, 'completed', NULL), "
-        f"IF(seq % 10 = 0 AND seq % 20 <> 0, NOW(6), NULL) FROM seq_1_to_{rows}",
+        f"IF(seq % 10 = 0 AND seq % 20 <> 0, NOW(6), NULL), {source_id}, {database_name} "
+        f"FROM seq_1_to_{rows}",
         database=database,
     )
     admin_sql("ANALYZE TABLE database_backups", database=database)
@@ -218,27 +246,32 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--database", default="dbkeep_bench_api", help="dbkeep_bench_* name")
+    parser.add_argument(
+        "--sources", type=int, default=0, help="spread the backups over N sources (and measure one)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.seconds = 30, 2
 
     password = ensure_bench_account()
     database = check_database_name(args.database)
-    url = seed(database, args.rows, password)
+    url = seed(database, args.rows, password, args.sources)
     env = _env(url)
     token = make_token(env)
     port = free_port()
     server = start_server(env, port, args.workers)
     base = f"http://127.0.0.1:{port}"
     try:
+        spread = f" over {args.sources} sources" if args.sources else ""
         print(
-            f"API benchmark: {args.rows:,} backup rows in MariaDB, "
+            f"API benchmark: {args.rows:,} backup rows{spread} in MariaDB, "
             f"uvicorn ({args.workers} process(es))"
         )
         print(f"{'endpoint':32} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s @16':>10}")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            for label, path in ENDPOINTS.items():
+            endpoints = {**ENDPOINTS, **(ONE_SOURCE if args.sources else {})}
+            for label, path in endpoints.items():
                 p50, p95, p99 = latency(client, path, args.requests)
                 rps = throughput(base + path, token, args.seconds)
                 rate = f"{rps:10.0f}" if rps is not None else f"{'n/a':>10}"

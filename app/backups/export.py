@@ -76,6 +76,8 @@ def _field(key: str, render: Callable[[Any], str]) -> Callable[[BackupRecord], s
 COLUMNS: tuple[Column, ...] = (
     Column("id", _field("id", _number)),
     Column("filename", _field("filename", _text)),
+    Column("source_id", _field("source_id", _number)),
+    Column("source", _field("source_name", _text)),
     Column("database", _field("target_database", _text)),
     # As the API shows it: a cancelled backup's status is "failed", with cancelled = true.
     Column("status", _field("status", _enum)),

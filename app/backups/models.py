@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
 from app.db import Base, UTCDateTime, utcnow
+from app.sources.models import Source
 from app.types import BigIntId
 
 
@@ -75,6 +76,17 @@ def _enum(cls: type[StrEnum], length: int = 20) -> Enum:
     )
 
 
+class SourceLabel(Base):
+    """A source's id and name, read-only: what a backup row shows of its source, joined
+    without loading (and decrypting) the source's URL."""
+
+    __table__ = Source.__table__
+    __mapper_args__ = {"include_properties": ["id", "name"]}
+
+    id: Mapped[int]
+    name: Mapped[str]
+
+
 class DatabaseBackup(Base):
     __tablename__ = "database_backups"
     __table_args__ = (
@@ -87,6 +99,8 @@ class DatabaseBackup(Base):
         Index("ix_database_backups_file_size", "file_size"),
         # One source's backups, newest first, without reading the others'.
         Index("ix_database_backups_source_backup_date", "source_id", "backup_date"),
+        # One database's backups (``?database=``), the same way (migration 0011).
+        Index("ix_database_backups_database_backup_date", "target_database", "backup_date"),
     )
 
     # The original's columns
@@ -147,6 +161,15 @@ class DatabaseBackup(Base):
 
     # Joined when rows are read, so a page names who started each backup in the same query.
     creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])
+    # Likewise the source's name: only the name, never its (encrypted) URL.
+    source_label: Mapped[SourceLabel | None] = relationship(
+        lazy="joined", foreign_keys=[source_id], viewonly=True
+    )
+
+    @property
+    def source_name(self) -> str | None:
+        label = self.__dict__.get("source_label")
+        return None if label is None else str(label.name)
 
     @property
     def created_by_email(self) -> str | None:

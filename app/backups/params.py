@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import AfterValidator
 
 from app.backups.filters import (
     MAX_SEARCH_LENGTH,
@@ -15,8 +16,16 @@ from app.backups.filters import (
     status_value,
 )
 from app.backups.repository import View
+from app.engines.base import validate_database_name
 
-__all__ = ["SearchQuery", "StatusQuery", "ViewQuery", "search_term", "status_value"]
+__all__ = [
+    "DatabaseQuery",
+    "SearchQuery",
+    "StatusQuery",
+    "ViewQuery",
+    "search_term",
+    "status_value",
+]
 
 SearchQuery = Annotated[
     str | None,
@@ -30,4 +39,13 @@ SearchQuery = Annotated[
 StatusQuery = Annotated[StatusFilter | None, Query(description="Only backups with this status.")]
 ViewQuery = Annotated[
     View, Query(description="active: everything but the trash; trash: only the trash.")
+]
+DatabaseQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only backups of this database (its exact name: 1-64 letters, digits, "
+        "'_', '$' or '-', not starting with '-').",
+    ),
+    AfterValidator(lambda name: None if name is None else validate_database_name(name)),
 ]

@@ -25,6 +25,7 @@ from app.backups.models import (
 from app.backups.search import candidates, gram_counts, narrowed, search_grams
 from app.backups.totals import TOTALS_KEY, SearchTotals
 from app.fastread import HotQuery, Row, hot_rows
+from app.sources.models import Source
 
 RUNNING_BACKUP = (BackupStatus.pending, BackupStatus.in_progress)
 RUNNING_RESTORE = (RestoreStatus.pending, RestoreStatus.in_progress)
@@ -65,11 +66,71 @@ _DESCENDING = frozenset({SortKey.latest, SortKey.name_desc, SortKey.size_desc})
 
 
 # A backup as the list and the statistics read it: every column by attribute name, plus
-# ``created_by_email`` (read on the fast reader, never an ORM instance: see app/fastread.py).
+# ``created_by_email`` and ``source_name`` (read on the fast reader, never an ORM instance: see
+# app/fastread.py).
 BackupRecord = Mapping[str, Any]
 
-_RECORD_COLUMNS = (*DatabaseBackup.__table__.c, User.email.label("created_by_email"))
+_RECORD_COLUMNS = (
+    *DatabaseBackup.__table__.c,
+    User.email.label("created_by_email"),
+    Source.name.label("source_name"),
+)
 _RECORD_KEYS = tuple(column.key for column in _RECORD_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What narrows a list besides its view: each None when not asked for. Hashable: the
+    search-totals cache keys on it (with the view), so no total serves other filters."""
+
+    status: BackupStatus | None = None
+    search: str | None = None
+    source_id: int | None = None
+    database: str | None = None
+
+    @property
+    def counted_from_rows(self) -> bool:
+        """Whether the total needs the rows read: the trigger-kept counters know only
+        statuses, not names, sources or databases."""
+        return any(v is not None for v in (self.search, self.source_id, self.database))
+
+    def params(self) -> dict[str, Any]:
+        """The bind parameters of the filters given (the search's are added by the caller)."""
+        params: dict[str, Any] = {}
+        if self.status is not None:
+            params["status"] = self.status.value
+        if self.source_id is not None:
+            params["source_id"] = self.source_id
+        if self.database is not None:
+            params["database"] = self.database
+        return params
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a statement has bind parameters for: the key of a built query."""
+
+    sort: SortKey
+    view: View
+    by_status: bool
+    by_source: bool
+    by_database: bool
+    searching: str  # "no", "scan" or "grams" (the prefilter of app/backups/search.py first)
+
+    @property
+    def from_rows(self) -> bool:
+        return self.searching != "no" or self.by_source or self.by_database
+
+
+def _shape(filters: ListFilters, *, sort: SortKey, view: View, searching: str) -> _Shape:
+    return _Shape(
+        sort=sort,
+        view=view,
+        by_status=filters.status is not None,
+        by_source=filters.source_id is not None,
+        by_database=filters.database is not None,
+        searching=searching,
+    )
 
 
 def _records_select(*extra: Any, only: Any = None) -> Select[Any]:
@@ -77,27 +138,48 @@ def _records_select(*extra: Any, only: Any = None) -> Select[Any]:
     stmt = select(*_RECORD_COLUMNS, *extra)
     if only is not None:
         stmt = stmt.select_from(only).join(DatabaseBackup, DatabaseBackup.id == only.c.backup_id)
-    return stmt.outerjoin(User, User.id == DatabaseBackup.created_by)
+    return stmt.outerjoin(User, User.id == DatabaseBackup.created_by).outerjoin(
+        Source, Source.id == DatabaseBackup.source_id
+    )
 
 
 def _record(row: Sequence[Any]) -> BackupRecord:
     return dict(zip(_RECORD_KEYS, row, strict=False))
 
 
-def _edge_query(*, newest: bool) -> HotQuery:
+def _by_source_and_database(stmt: Select[Any], shape: _Shape) -> Select[Any]:
+    """``stmt`` restricted to one source and/or database (bind parameters)."""
+    if shape.by_source:
+        stmt = stmt.where(DatabaseBackup.source_id == bindparam("source_id", type_=Integer))
+    if shape.by_database:
+        column = DatabaseBackup.target_database
+        stmt = stmt.where(column == bindparam("database", type_=column.type))
+    return stmt
+
+
+def _edge_query(*, newest: bool, by_source: bool = False, by_database: bool = False) -> HotQuery:
     order = DatabaseBackup.backup_date.desc() if newest else DatabaseBackup.backup_date.asc()
     tie = DatabaseBackup.id.desc() if newest else DatabaseBackup.id.asc()
+    shape = _Shape(SortKey.latest, View.active, False, by_source, by_database, "no")
     return HotQuery(
-        _records_select()
-        .where(DatabaseBackup.status == BackupStatus.completed)
+        _by_source_and_database(
+            _records_select().where(DatabaseBackup.status == BackupStatus.completed), shape
+        )
         .order_by(order, tie)
         .limit(1)
     )
 
 
 _GRAM_COUNTS = HotQuery(gram_counts())
-_NEWEST_COMPLETED = _edge_query(newest=True)
-_OLDEST_COMPLETED = _edge_query(newest=False)
+# Newest and oldest completed backup by (newest, by source, by database).
+_EDGE_COMPLETED = {
+    (newest, by_source, by_database): _edge_query(
+        newest=newest, by_source=by_source, by_database=by_database
+    )
+    for newest in (True, False)
+    for by_source in (True, False)
+    for by_database in (True, False)
+}
 _COUNTERS = HotQuery(
     select(
         BackupCounter.status,
@@ -106,22 +188,42 @@ _COUNTERS = HotQuery(
         func.sum(BackupCounter.size_sum),
     ).group_by(BackupCounter.status, BackupCounter.cancelled)
 )
+
+
+def _rows_by_status(*, by_source: bool, by_database: bool) -> HotQuery:
+    """The counters' numbers counted from the rows of one source and/or database: an index
+    range on (source_id, backup_date) or (target_database, backup_date), that part only."""
+    cancelled = DatabaseBackup.cancelled_at.is_not(None)
+    shape = _Shape(SortKey.latest, View.active, False, by_source, by_database, "no")
+    stmt: Any = select(
+        DatabaseBackup.status,
+        cancelled,
+        func.count(),
+        func.coalesce(func.sum(DatabaseBackup.file_size), 0),
+    ).select_from(DatabaseBackup)
+    return HotQuery(_by_source_and_database(stmt, shape).group_by(DatabaseBackup.status, cancelled))
+
+
+_ROWS_BY_STATUS = {
+    (by_source, by_database): _rows_by_status(by_source=by_source, by_database=by_database)
+    for by_source, by_database in ((True, False), (False, True), (True, True))
+}
 _LIST_VERSION = select(BackupListVersion.version).where(BackupListVersion.id == 1).scalar_subquery()
 
 
 @dataclass(frozen=True)
 class _PageQueries:
-    """A list's queries. ``counted``: the page with its total (and, for a search, the lists'
-    version); ``versioned``: a search's page with the version only (unused without a search);
-    ``count``: the total (and version) alone."""
+    """A list's queries. ``counted``: the page with its total (and, when counted from the
+    rows, the lists' version); ``versioned``: that page with the version only (unused when the
+    counters count); ``count``: the total (and version) alone."""
 
     counted: HotQuery
     versioned: HotQuery
     count: HotQuery
 
 
-# Page queries by (dialect, sort, view, status given, search given): built on first use.
-_PAGE_QUERIES: dict[tuple[str, SortKey, View, bool, str], _PageQueries] = {}
+# Page queries by (dialect, shape): built on first use.
+_PAGE_QUERIES: dict[tuple[str, _Shape], _PageQueries] = {}
 
 # Rows per keyset batch of a full read (the CSV export): memory stays at one batch.
 EXPORT_BATCH = 1000
@@ -135,8 +237,8 @@ class _BatchQueries:
     next: HotQuery
 
 
-# Batch queries by (dialect, sort, view, status given, searching): built on first use.
-_BATCH_QUERIES: dict[tuple[str, SortKey, View, bool, str], _BatchQueries] = {}
+# Batch queries by (dialect, shape): built on first use.
+_BATCH_QUERIES: dict[tuple[str, _Shape], _BatchQueries] = {}
 
 
 def _after_last_row(sort: SortKey) -> Any:
@@ -191,18 +293,20 @@ class BackupRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    def _filtered(self, stmt: Select[Any], *, search: Any, status: Any, view: View) -> Select[Any]:
-        """``stmt`` restricted to a view, a status and a search (values or bind parameters)."""
-        if view is View.trash:
+    def _filtered(self, stmt: Select[Any], shape: _Shape) -> Select[Any]:
+        """``stmt`` restricted to ``shape``'s view and filters (bind parameters)."""
+        by_status: Any = bindparam("status") if shape.by_status else None
+        if shape.view is View.trash:
             stmt = stmt.where(DatabaseBackup.status == BackupStatus.in_trash)
-            if status is not None:
-                stmt = stmt.where(DatabaseBackup.status_before_trash == status)
+            if by_status is not None:
+                stmt = stmt.where(DatabaseBackup.status_before_trash == by_status)
         else:
             stmt = stmt.where(DatabaseBackup.status != BackupStatus.in_trash)
-            if status is not None:
-                stmt = stmt.where(DatabaseBackup.status == status)
-        if search is not None:
-            stmt = stmt.where(self._matches(search))
+            if by_status is not None:
+                stmt = stmt.where(DatabaseBackup.status == by_status)
+        stmt = _by_source_and_database(stmt, shape)
+        if shape.searching != "no":
+            stmt = stmt.where(self._matches(bindparam("pattern")))
         return stmt
 
     def _matches(self, pattern: Any) -> Any:
@@ -219,78 +323,76 @@ class BackupRepository:
         *,
         page: int,
         per_page: int,
-        search: str | None,
+        filters: ListFilters,
         sort: SortKey,
-        status: BackupStatus | None,
         view: View,
     ) -> tuple[list[BackupRecord], int]:
         """One page of backups and the total number matching the filters, in one round trip
-        (a search whose total was kept: app/backups/totals.py)."""
-        params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
-        if status is not None:
-            params["status"] = status.value
-        if search:
-            return await self._search_page(params, search=search, sort=sort, view=view)
-        queries = self._page_queries(
-            sort=sort, view=view, by_status=status is not None, searching="no"
-        )
+        (a total counted from the rows may have been kept: app/backups/totals.py)."""
+        params = {**filters.params(), "limit": per_page, "offset": (page - 1) * per_page}
+        if filters.counted_from_rows:
+            return await self._counted_page(params, filters=filters, sort=sort, view=view)
+        queries = self._page_queries(_shape(filters, sort=sort, view=view, searching="no"))
         rows = await hot_rows(self.session, queries.counted, **params)
         if rows:
             return [_record(row) for row in rows], int(rows[0][-1] or 0)
         return [], int((await self._count_row(queries, params))[0] or 0)
 
-    async def _search_page(
-        self, filter_params: dict[str, Any], *, search: str, sort: SortKey, view: View
+    async def _counted_page(
+        self, filter_params: dict[str, Any], *, filters: ListFilters, sort: SortKey, view: View
     ) -> tuple[list[BackupRecord], int]:
-        """A search's page, with the total kept for the same filters if it was counted at the
-        lists' version the page is read at (app/backups/totals.py), else counted and kept.
+        """A page whose total is counted from the rows (a search, a source, a database), with
+        the total kept for the same view and filters if it was counted at the lists' version
+        the page is read at (app/backups/totals.py), else counted and kept.
 
-        A kept total also keeps the prefilter's choice of grams, which decides the speed of the
-        search and never its result; it is chosen again whenever the lists have changed.
+        A kept search total also keeps the prefilter's choice of grams, which decides the speed
+        of the search and never its result; it is chosen again whenever the lists have changed.
         """
         totals: SearchTotals | None = self.session.info.get(TOTALS_KEY)
-        filters = (view, filter_params.get("status"), search)
-        kept = totals.get(filters) if totals is not None else None
+        key = (view, filters)
+        kept = totals.get(key) if totals is not None else None
         rows: list[Row] = []
         if kept is not None:
-            queries, params = self._search_queries(filter_params, search, sort, view, kept.grams)
+            queries, params = self._row_count_queries(
+                filter_params, filters, sort, view, kept.grams
+            )
             rows = await hot_rows(self.session, queries.versioned, **params)
             if rows and rows[0][-1] == kept.version:
                 return [_record(row) for row in rows], kept.total
         if kept is None or rows:  # never counted, or the lists changed since
-            grams = await self._useful_grams(search)
+            grams = await self._useful_grams(filters.search) if filters.search else None
         else:  # past the last page no row carries a version: count with the same prefilter
             grams = kept.grams
-        queries, params = self._search_queries(filter_params, search, sort, view, grams)
+        queries, params = self._row_count_queries(filter_params, filters, sort, view, grams)
         # The columns end with the total and the version, both of the page's own snapshot.
         rows = await hot_rows(self.session, queries.counted, **params)
         total_and_version = rows[0][-2:] if rows else await self._count_row(queries, params)
         total = int(total_and_version[0] or 0)
         if totals is not None:
-            totals.keep(filters, version=total_and_version[1], total=total, grams=grams)
+            totals.keep(key, version=total_and_version[1], total=total, grams=grams)
         return [_record(row) for row in rows], total
 
-    def _search_queries(
+    def _row_count_queries(
         self,
         filter_params: dict[str, Any],
-        search: str,
+        filters: ListFilters,
         sort: SortKey,
         view: View,
         grams: dict[str, Any] | None,
     ) -> tuple[_PageQueries, dict[str, Any]]:
-        """A search's queries, and their parameters, with the prefilter's ``grams`` or none."""
-        params = {**filter_params, "pattern": f"%{escape_like(search)}%", **(grams or {})}
-        queries = self._page_queries(
-            sort=sort,
-            view=view,
-            by_status="status" in filter_params,
-            searching="scan" if grams is None else "grams",
-        )
+        """The queries of a page counted from the rows, and their parameters (a search's with
+        the prefilter's ``grams`` or none)."""
+        params = dict(filter_params)
+        searching = "no"
+        if filters.search:
+            params.update(pattern=f"%{escape_like(filters.search)}%", **(grams or {}))
+            searching = "scan" if grams is None else "grams"
+        queries = self._page_queries(_shape(filters, sort=sort, view=view, searching=searching))
         return queries, params
 
     async def _count_row(self, queries: _PageQueries, params: dict[str, Any]) -> Sequence[Any]:
-        """The total alone (and, for a search, the lists' version): past the last page the page
-        query has no row to carry it."""
+        """The total alone (and, counted from the rows, the lists' version): past the last page
+        the page query has no row to carry it."""
         del params["limit"], params["offset"]
         [row] = await hot_rows(self.session, queries.count, **params)  # an aggregate: one row
         return row
@@ -308,30 +410,20 @@ class BackupRepository:
         )
         return narrowed(grams, (int(counts[0]), int(counts[1])))
 
-    def _page_queries(
-        self, *, sort: SortKey, view: View, by_status: bool, searching: str
-    ) -> _PageQueries:
-        """The page and count queries; ``searching``: "no", "scan" or "grams" (the prefilter
-        of app/backups/search.py first)."""
-        key = (self._dialect, sort, view, by_status, searching)
+    def _page_queries(self, shape: _Shape) -> _PageQueries:
+        """The page and count queries of ``shape``."""
+        key = (self._dialect, shape)
         found = _PAGE_QUERIES.get(key)
         if found is None:
-            status: Any = bindparam("status") if by_status else None
-            search: Any = bindparam("pattern") if searching != "no" else None
-            only = candidates() if searching == "grams" else None
-            count = self._count_statement(search=search, status=status, view=view, only=only)
-            # A search's queries also read the lists' version, in the same statement.
-            version = () if search is None else (_LIST_VERSION,)
+            only = candidates() if shape.searching == "grams" else None
+            count = self._count_statement(shape, only=only)
+            # A total counted from the rows comes with the lists' version, in one statement.
+            version = (_LIST_VERSION,) if shape.from_rows else ()
 
             def page(*extra: Any) -> HotQuery:
                 return HotQuery(
-                    self._filtered(
-                        _records_select(*extra, only=only),
-                        search=search,
-                        status=status,
-                        view=view,
-                    )
-                    .order_by(*_ORDER[sort])
+                    self._filtered(_records_select(*extra, only=only), shape)
+                    .order_by(*_ORDER[shape.sort])
                     .limit(bindparam("limit", type_=Integer))
                     .offset(bindparam("offset", type_=Integer))
                 )
@@ -346,9 +438,8 @@ class BackupRepository:
     async def iter_batches(
         self,
         *,
-        search: str | None,
+        filters: ListFilters,
         sort: SortKey,
-        status: BackupStatus | None,
         view: View,
         batch_size: int = EXPORT_BATCH,
     ) -> AsyncGenerator[list[BackupRecord], None]:
@@ -359,17 +450,13 @@ class BackupRepository:
         Not a snapshot: a backup created, changed or deleted meanwhile may be in or out; none
         is read twice, since every batch starts strictly after the last row of the one before.
         """
-        params: dict[str, Any] = {"limit": batch_size}
-        if status is not None:
-            params["status"] = status.value
+        params: dict[str, Any] = {**filters.params(), "limit": batch_size}
         grams: dict[str, Any] | None = None
-        if search:
-            grams = await self._useful_grams(search)
-            params.update(pattern=f"%{escape_like(search)}%", **(grams or {}))
-        searching = "no" if not search else "scan" if grams is None else "grams"
-        queries = self._batch_queries(
-            sort=sort, view=view, by_status=status is not None, searching=searching
-        )
+        if filters.search:
+            grams = await self._useful_grams(filters.search)
+            params.update(pattern=f"%{escape_like(filters.search)}%", **(grams or {}))
+        searching = "no" if not filters.search else "scan" if grams is None else "grams"
+        queries = self._batch_queries(_shape(filters, sort=sort, view=view, searching=searching))
         column = _SORT_COLUMN[sort].key
         rows = await hot_rows(self.session, queries.first, **params)
         while rows:
@@ -381,41 +468,33 @@ class BackupRepository:
             params.update(after_value=last[column], after_id=last["id"])
             rows = await hot_rows(self.session, queries.next, **params)
 
-    def _batch_queries(
-        self, *, sort: SortKey, view: View, by_status: bool, searching: str
-    ) -> _BatchQueries:
-        key = (self._dialect, sort, view, by_status, searching)
+    def _batch_queries(self, shape: _Shape) -> _BatchQueries:
+        key = (self._dialect, shape)
         found = _BATCH_QUERIES.get(key)
         if found is None:
-            status: Any = bindparam("status") if by_status else None
-            search: Any = bindparam("pattern") if searching != "no" else None
-            only = candidates() if searching == "grams" else None
-            first = self._filtered(
-                _records_select(only=only), search=search, status=status, view=view
-            )
+            only = candidates() if shape.searching == "grams" else None
+            first = self._filtered(_records_select(only=only), shape)
 
             def batch(stmt: Select[Any]) -> HotQuery:
                 limit = bindparam("limit", type_=Integer)
-                return HotQuery(stmt.order_by(*_ORDER[sort]).limit(limit))
+                return HotQuery(stmt.order_by(*_ORDER[shape.sort]).limit(limit))
 
             found = _BATCH_QUERIES[key] = _BatchQueries(
-                first=batch(first), next=batch(first.where(_after_last_row(sort)))
+                first=batch(first), next=batch(first.where(_after_last_row(shape.sort)))
             )
         return found
 
-    def _count_statement(
-        self, *, search: Any, status: Any, view: View, only: Any = None
-    ) -> Select[Any]:
-        """Counting: from the trigger-kept counters unless a search needs the table itself."""
-        if search is not None:
+    def _count_statement(self, shape: _Shape, *, only: Any = None) -> Select[Any]:
+        """Counting: from the trigger-kept counters unless a search, a source or a database
+        needs the table itself (one source's or database's rows: an index range)."""
+        if shape.from_rows:
             rows: Any = DatabaseBackup
             if only is not None:
                 rows = only.join(DatabaseBackup, DatabaseBackup.id == only.c.backup_id)
-            return self._filtered(
-                select(func.count()).select_from(rows), search=search, status=status, view=view
-            )
+            return self._filtered(select(func.count()).select_from(rows), shape)
+        status: Any = bindparam("status") if shape.by_status else None
         stmt = select(func.coalesce(func.sum(BackupCounter.row_count), 0))
-        if view is View.trash:
+        if shape.view is View.trash:
             stmt = stmt.where(BackupCounter.status == BackupStatus.in_trash.value)
             if status is not None:
                 stmt = stmt.where(BackupCounter.status_before_trash == status)
@@ -425,13 +504,22 @@ class BackupRepository:
             stmt = stmt.where(BackupCounter.status != BackupStatus.in_trash.value)
         return stmt
 
-    async def statistics(self) -> StatisticsRow:
-        """Counts and sizes by status, read from the trigger-kept counters."""
-        rows = await hot_rows(self.session, _COUNTERS)
+    async def statistics(
+        self, *, source_id: int | None = None, database: str | None = None
+    ) -> StatisticsRow:
+        """Counts and sizes by status: from the trigger-kept counters, or, for one source
+        and/or database, counted from that source's (database's) rows alone by index."""
+        if source_id is None and database is None:
+            rows = await hot_rows(self.session, _COUNTERS)
+        else:
+            query = _ROWS_BY_STATUS[(source_id is not None, database is not None)]
+            filters = ListFilters(source_id=source_id, database=database)
+            rows = await hot_rows(self.session, query, **filters.params())
         count: dict[str, int] = {}
         size: dict[str, int] = {}
         cancelled = 0
-        for status, was_cancelled, n, total in rows:
+        for raw_status, was_cancelled, n, total in rows:
+            status = str(getattr(raw_status, "value", raw_status))
             count[status] = count.get(status, 0) + int(n or 0)
             size[status] = size.get(status, 0) + int(total or 0)
             if was_cancelled and status == BackupStatus.failed.value:
@@ -450,10 +538,14 @@ class BackupRepository:
             else 0,
         )
 
-    async def edge_completed_record(self, *, newest: bool) -> BackupRecord | None:
-        """``edge_completed`` as a record, on the fast reader (for the statistics)."""
-        query = _NEWEST_COMPLETED if newest else _OLDEST_COMPLETED
-        rows = await hot_rows(self.session, query)
+    async def edge_completed_record(
+        self, *, newest: bool, source_id: int | None = None, database: str | None = None
+    ) -> BackupRecord | None:
+        """``edge_completed`` as a record, on the fast reader (for the statistics), of one
+        source and/or database when given."""
+        query = _EDGE_COMPLETED[(newest, source_id is not None, database is not None)]
+        filters = ListFilters(source_id=source_id, database=database)
+        rows = await hot_rows(self.session, query, **filters.params())
         return _record(rows[0]) if rows else None
 
     async def edge_completed(self, *, newest: bool) -> DatabaseBackup | None:

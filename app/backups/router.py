@@ -11,7 +11,14 @@ from starlette.responses import StreamingResponse
 
 from app.backups.export import MEDIA_TYPE
 from app.backups.models import BackupStatus, DatabaseBackup, RestoreStatus
-from app.backups.params import SearchQuery, StatusQuery, ViewQuery, search_term, status_value
+from app.backups.params import (
+    DatabaseQuery,
+    SearchQuery,
+    StatusQuery,
+    ViewQuery,
+    search_term,
+    status_value,
+)
 from app.backups.repository import BackupRecord
 from app.backups.schemas import (
     DEFAULT_PER_PAGE,
@@ -36,7 +43,7 @@ from app.backups.service import BulkItemResult, SortKey, View
 from app.deps import BackupServiceDep
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
-from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId
+from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId, SourceIdFilter
 
 router = APIRouter(prefix="/admin/api/database-backups", tags=["backups"])
 download_router = APIRouter(prefix="/admin/database-backups", tags=["backups"])
@@ -65,8 +72,11 @@ async def list_backups(
     sort: SortKey = SortKey.latest,
     status: StatusQuery = None,
     view: ViewQuery = View.active,
+    source_id: SourceIdFilter = None,
+    database: DatabaseQuery = None,
 ) -> BackupPage:
-    """List backups: 10 per page by default, newest first."""
+    """List backups: 10 per page by default, newest first; of one source and/or database when
+    asked (an unknown source id is an empty page, as for any filter)."""
     result = await service.list_backups(
         page=page,
         per_page=per_page,
@@ -74,6 +84,8 @@ async def list_backups(
         sort=sort,
         status=status_value(status),
         view=view,
+        source_id=source_id,
+        database=database,
     )
     return BackupPage(
         data=[_read(b) for b in result.items],
@@ -103,12 +115,16 @@ async def create_backup(service: BackupServiceDep) -> BackupMessageEnvelope:
     "/statistics",
     operation_id="backup_statistics",
     response_model=StatisticsEnvelope,
-    responses=error_responses(*AUTH_ERRORS),
+    responses=error_responses(*AUTH_ERRORS, 422),
 )
-async def backup_statistics(service: BackupServiceDep) -> StatisticsEnvelope:
+async def backup_statistics(
+    service: BackupServiceDep,
+    source_id: SourceIdFilter = None,
+    database: DatabaseQuery = None,
+) -> StatisticsEnvelope:
     """Counts and sizes: total, completed, failed, trashed, total and average size, newest and
-    oldest completed backup."""
-    stats = await service.statistics()
+    oldest completed backup; of one source and/or database when asked."""
+    stats = await service.statistics(source_id=source_id, database=database)
     return StatisticsEnvelope(
         data=Statistics(
             total_backups=stats.total_backups,
@@ -151,10 +167,17 @@ async def export_backups_csv(
     sort: SortKey = SortKey.latest,
     status: StatusQuery = None,
     view: ViewQuery = View.active,
+    source_id: SourceIdFilter = None,
+    database: DatabaseQuery = None,
 ) -> StreamingResponse:
     """Export the backup history: every backup the list's filters match, streamed as CSV."""
     export = await service.export_csv(
-        search=search_term(search), sort=sort, status=status_value(status), view=view
+        search=search_term(search),
+        sort=sort,
+        status=status_value(status),
+        view=view,
+        source_id=source_id,
+        database=database,
     )
     headers = {
         "Content-Disposition": f'attachment; filename="{export.filename}"',

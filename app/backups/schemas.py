@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,6 +56,20 @@ class BackupRead(BaseModel):
     trigger: BackupTrigger
     status_before_trash: BackupStatus | None
     target_database: str | None
+    # Defaults (never used: rows and records always carry them) keep them optional in the
+    # dashboard's generated types, like created_by_email.
+    source_id: int | None = Field(
+        default=None,
+        description="The source it was taken from; null once that source was deleted.",
+        examples=[1],
+    )
+    source_name: str | None = Field(default=None, examples=["default"])
+    database_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_name", "target_database"),
+        description="The database it is a backup of (the same as target_database).",
+        examples=["shop"],
+    )
     started_at: datetime | None
     bytes_processed: int = Field(description="Uncompressed bytes dumped so far.")
     estimated_bytes: int | None = Field(description="Estimated uncompressed size of the dump.")

@@ -37,6 +37,7 @@ from app.backups.repository import (
     RUNNING_BACKUP,
     BackupRecord,
     BackupRepository,
+    ListFilters,
     RestoreRepository,
     SortKey,
     StatisticsRow,
@@ -354,10 +355,16 @@ class BackupService:
         sort: SortKey = SortKey.latest,
         status: BackupStatus | None = None,
         view: View = View.active,
+        source_id: int | None = None,
+        database: str | None = None,
     ) -> Page:
-        """One page of backups, filtered, searched literally and sorted."""
+        """One page of backups, filtered, searched literally and sorted. A source id that
+        matches no source is a filter like any other: an empty page, not a 404."""
+        filters = ListFilters(
+            status=status, search=search or None, source_id=source_id, database=database
+        )
         items, total = await self.backups.list_page(
-            page=page, per_page=per_page, search=search or None, sort=sort, status=status, view=view
+            page=page, per_page=per_page, filters=filters, sort=sort, view=view
         )
         return Page(items=items, total=total, page=page, per_page=per_page)
 
@@ -368,9 +375,14 @@ class BackupService:
         sort: SortKey = SortKey.latest,
         status: BackupStatus | None = None,
         view: View = View.active,
+        source_id: int | None = None,
+        database: str | None = None,
     ) -> CsvExport:
         """Every backup the list's filters match, in its order, as streamed CSV."""
-        batches = self.backups.iter_batches(search=search, sort=sort, status=status, view=view)
+        filters = ListFilters(
+            status=status, search=search or None, source_id=source_id, database=database
+        )
+        batches = self.backups.iter_batches(filters=filters, sort=sort, view=view)
         # The first batch is read now: a store that is down is a 503 before any header is
         # sent, not a file cut off after its first line.
         try:
@@ -389,13 +401,17 @@ class BackupService:
             raise _not_found(backup_id)
         return backup
 
-    async def statistics(self) -> Statistics:
-        """The original's eight statistics, and the retention ages they are kept by."""
-        row = await self.backups.statistics()
+    async def statistics(
+        self, *, source_id: int | None = None, database: str | None = None
+    ) -> Statistics:
+        """The original's eight statistics, and the retention ages they are kept by; of one
+        source and/or database when given (an unknown source: all zero, like its list)."""
+        scope: dict[str, Any] = {"source_id": source_id, "database": database}
+        row = await self.backups.statistics(**scope)
         return Statistics(
             **vars(row),
-            latest_backup=await self.backups.edge_completed_record(newest=True),
-            oldest_backup=await self.backups.edge_completed_record(newest=False),
+            latest_backup=await self.backups.edge_completed_record(newest=True, **scope),
+            oldest_backup=await self.backups.edge_completed_record(newest=False, **scope),
             trash_after_days=self.settings.trash_after_days,
             purge_after_days=self.settings.purge_after_days,
         )

@@ -38,6 +38,7 @@ from app.cli import app
 from app.cli.common import fail, load_settings, migrate_or_fail, run
 from app.cli.progress import ProgressReporter, format_size
 from app.config import Settings
+from app.engines.base import validate_database_name
 from app.errors import AppError, Conflict, NotFound
 from app.queue import JobQueue
 from app.sources.models import DEFAULT_SOURCE
@@ -406,17 +407,31 @@ def export_csv(
         View, typer.Option(help="active: everything but the trash; trash: only the trash.")
     ] = View.active,
     sort: Annotated[SortKey, typer.Option(help="The list's order.")] = SortKey.latest,
+    source_id: Annotated[
+        int | None, typer.Option(min=1, help="Only backups of the source with this id.")
+    ] = None,
+    database: Annotated[str | None, typer.Option(help="Only backups of this database.")] = None,
 ) -> None:
     """Write the backup history as CSV to stdout (the same file as the dashboard's export)."""
     problem = search_problem(search) if search is not None else None
     if problem is not None:
         fail(f"--search: {problem}")
+    if database is not None:
+        try:
+            validate_database_name(database)
+        except ValueError as exc:
+            fail(f"--database: {exc}")
     settings = load_settings()
 
     async def main() -> None:
         async with open_bootstrap(settings) as rt, rt.database.sessionmaker() as session:
             export = await _service(rt, session, queue=False).export_csv(
-                search=search_term(search), sort=sort, status=status_value(status), view=view
+                search=search_term(search),
+                sort=sort,
+                status=status_value(status),
+                view=view,
+                source_id=source_id,
+                database=database,
             )
             out = sys.stdout.buffer
             async for chunk in export.chunks:

@@ -74,6 +74,11 @@ UserIdFilter = Annotated[
     Query(ge=1, le=MAX_ID, description="Only events of this user."),
     BeforeValidator(whole_number),
 ]
+SourceIdFilter = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_ID, description="Only backups of this source (none if it is unknown)."),
+    BeforeValidator(whole_number),
+]
 RawFlag = Annotated[
     bool,
     Query(description="Send the stored file as it is (e.g. .sql.zst): true/false or 1/0."),

@@ -51,6 +51,15 @@ class SourceRepository:
         )
 
     async def delete(self, source: Source) -> None:
+        # Detach the kept backups by an UPDATE rather than the foreign key's SET NULL: MariaDB
+        # runs no triggers for a cascade, and the lists' version (migrations 0005, 0011) must
+        # change, or a total kept for this source would outlive it.
+        await self.session.execute(
+            update(DatabaseBackup)
+            .where(DatabaseBackup.source_id == source.id)
+            .values(source_id=None)
+            .execution_options(synchronize_session=False)
+        )
         await self.session.delete(source)
 
     async def last_backups(self) -> dict[int, tuple[datetime, str]]:

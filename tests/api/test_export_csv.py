@@ -54,7 +54,7 @@ BACKUPS = "/admin/api/database-backups"
 EXPORT = f"{BACKUPS}/export.csv"
 DBKEEP = str(Path(sys.executable).with_name("dbkeep"))
 HEADER = (
-    "id,filename,database,status,cancelled,status_before_trash,trigger,size_bytes,"
+    "id,filename,source_id,source,database,status,cancelled,status_before_trash,trigger,size_bytes,"
     "checksum_sha256,backup_date,created_at,started_at,completed_at,duration_ms,created_by,"
     "error_message,trashed_at"
 )
@@ -110,7 +110,7 @@ async def test_one_row_has_every_column_in_iso_utc(
     lines = response.text.split("\r\n")
     assert lines[0] == HEADER
     assert lines[1] == (
-        f"{backup.id},shop_2026.sql.zst,shop,completed,false,,scheduled,123456789012,{'ab' * 32},"
+        f"{backup.id},shop_2026.sql.zst,,,shop,completed,false,,scheduled,123456789012,{'ab' * 32},"
         "2026-03-04T05:06:07Z,2026-03-04T05:06:07Z,2026-03-04T05:06:08Z,2026-03-04T05:07:08Z,"
         "60000,admin@example.com,,"
     )

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import BackupStatus, DatabaseBackup
-from app.backups.repository import BackupRepository, SortKey, View
+from app.backups.repository import BackupRepository, ListFilters, SortKey, View
 from app.db import Database, utcnow
 from app.fastread import READER_KEY, FastReader, HotQuery, hot_rows
 from tests.backups.factories import make_backup
@@ -72,7 +72,7 @@ async def test_a_page_read_fast_matches_the_orm_rows(database: Database) -> None
     ]
     async with database.sessionmaker() as session:
         items, total = await BackupRepository(session).list_page(
-            page=1, per_page=2, search=None, sort=SortKey.size_desc, status=None, view=View.active
+            page=1, per_page=2, filters=ListFilters(), sort=SortKey.size_desc, view=View.active
         )
         orm = await BackupRepository(session).get_many([m.id for m in made])
 

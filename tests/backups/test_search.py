@@ -11,7 +11,7 @@ from sqlalchemy import text, update
 
 from app.backups import search as search_module
 from app.backups.models import BackupStatus, DatabaseBackup
-from app.backups.repository import BackupRepository, SortKey, View
+from app.backups.repository import BackupRepository, ListFilters, SortKey, View
 from app.db import Database, make_engine
 from app.migrate import alembic_config
 from tests import support
@@ -41,7 +41,7 @@ TERMS = [
 async def search(database: Database, term: str, *, view: View = View.active) -> list[str]:
     async with database.sessionmaker() as session:
         items, total = await BackupRepository(session).list_page(
-            page=1, per_page=100, search=term, sort=SortKey.name_asc, status=None, view=view
+            page=1, per_page=100, filters=ListFilters(search=term), sort=SortKey.name_asc, view=view
         )
     assert total == len(items)
     return [item["filename"] for item in items]

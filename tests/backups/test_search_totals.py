@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import BackupListVersion, BackupStatus, DatabaseBackup
-from app.backups.repository import BackupRepository, SortKey, View
+from app.backups.repository import BackupRepository, ListFilters, SortKey, View
 from app.backups.totals import SearchTotals, keep_totals_for
 from app.db import Database, utcnow
 from tests.backups.factories import make_backup
@@ -33,7 +33,11 @@ async def listed(
     """A page of two, as the API lists it: with the totals ``database`` keeps."""
     async with database.sessionmaker() as session:
         items, total = await BackupRepository(session).list_page(
-            page=page, per_page=2, search=term, sort=SortKey.name_asc, status=status, view=view
+            page=page,
+            per_page=2,
+            filters=ListFilters(status=status, search=term),
+            sort=SortKey.name_asc,
+            view=view,
         )
     return [item["filename"] for item in items], total
 
@@ -44,7 +48,11 @@ async def counted_afresh(
     """The total from a session that keeps nothing (no kept totals, no fast reader)."""
     async with AsyncSession(database.engine) as session:
         _, total = await BackupRepository(session).list_page(
-            page=1, per_page=2, search=term, sort=SortKey.name_asc, status=status, view=view
+            page=1,
+            per_page=2,
+            filters=ListFilters(status=status, search=term),
+            sort=SortKey.name_asc,
+            view=view,
         )
     return total
 
@@ -68,7 +76,7 @@ async def test_a_kept_total_is_served_only_while_its_version_is_current(
     for n in range(3):
         await make_backup(database, filename=f"alpha_{n}.sql")
     assert await listed(database, "alpha") == (["alpha_0.sql", "alpha_1.sql"], 3)
-    filters = (View.active, None, "alpha")
+    filters = (View.active, ListFilters(search="alpha"))
     kept = totals.get(filters)
     assert kept is not None and kept.total == 3 and kept.version == await version_of(database)
 

@@ -33,7 +33,8 @@ export interface paths {
         };
         /**
          * List Backups
-         * @description List backups: 10 per page by default, newest first.
+         * @description List backups: 10 per page by default, newest first; of one source and/or database when
+         *     asked (an unknown source id is an empty page, as for any filter).
          */
         get: operations["list_backups"];
         put?: never;
@@ -270,7 +271,7 @@ export interface paths {
         /**
          * Backup Statistics
          * @description Counts and sizes: total, completed, failed, trashed, total and average size, newest and
-         *     oldest completed backup.
+         *     oldest completed backup; of one source and/or database when asked.
          */
         get: operations["backup_statistics"];
         put?: never;
@@ -694,6 +695,12 @@ export interface components {
              * @description E-mail of the user who started it, when a user did.
              */
             created_by_email?: string | null;
+            /**
+             * Database Name
+             * @description The database it is a backup of (the same as target_database).
+             * @example shop
+             */
+            database_name?: string | null;
             /** Duration Ms */
             duration_ms: number | null;
             /** Error Message */
@@ -731,6 +738,17 @@ export interface components {
              * @description Uncompressed size of the finished dump.
              */
             raw_size: number | null;
+            /**
+             * Source Id
+             * @description The source it was taken from; null once that source was deleted.
+             * @example 1
+             */
+            source_id?: number | null;
+            /**
+             * Source Name
+             * @example default
+             */
+            source_name?: string | null;
             /** Started At */
             started_at: string | null;
             status: components["schemas"]["BackupStatus"];
@@ -1606,6 +1624,8 @@ export interface operations {
     list_backups: {
         parameters: {
             query?: {
+                /** @description Only backups of this database (its exact name: 1-64 letters, digits, '_', '$' or '-', not starting with '-'). */
+                database?: string | null;
                 /** @description The page, from 1. */
                 page?: number;
                 /** @description Items per page, 1 to 100. */
@@ -1613,6 +1633,8 @@ export interface operations {
                 /** @description Literal text (at most 200 characters) found in the filename or the unique identifier; % and _ match themselves. */
                 search?: string | null;
                 sort?: components["schemas"]["SortKey"];
+                /** @description Only backups of this source (none if it is unknown). */
+                source_id?: number | null;
                 /** @description Only backups with this status. */
                 status?: components["schemas"]["StatusFilter"] | null;
                 /** @description active: everything but the trash; trash: only the trash. */
@@ -2943,9 +2965,13 @@ export interface operations {
     export_backups_csv: {
         parameters: {
             query?: {
+                /** @description Only backups of this database (its exact name: 1-64 letters, digits, '_', '$' or '-', not starting with '-'). */
+                database?: string | null;
                 /** @description Literal text (at most 200 characters) found in the filename or the unique identifier; % and _ match themselves. */
                 search?: string | null;
                 sort?: components["schemas"]["SortKey"];
+                /** @description Only backups of this source (none if it is unknown). */
+                source_id?: number | null;
                 /** @description Only backups with this status. */
                 status?: components["schemas"]["StatusFilter"] | null;
                 /** @description active: everything but the trash; trash: only the trash. */
@@ -3022,7 +3048,12 @@ export interface operations {
     };
     backup_statistics: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only backups of this database (its exact name: 1-64 letters, digits, '_', '$' or '-', not starting with '-'). */
+                database?: string | null;
+                /** @description Only backups of this source (none if it is unknown). */
+                source_id?: number | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3062,6 +3093,26 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
                      *       "success": false
                      *     }
                      */
