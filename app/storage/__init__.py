@@ -27,5 +27,8 @@ class StorageSettings(Protocol):
 
 
 def get_storage(settings: StorageSettings) -> BackupStorage:
-    """The storage backups are written to (local files under ``settings.backup_dir``)."""
-    return LocalStorage(settings.backup_dir)
+    """The bootstrap destination's storage: local files under ``settings.backup_dir``, built
+    through the registry as every destination will be."""
+    from app.storage.registry import build_storage
+
+    return build_storage("local", {"path": settings.backup_dir})
