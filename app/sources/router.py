@@ -3,10 +3,11 @@ connection, back up now. Routes parse, call one service method and wrap the resu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.backups.router import AUTH_ERRORS, _read
 from app.backups.schemas import BackupRead
@@ -29,6 +30,22 @@ router = APIRouter(prefix="/admin/api/sources", tags=["sources"])
 
 
 class BackupListEnvelope(DataEnvelope[list[BackupRead]]):
+    pass
+
+
+class SchedulePreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    schedule: str = Field(max_length=200, examples=["30 2 * * *"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+
+
+class SchedulePreview(BaseModel):
+    runs: list[datetime] = Field(description="The next five fire times, UTC.")
+    interval_seconds: int = Field(description="The longest gap between two runs over a year.")
+
+
+class SchedulePreviewEnvelope(DataEnvelope[SchedulePreview]):
     pass
 
 
@@ -58,6 +75,24 @@ async def create_source(body: SourceCreate, sources: SourceServiceDep) -> Source
     """Add a source. Its URL is stored encrypted and answered with the password as ``***``."""
     source = await sources.create(body)
     return SourceEnvelope(data=_source(await sources.view(source)), message="Source added.")
+
+
+# Declared before the ``/{source_id}`` routes: a fixed path segment must win over the parameter.
+@router.post(
+    "/schedule-preview",
+    operation_id="preview_source_schedule",
+    response_model=SchedulePreviewEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 422),
+)
+async def preview_schedule(
+    body: SchedulePreviewRequest, sources: SourceServiceDep
+) -> SchedulePreviewEnvelope:
+    """The next five runs of a cron expression in a time zone, without saving anything: the
+    dashboard shows them while a schedule is typed. A bad expression or zone is a 422."""
+    runs, interval = sources.preview_schedule(body.schedule, body.timezone)
+    return SchedulePreviewEnvelope(
+        data=SchedulePreview(runs=runs, interval_seconds=int(interval.total_seconds()))
+    )
 
 
 @router.get(

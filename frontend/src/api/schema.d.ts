@@ -275,6 +275,122 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sources
+         * @description Every source, by name, with its next scheduled run and its newest backup.
+         */
+        get: operations["list_sources"];
+        put?: never;
+        /**
+         * Create Source
+         * @description Add a source. Its URL is stored encrypted and answered with the password as ``***``.
+         */
+        post: operations["create_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Source
+         * @description One source (its URL with the password as ``***``).
+         */
+        get: operations["get_source"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Source
+         * @description Delete a source (409 while one of its backups is pending or running). With
+         *     ``delete_backups``, every one of its backups goes too, or (if one can't) nothing does.
+         */
+        delete: operations["delete_source"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Source
+         * @description Change the fields sent. The ``default`` source's URL and databases follow
+         *     DBKEEP_TARGET_URL (409).
+         */
+        patch: operations["update_source"];
+        trace?: never;
+    };
+    "/admin/api/sources/{source_id}/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Back Up Source
+         * @description Back up now: one backup of ``database``, or one per database of the source.
+         */
+        post: operations["back_up_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/sources/{source_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Source
+         * @description Connect as the source's account: server version, the privileges a dump needs that it
+         *     lacks, the databases found, and the dump tools installed here. ``ok`` false says why.
+         */
+        post: operations["test_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/sources/schedule-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Schedule
+         * @description The next five runs of a cron expression in a time zone, without saving anything: the
+         *     dashboard shows them while a schedule is typed. A bad expression or zone is a 422.
+         */
+        post: operations["preview_source_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/database-backups/{backup_id}/download": {
         parameters: {
             query?: never;
@@ -462,6 +578,17 @@ export interface components {
         /** BackupEnvelope */
         BackupEnvelope: {
             data: components["schemas"]["BackupRead"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** BackupListEnvelope */
+        BackupListEnvelope: {
+            /** Data */
+            data: components["schemas"]["BackupRead"][];
             /**
              * Success
              * @default true
@@ -666,6 +793,55 @@ export interface components {
              * @enum {string}
              */
             status: "ok" | "warn" | "fail";
+        };
+        /** ConnectionTest */
+        ConnectionTest: {
+            /** Client Tool */
+            client_tool: string | null;
+            /** Client Tool Version */
+            client_tool_version: string | null;
+            /**
+             * Databases
+             * @description The non-system databases the account sees.
+             */
+            databases: string[];
+            /** Dump Tool */
+            dump_tool: string | null;
+            /** Dump Tool Version */
+            dump_tool_version: string | null;
+            /** Message */
+            message: string;
+            /** Missing Privileges */
+            missing_privileges: string[];
+            /** Ok */
+            ok: boolean;
+            /** Required Privileges */
+            required_privileges: string[];
+            /** Server Version */
+            server_version: string | null;
+        };
+        /** ConnectionTestEnvelope */
+        ConnectionTestEnvelope: {
+            data: components["schemas"]["ConnectionTest"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** DataEnvelope[dict[str, int]] */
+        DataEnvelope_dict_str__int__: {
+            /** Data */
+            data: {
+                [key: string]: number;
+            };
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
         };
         /** DataEnvelope[MeData] */
         DataEnvelope_MeData_: {
@@ -950,15 +1126,224 @@ export interface components {
          */
         RestoreStatus: "pending" | "in_progress" | "completed" | "failed" | "rolled_back";
         /**
+         * RetentionIn
+         * @description The original's ages, and GFS counts (restic ``forget``) when any ``keep_*`` is set.
+         */
+        RetentionIn: {
+            /** Keep Daily */
+            keep_daily?: number | null;
+            /** Keep Last */
+            keep_last?: number | null;
+            /** Keep Monthly */
+            keep_monthly?: number | null;
+            /** Keep Weekly */
+            keep_weekly?: number | null;
+            /** Keep Yearly */
+            keep_yearly?: number | null;
+            /**
+             * Purge After Days
+             * @default 7
+             */
+            purge_after_days: number;
+            /**
+             * Trash After Days
+             * @default 15
+             */
+            trash_after_days: number;
+        };
+        /**
          * Role
          * @enum {string}
          */
         Role: "admin" | "viewer";
+        /** SchedulePreview */
+        SchedulePreview: {
+            /**
+             * Interval Seconds
+             * @description The longest gap between two runs over a year.
+             */
+            interval_seconds: number;
+            /**
+             * Runs
+             * @description The next five fire times, UTC.
+             */
+            runs: string[];
+        };
+        /** SchedulePreviewEnvelope */
+        SchedulePreviewEnvelope: {
+            data: components["schemas"]["SchedulePreview"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SchedulePreviewRequest */
+        SchedulePreviewRequest: {
+            /**
+             * Schedule
+             * @example 30 2 * * *
+             */
+            schedule: string;
+            /**
+             * Timezone
+             * @default UTC
+             * @example Europe/Berlin
+             */
+            timezone: string;
+        };
         /**
          * SortKey
          * @enum {string}
          */
         SortKey: "latest" | "oldest" | "name_asc" | "name_desc" | "size_asc" | "size_desc";
+        /** SourceBackupRequest */
+        SourceBackupRequest: {
+            /**
+             * Database
+             * @description One of the source's databases; default: every one.
+             */
+            database?: string | null;
+        };
+        /** SourceCreate */
+        SourceCreate: {
+            /**
+             * Databases
+             * @description Names, or ["*"] for every non-system database; default: the URL's.
+             */
+            databases?: string[] | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** @default mysql */
+            engine: components["schemas"]["SourceEngine"];
+            /** Exclude */
+            exclude?: string[];
+            /**
+             * Name
+             * @example shop
+             */
+            name: string;
+            retention?: components["schemas"]["RetentionIn"];
+            /**
+             * Schedule
+             * @description 5-field cron, or null: manual only.
+             */
+            schedule?: string | null;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
+            /**
+             * Url
+             * @description mysql://user:password@host:3306/db (?socket=/path); the password is stored encrypted and never returned.
+             * @example mysql://backup:secret@127.0.0.1:3306/shop
+             */
+            url: string;
+        };
+        /**
+         * SourceEngine
+         * @enum {string}
+         */
+        SourceEngine: "mysql" | "postgresql" | "sqlite";
+        /** SourceEnvelope */
+        SourceEnvelope: {
+            data: components["schemas"]["SourceRead"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SourceListEnvelope */
+        SourceListEnvelope: {
+            /** Data */
+            data: components["schemas"]["SourceRead"][];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SourceRead */
+        SourceRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Databases */
+            databases: string[];
+            /** Enabled */
+            enabled: boolean;
+            /** Engine */
+            engine: string;
+            /** Exclude */
+            exclude: string[];
+            /**
+             * From Environment
+             * @description Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it.
+             */
+            from_environment: boolean;
+            /** Id */
+            id: number;
+            /** Last Backup At */
+            last_backup_at: string | null;
+            /** Last Backup Status */
+            last_backup_status: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Next Run At
+             * @description The schedule's next slot, or null.
+             */
+            next_run_at: string | null;
+            /** Retention */
+            retention: {
+                [key: string]: unknown;
+            };
+            /** Schedule */
+            schedule: string | null;
+            /** Timezone */
+            timezone: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Url
+             * @description The URL with its password replaced by ***.
+             */
+            url: string;
+        };
+        /**
+         * SourceUpdate
+         * @description Only the fields sent change.
+         */
+        SourceUpdate: {
+            /** Databases */
+            databases?: string[] | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Exclude */
+            exclude?: string[] | null;
+            /** Name */
+            name?: string | null;
+            retention?: components["schemas"]["RetentionIn"] | null;
+            /** Schedule */
+            schedule?: string | null;
+            /** Timezone */
+            timezone?: string | null;
+            /** Url */
+            url?: string | null;
+        };
         /**
          * Statistics
          * @description The original's eight statistics (sizes in bytes).
@@ -2469,6 +2854,745 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceListEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SourceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_source: {
+        parameters: {
+            query?: {
+                /** @description Also delete its backups and their files: true/false or 1/0 (default: keep them, without a source). */
+                delete_backups?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DataEnvelope_dict_str__int__"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SourceUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    back_up_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SourceBackupRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupListEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The queue or the metadata store can't be reached. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The job queue is unavailable; try again shortly.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    test_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionTestEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    preview_source_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchedulePreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePreviewEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
                      *       "success": false
                      *     }
                      */
