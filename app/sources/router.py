@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from app.backups.router import AUTH_ERRORS, _read
 from app.backups.schemas import BackupRead
 from app.deps import BackupServiceDep, SourceServiceDep
-from app.http.envelope import DataEnvelope, error_responses
+from app.http.envelope import DataEnvelope, MessageEnvelope, error_responses
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
     ConnectionTest,
@@ -29,7 +29,17 @@ from app.sources.service import SourceView
 router = APIRouter(prefix="/admin/api/sources", tags=["sources"])
 
 
-class BackupListEnvelope(DataEnvelope[list[BackupRead]]):
+# Actions that report say what they did in ``message`` (DataEnvelope has no such field, so a
+# message given to it was silently dropped and the dashboard showed its own words instead).
+class BackupListEnvelope(MessageEnvelope[list[BackupRead]]):
+    pass
+
+
+class SourceMessageEnvelope(MessageEnvelope[SourceRead]):
+    pass
+
+
+class DeletedEnvelope(MessageEnvelope[dict[str, int]]):
     pass
 
 
@@ -68,13 +78,13 @@ async def list_sources(sources: SourceServiceDep) -> SourceListEnvelope:
     "",
     operation_id="create_source",
     status_code=status.HTTP_201_CREATED,
-    response_model=SourceEnvelope,
+    response_model=SourceMessageEnvelope,
     responses=error_responses(*AUTH_ERRORS, 409, 422),
 )
-async def create_source(body: SourceCreate, sources: SourceServiceDep) -> SourceEnvelope:
+async def create_source(body: SourceCreate, sources: SourceServiceDep) -> SourceMessageEnvelope:
     """Add a source. Its URL is stored encrypted and answered with the password as ``***``."""
     source = await sources.create(body)
-    return SourceEnvelope(data=_source(await sources.view(source)), message="Source added.")
+    return SourceMessageEnvelope(data=_source(await sources.view(source)), message="Source added.")
 
 
 # Declared before the ``/{source_id}`` routes: a fixed path segment must win over the parameter.
@@ -109,22 +119,22 @@ async def get_source(source_id: SourceId, sources: SourceServiceDep) -> SourceEn
 @router.patch(
     "/{source_id}",
     operation_id="update_source",
-    response_model=SourceEnvelope,
+    response_model=SourceMessageEnvelope,
     responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
 )
 async def update_source(
     source_id: SourceId, body: SourceUpdate, sources: SourceServiceDep
-) -> SourceEnvelope:
+) -> SourceMessageEnvelope:
     """Change the fields sent. The ``default`` source's URL and databases follow
     DBKEEP_TARGET_URL (409)."""
     source = await sources.update(source_id, body)
-    return SourceEnvelope(data=_source(await sources.view(source)), message="Source saved.")
+    return SourceMessageEnvelope(data=_source(await sources.view(source)), message="Source saved.")
 
 
 @router.delete(
     "/{source_id}",
     operation_id="delete_source",
-    response_model=DataEnvelope[dict[str, int]],
+    response_model=DeletedEnvelope,
     responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
 )
 async def delete_source(
@@ -139,7 +149,7 @@ async def delete_source(
         ),
         BeforeValidator(flag),
     ] = False,
-) -> DataEnvelope[dict[str, int]]:
+) -> DeletedEnvelope:
     """Delete a source (409 while one of its backups is pending or running). With
     ``delete_backups``, every one of its backups goes too, or (if one can't) nothing does."""
     source = await sources.deletable(source_id)
@@ -148,10 +158,10 @@ async def delete_source(
         deleted = await backups.delete_all_or_none(await sources.backup_ids(source))
     await sources.delete(source, backups_deleted=deleted)
     if deleted is None:
-        return DataEnvelope(
+        return DeletedEnvelope(
             data={"deleted_backups": 0}, message="Source deleted; its backups were kept."
         )
-    return DataEnvelope(
+    return DeletedEnvelope(
         data={"deleted_backups": deleted},
         message=f"Source deleted with its {deleted} backup(s).",
     )

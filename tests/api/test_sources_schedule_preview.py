@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests import support
 from tests.api.conftest import assert_failure
 
 PREVIEW = "/admin/api/sources/schedule-preview"
@@ -78,3 +79,22 @@ async def test_only_admins_may_preview(
     body = {"schedule": "@daily", "timezone": "UTC"}
     assert_failure(await viewer_client.post(PREVIEW, json=body), 403)
     assert (await client.post(PREVIEW, json=body)).status_code in (401, 403)
+
+
+async def test_source_actions_say_what_they_did(
+    admin_client: httpx.AsyncClient, target_database: str
+) -> None:
+    # The dashboard shows these words; they used to be dropped from the envelope.
+    url = f"mysql://root@{support.MARIADB_HOST}:{support.MARIADB_PORT}/{target_database}"
+    created = await admin_client.post("/admin/api/sources", json={"name": "said", "url": url})
+    assert created.status_code == 201, created.text
+    assert created.json()["message"] == "Source added."
+    source_id = created.json()["data"]["id"]
+    saved = await admin_client.patch(f"/admin/api/sources/{source_id}", json={"enabled": False})
+    assert saved.json()["message"] == "Source saved."
+    deleted = await admin_client.delete(f"/admin/api/sources/{source_id}")
+    assert deleted.json() == {
+        "success": True,
+        "message": "Source deleted; its backups were kept.",
+        "data": {"deleted_backups": 0},
+    }

@@ -522,6 +522,34 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** DeletedEnvelope */
+        app__backups__schemas__DeletedEnvelope: {
+            /** Data */
+            data: null;
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** DeletedEnvelope */
+        app__sources__router__DeletedEnvelope: {
+            /** Data */
+            data: {
+                [key: string]: number;
+            };
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
         /** AuditEventRead */
         AuditEventRead: {
             /**
@@ -589,6 +617,8 @@ export interface components {
         BackupListEnvelope: {
             /** Data */
             data: components["schemas"]["BackupRead"][];
+            /** Message */
+            message: string;
             /**
              * Success
              * @default true
@@ -830,35 +860,9 @@ export interface components {
              */
             success: true;
         };
-        /** DataEnvelope[dict[str, int]] */
-        DataEnvelope_dict_str__int__: {
-            /** Data */
-            data: {
-                [key: string]: number;
-            };
-            /**
-             * Success
-             * @default true
-             * @constant
-             */
-            success: true;
-        };
         /** DataEnvelope[MeData] */
         DataEnvelope_MeData_: {
             data: components["schemas"]["MeData"];
-            /**
-             * Success
-             * @default true
-             * @constant
-             */
-            success: true;
-        };
-        /** DeletedEnvelope */
-        DeletedEnvelope: {
-            /** Data */
-            data: null;
-            /** Message */
-            message: string;
             /**
              * Success
              * @default true
@@ -1264,6 +1268,18 @@ export interface components {
         SourceListEnvelope: {
             /** Data */
             data: components["schemas"]["SourceRead"][];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SourceMessageEnvelope */
+        SourceMessageEnvelope: {
+            data: components["schemas"]["SourceRead"];
+            /** Message */
+            message: string;
             /**
              * Success
              * @default true
@@ -1785,7 +1801,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DeletedEnvelope"];
+                    "application/json": components["schemas"]["app__backups__schemas__DeletedEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -2931,7 +2947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SourceEnvelope"];
+                    "application/json": components["schemas"]["SourceMessageEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -3110,7 +3126,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DataEnvelope_dict_str__int__"];
+                    "application/json": components["schemas"]["app__sources__router__DeletedEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -3217,7 +3233,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SourceEnvelope"];
+                    "application/json": components["schemas"]["SourceMessageEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
