@@ -96,6 +96,10 @@ def build_spa_router(app: FastAPI) -> APIRouter:
     async def backups_deep_page(rest: str) -> Response:
         return await index()
 
+    @router.get("/admin/sources", name="spa_sources")
+    async def sources_page() -> Response:
+        return await index()
+
     @router.get("/assets/{asset:path}", name="spa_asset")
     async def asset(asset: str, request: Request) -> Response:
         path = _inside(dist() / "assets", asset)

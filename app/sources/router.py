@@ -4,10 +4,11 @@ connection, back up now. Routes parse, call one service method and wrap the resu
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from app.backups.imports import ACCEPTED_MEDIA_TYPES, upload_compression
@@ -15,7 +16,7 @@ from app.backups.router import AUTH_ERRORS, _read
 from app.backups.schemas import BackupMessageEnvelope, BackupRead
 from app.deps import BackupServiceDep, SourceServiceDep
 from app.errors import BadRequest
-from app.http.envelope import DataEnvelope, error_responses
+from app.http.envelope import DataEnvelope, MessageEnvelope, error_responses
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
     ConnectionTestEnvelope,
@@ -49,7 +50,33 @@ _UPLOAD_BODY = {
 }
 
 
-class BackupListEnvelope(DataEnvelope[list[BackupRead]]):
+# Actions that report say what they did in ``message`` (DataEnvelope has no such field, so a
+# message given to it was silently dropped and the dashboard showed its own words instead).
+class BackupListEnvelope(MessageEnvelope[list[BackupRead]]):
+    pass
+
+
+class SourceMessageEnvelope(MessageEnvelope[SourceRead]):
+    pass
+
+
+class DeletedEnvelope(MessageEnvelope[dict[str, int]]):
+    pass
+
+
+class SchedulePreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    schedule: str = Field(max_length=200, examples=["30 2 * * *"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+
+
+class SchedulePreview(BaseModel):
+    runs: list[datetime] = Field(description="The next five fire times, UTC.")
+    interval_seconds: int = Field(description="The longest gap between two runs over a year.")
+
+
+class SchedulePreviewEnvelope(DataEnvelope[SchedulePreview]):
     pass
 
 
@@ -72,13 +99,31 @@ async def list_sources(sources: SourceServiceDep) -> SourceListEnvelope:
     "",
     operation_id="create_source",
     status_code=status.HTTP_201_CREATED,
-    response_model=SourceEnvelope,
+    response_model=SourceMessageEnvelope,
     responses=error_responses(*AUTH_ERRORS, 409, 422),
 )
-async def create_source(body: SourceCreate, sources: SourceServiceDep) -> SourceEnvelope:
+async def create_source(body: SourceCreate, sources: SourceServiceDep) -> SourceMessageEnvelope:
     """Add a source. Its URL is stored encrypted and answered with the password as ``***``."""
     source = await sources.create(body)
-    return SourceEnvelope(data=_source(await sources.view(source)), message="Source added.")
+    return SourceMessageEnvelope(data=_source(await sources.view(source)), message="Source added.")
+
+
+# Declared before the ``/{source_id}`` routes: a fixed path segment must win over the parameter.
+@router.post(
+    "/schedule-preview",
+    operation_id="preview_source_schedule",
+    response_model=SchedulePreviewEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 422),
+)
+async def preview_schedule(
+    body: SchedulePreviewRequest, sources: SourceServiceDep
+) -> SchedulePreviewEnvelope:
+    """The next five runs of a cron expression in a time zone, without saving anything: the
+    dashboard shows them while a schedule is typed. A bad expression or zone is a 422."""
+    runs, interval = sources.preview_schedule(body.schedule, body.timezone)
+    return SchedulePreviewEnvelope(
+        data=SchedulePreview(runs=runs, interval_seconds=int(interval.total_seconds()))
+    )
 
 
 @router.get(
@@ -95,22 +140,22 @@ async def get_source(source_id: SourceId, sources: SourceServiceDep) -> SourceEn
 @router.patch(
     "/{source_id}",
     operation_id="update_source",
-    response_model=SourceEnvelope,
+    response_model=SourceMessageEnvelope,
     responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
 )
 async def update_source(
     source_id: SourceId, body: SourceUpdate, sources: SourceServiceDep
-) -> SourceEnvelope:
+) -> SourceMessageEnvelope:
     """Change the fields sent. The ``default`` source's URL and databases follow
     DBKEEP_TARGET_URL (409)."""
     source = await sources.update(source_id, body)
-    return SourceEnvelope(data=_source(await sources.view(source)), message="Source saved.")
+    return SourceMessageEnvelope(data=_source(await sources.view(source)), message="Source saved.")
 
 
 @router.delete(
     "/{source_id}",
     operation_id="delete_source",
-    response_model=DataEnvelope[dict[str, int]],
+    response_model=DeletedEnvelope,
     responses=error_responses(*AUTH_ERRORS, 404, 409, 422),
 )
 async def delete_source(
@@ -125,7 +170,7 @@ async def delete_source(
         ),
         BeforeValidator(flag),
     ] = False,
-) -> DataEnvelope[dict[str, int]]:
+) -> DeletedEnvelope:
     """Delete a source (409 while one of its backups is pending or running). With
     ``delete_backups``, every one of its backups goes too, or (if one can't) nothing does."""
     source = await sources.deletable(source_id)
@@ -134,10 +179,10 @@ async def delete_source(
         deleted = await backups.delete_all_or_none(await sources.backup_ids(source))
     await sources.delete(source, backups_deleted=deleted)
     if deleted is None:
-        return DataEnvelope(
+        return DeletedEnvelope(
             data={"deleted_backups": 0}, message="Source deleted; its backups were kept."
         )
-    return DataEnvelope(
+    return DeletedEnvelope(
         data={"deleted_backups": deleted},
         message=f"Source deleted with its {deleted} backup(s).",
     )

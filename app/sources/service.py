@@ -7,7 +7,7 @@ module masked (``masked_url``) or as a ``TargetSpec``, whose repr hides the pass
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,7 +28,7 @@ from app.engines.registry import EngineRegistry, UnknownEngine
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret, masked_url
-from app.sources.cron import next_runs
+from app.sources.cron import CronError, interval_estimate, next_runs, parse_cron, resolve_timezone
 from app.sources.models import ALL_DATABASES, DEFAULT_SOURCE, Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.sources.schemas import RetentionIn, SourceCreate, SourceUpdate
@@ -87,6 +87,10 @@ def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str
 def _retention(value: RetentionIn) -> dict[str, Any]:
     value.rule()  # refuses a rule the planner can't take, with its message
     return value.model_dump()
+
+
+# How many upcoming runs a schedule preview lists.
+PREVIEW_RUNS = 5
 
 
 class SourceService:
@@ -149,6 +153,29 @@ class SourceService:
             created_at=source.created_at,
             updated_at=source.updated_at,
         )
+
+    def preview_schedule(
+        self, schedule: str, timezone: str, *, count: int = PREVIEW_RUNS
+    ) -> tuple[list[datetime], timedelta]:
+        """The next ``count`` fire times of a cron expression in a zone (UTC instants), and the
+        longest gap between runs: what the dashboard shows while someone types a schedule. Bad
+        input is a 422 naming the field, with the parser's own words."""
+        errors: dict[str, list[str]] = {}
+        messages: list[str] = []
+        try:
+            cron = parse_cron(" ".join(schedule.split()))
+        except CronError as exc:
+            errors["schedule"] = [str(exc)]
+            messages.append(f"Invalid schedule: {exc}.")
+        try:
+            zone = resolve_timezone(timezone)
+        except ValueError as exc:
+            errors["timezone"] = [str(exc)]
+            messages.append(f"Invalid time zone: {exc}.")
+        if messages:
+            raise ValidationFailed(" ".join(messages), errors=errors)
+        runs = next_runs(cron, zone, utcnow(), count)
+        return runs, interval_estimate(cron, zone)
 
     # ---- changing --------------------------------------------------------------------------
 

@@ -21,6 +21,12 @@ export const router = createRouter({
       component: () => import('@/views/BackupsView.vue'),
       meta: { requiresAuth: true, title: 'Database backups' },
     },
+    {
+      path: '/admin/sources',
+      name: 'sources',
+      component: () => import('@/views/SourcesView.vue'),
+      meta: { requiresAuth: true, title: 'Sources' },
+    },
     { path: '/:rest(.*)*', redirect: HOME },
   ],
 })

@@ -8,23 +8,31 @@ import type {
   RestoreOperation,
   RestoreRequest,
   Statistics,
+  StatisticsQuery,
 } from './types'
+
+/** Where a restore goes when not back where the backup came from. */
+export interface RestoreTarget {
+  sourceId?: number
+  database?: string
+}
 
 const BASE = '/admin/api/database-backups'
 
 export const backupsApi = {
   list: (query: ListQuery, signal?: AbortSignal) =>
     http.get<Backup[]>(BASE, { query: { ...query }, signal }),
-  statistics: (signal?: AbortSignal) => http.get<Statistics>(`${BASE}/statistics`, { signal }),
+  statistics: (query: StatisticsQuery = {}, signal?: AbortSignal) =>
+    http.get<Statistics>(`${BASE}/statistics`, { query: { ...query }, signal }),
   get: (id: number) => http.get<Backup>(`${BASE}/${id}`),
   create: () => http.post<Backup>(BASE),
-  restore: (id: number, useSafetyBackup: boolean, keepExistingObjects = false) =>
-    http.post<RestoreOperation>(`${BASE}/${id}/restore`, {
-      body: {
-        use_safety_backup: useSafetyBackup,
-        keep_existing_objects: keepExistingObjects,
-      } satisfies RestoreRequest,
-    }),
+  restore: (id: number, useSafetyBackup: boolean, keepExistingObjects = false, target: RestoreTarget = {}) => {
+    const body: RestoreRequest = { use_safety_backup: useSafetyBackup, keep_existing_objects: keepExistingObjects }
+    // Sent only when chosen: without them the backend restores where the backup came from.
+    if (target.sourceId) body.target_source_id = target.sourceId
+    if (target.database) body.database = target.database
+    return http.post<RestoreOperation>(`${BASE}/${id}/restore`, { body })
+  },
   restores: (id: number) => http.get<RestoreOperation[]>(`${BASE}/${id}/restores`),
   cancel: (id: number) => http.post<Backup>(`${BASE}/${id}/cancel`),
   cancelRestore: (backupId: number, restoreId: number) =>

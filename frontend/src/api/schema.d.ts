@@ -423,6 +423,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/sources/schedule-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Schedule
+         * @description The next five runs of a cron expression in a time zone, without saving anything: the
+         *     dashboard shows them while a schedule is typed. A bad expression or zone is a 422.
+         */
+        post: operations["preview_source_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/database-backups/{backup_id}/download": {
         parameters: {
             query?: never;
@@ -554,6 +575,34 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** DeletedEnvelope */
+        app__backups__schemas__DeletedEnvelope: {
+            /** Data */
+            data: null;
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** DeletedEnvelope */
+        app__sources__router__DeletedEnvelope: {
+            /** Data */
+            data: {
+                [key: string]: number;
+            };
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
         /** AuditEventRead */
         AuditEventRead: {
             /**
@@ -621,6 +670,8 @@ export interface components {
         BackupListEnvelope: {
             /** Data */
             data: components["schemas"]["BackupRead"][];
+            /** Message */
+            message: string;
             /**
              * Success
              * @default true
@@ -898,35 +949,9 @@ export interface components {
              */
             success: true;
         };
-        /** DataEnvelope[dict[str, int]] */
-        DataEnvelope_dict_str__int__: {
-            /** Data */
-            data: {
-                [key: string]: number;
-            };
-            /**
-             * Success
-             * @default true
-             * @constant
-             */
-            success: true;
-        };
         /** DataEnvelope[MeData] */
         DataEnvelope_MeData_: {
             data: components["schemas"]["MeData"];
-            /**
-             * Success
-             * @default true
-             * @constant
-             */
-            success: true;
-        };
-        /** DeletedEnvelope */
-        DeletedEnvelope: {
-            /** Data */
-            data: null;
-            /** Message */
-            message: string;
             /**
              * Success
              * @default true
@@ -1297,6 +1322,43 @@ export interface components {
          * @enum {string}
          */
         Role: "admin" | "viewer";
+        /** SchedulePreview */
+        SchedulePreview: {
+            /**
+             * Interval Seconds
+             * @description The longest gap between two runs over a year.
+             */
+            interval_seconds: number;
+            /**
+             * Runs
+             * @description The next five fire times, UTC.
+             */
+            runs: string[];
+        };
+        /** SchedulePreviewEnvelope */
+        SchedulePreviewEnvelope: {
+            data: components["schemas"]["SchedulePreview"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SchedulePreviewRequest */
+        SchedulePreviewRequest: {
+            /**
+             * Schedule
+             * @example 30 2 * * *
+             */
+            schedule: string;
+            /**
+             * Timezone
+             * @default UTC
+             * @example Europe/Berlin
+             */
+            timezone: string;
+        };
         /**
          * SortKey
          * @enum {string}
@@ -1368,6 +1430,18 @@ export interface components {
         SourceListEnvelope: {
             /** Data */
             data: components["schemas"]["SourceRead"][];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** SourceMessageEnvelope */
+        SourceMessageEnvelope: {
+            data: components["schemas"]["SourceRead"];
+            /** Message */
+            message: string;
             /**
              * Success
              * @default true
@@ -1893,7 +1967,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DeletedEnvelope"];
+                    "application/json": components["schemas"]["app__backups__schemas__DeletedEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -3190,7 +3264,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SourceEnvelope"];
+                    "application/json": components["schemas"]["SourceMessageEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -3369,7 +3443,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DataEnvelope_dict_str__int__"];
+                    "application/json": components["schemas"]["app__sources__router__DeletedEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -3476,7 +3550,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SourceEnvelope"];
+                    "application/json": components["schemas"]["SourceMessageEnvelope"];
                 };
             };
             /** @description Not logged in, or the session or token is no longer valid. */
@@ -4023,6 +4097,80 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    preview_source_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchedulePreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePreviewEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
                      *       "success": false
                      *     }
                      */

@@ -29,6 +29,14 @@ export type View = Schemas['View']
 
 export type ListQuery = NonNullable<operations['list_backups']['parameters']['query']>
 export type ExportQuery = NonNullable<operations['export_backups_csv']['parameters']['query']>
+export type StatisticsQuery = NonNullable<operations['backup_statistics']['parameters']['query']>
 
 export type HealthCheck = Schemas['CheckRead']
 export type HealthReport = Schemas['HealthReport']
+
+export type Source = Omit<Schemas['SourceRead'], 'retention'> & { retention: Retention }
+export type SourceCreate = Schemas['SourceCreate']
+export type SourceUpdate = Schemas['SourceUpdate']
+export type Retention = Schemas['RetentionIn']
+export type ConnectionTest = Schemas['ConnectionTest']
+export type SchedulePreview = Schemas['SchedulePreview']

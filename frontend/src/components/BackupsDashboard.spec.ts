@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createMemoryHistory, createRouter } from 'vue-router'
 
 import type { Backup } from '@/api/types'
-import { backup, jsonResponse, statistics } from '@/test/factories'
+import { resetSources } from '@/composables/useSources'
+import { backup, jsonResponse, source, statistics } from '@/test/factories'
 
 import BackupsDashboard from './BackupsDashboard.vue'
 
@@ -14,15 +15,24 @@ function page(items: Backup[], total: number) {
 describe('BackupsDashboard', () => {
   let listCalls: URL[] = []
   let rows: Backup[] = []
+  let statisticsCalls: URL[] = []
 
   beforeEach(() => {
     vi.useFakeTimers()
+    resetSources()
     listCalls = []
+    statisticsCalls = []
     rows = [backup({ id: 11, filename: 'eleven.sql.zst' }), backup({ id: 12, filename: 'twelve.sql.zst' })]
     vi.stubGlobal('fetch', async (input: string) => {
       const url = new URL(input, 'http://test')
       if (url.pathname === '/health') return jsonResponse({ success: true, data: { status: 'ok', checks: {} } })
-      if (url.pathname.endsWith('/statistics')) return jsonResponse({ success: true, data: statistics({ trashed_backups: 3 }) })
+      if (url.pathname === '/admin/api/sources') {
+        return jsonResponse({ success: true, data: [source({ id: 4, name: 'crm', databases: ['crm', 'billing'] }), source({ id: 5, name: 'shop' })] })
+      }
+      if (url.pathname.endsWith('/statistics')) {
+        statisticsCalls.push(url)
+        return jsonResponse({ success: true, data: statistics({ trashed_backups: 3 }) })
+      }
       if (url.searchParams.get('per_page') === null) listCalls.push(url)
       return jsonResponse(page(rows, 25))
     })
@@ -110,6 +120,30 @@ describe('BackupsDashboard', () => {
     await flushPromises()
     expect(router.currentRoute.value.query).toEqual({ view: 'trash' })
     expect(listCalls.at(-1)!.searchParams.get('view')).toBe('trash')
+    wrapper.unmount()
+  })
+
+  it('filters by source and database through the URL, and shows where each backup came from', async () => {
+    rows = [backup({ id: 21, source_id: 4, source_name: 'crm', database_name: 'billing' })]
+    const { wrapper, router } = await mountAt('/admin/database-backups?source_id=4')
+    expect(Object.fromEntries(listCalls.at(-1)!.searchParams)).toMatchObject({ source_id: '4' })
+    expect(Object.fromEntries(statisticsCalls.at(-1)!.searchParams)).toMatchObject({ source_id: '4' })
+    expect(wrapper.get<HTMLSelectElement>('[data-testid="source-filter"]').element.value).toBe('4')
+    expect(wrapper.get('[data-testid="row-21"] [data-testid="backup-origin"]').text()).toBe('crm / billing')
+    const databases = wrapper.findAll('[data-testid="database-filter"] option').map((o) => o.text())
+    expect(databases).toEqual(['All', 'billing', 'crm'])
+
+    await wrapper.get('[data-testid="database-filter"]').setValue('billing')
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    expect(router.currentRoute.value.query).toEqual({ source_id: '4', database: 'billing' })
+    expect(Object.fromEntries(listCalls.at(-1)!.searchParams)).toMatchObject({ source_id: '4', database: 'billing', page: '1' })
+
+    // Another source: its database filter no longer applies.
+    await wrapper.get('[data-testid="source-filter"]').setValue('5')
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    expect(router.currentRoute.value.query).toEqual({ source_id: '5' })
     wrapper.unmount()
   })
 })

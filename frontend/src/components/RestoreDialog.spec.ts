@@ -1,7 +1,8 @@
-import { mount } from '@vue/test-utils'
-import { describe, expect, it } from 'vitest'
+import { flushPromises, mount } from '@vue/test-utils'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { backup } from '@/test/factories'
+import { resetSources } from '@/composables/useSources'
+import { backup, jsonResponse, source } from '@/test/factories'
 
 import RestoreDialog from './RestoreDialog.vue'
 
@@ -10,6 +11,17 @@ function open(overrides = {}) {
 }
 
 describe('RestoreDialog', () => {
+  beforeEach(() => {
+    resetSources()
+    vi.stubGlobal('fetch', async () =>
+      jsonResponse({
+        success: true,
+        data: [source({ id: 1, name: 'default' }), source({ id: 2, name: 'staging' }), source({ id: 3, name: 'pg', engine: 'postgresql' })],
+      }),
+    )
+  })
+  afterEach(() => vi.unstubAllGlobals())
+
   it('says plainly that the data is replaced', () => {
     const wrapper = open()
     expect(wrapper.text()).toContain('replaces all current data')
@@ -26,7 +38,7 @@ describe('RestoreDialog', () => {
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
     expect(submit.attributes('disabled')).toBeUndefined()
     await wrapper.get('form').trigger('submit')
-    expect(wrapper.emitted('confirm')).toEqual([[true, false]])
+    expect(wrapper.emitted('confirm')).toEqual([[true, false, {}]])
     wrapper.unmount()
   })
 
@@ -37,7 +49,7 @@ describe('RestoreDialog', () => {
     await safety.setValue(false)
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
     await wrapper.get('form').trigger('submit')
-    expect(wrapper.emitted('confirm')).toEqual([[false, false]])
+    expect(wrapper.emitted('confirm')).toEqual([[false, false, {}]])
     wrapper.unmount()
   })
 
@@ -58,7 +70,25 @@ describe('RestoreDialog', () => {
     expect(wrapper.text()).toContain('the backup does not have are kept')
     await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
     await wrapper.get('form').trigger('submit')
-    expect(wrapper.emitted('confirm')).toEqual([[true, true]])
+    expect(wrapper.emitted('confirm')).toEqual([[true, true, {}]])
+    wrapper.unmount()
+  })
+
+  it('restores into another source of the same engine and another database when chosen', async () => {
+    const wrapper = open({ source_id: 1, source_name: 'default', database_name: 'shop' })
+    await flushPromises()
+    const options = wrapper.findAll('[data-testid="restore-target-source"] option').map((o) => o.text())
+    expect(options).toEqual(['default', 'staging'])
+    await wrapper.get('[data-testid="restore-target-source"]').setValue('2')
+    await wrapper.get('[data-testid="restore-target-database"]').setValue('shop_copy')
+    expect(wrapper.text()).toContain('on staging')
+    expect(wrapper.find('[data-testid="restore-elsewhere"]').exists()).toBe(true)
+    // The name to type is the target's, not the backup's.
+    await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop')
+    expect(wrapper.get('[data-testid="restore-submit"]').attributes('disabled')).toBeDefined()
+    await wrapper.get('[data-testid="restore-confirm-input"]').setValue('shop_copy')
+    await wrapper.get('form').trigger('submit')
+    expect(wrapper.emitted('confirm')).toEqual([[true, false, { sourceId: 2, database: 'shop_copy' }]])
     wrapper.unmount()
   })
 })

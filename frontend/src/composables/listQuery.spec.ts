@@ -13,7 +13,7 @@ describe('list query <-> URL', () => {
         status: 'failed',
         selected: '4,7,4',
       }),
-    ).toEqual({ view: 'trash', page: 3, search: 'shop', sort: 'size_desc', status: 'failed', selected: [4, 7] })
+    ).toEqual({ view: 'trash', page: 3, search: 'shop', sort: 'size_desc', status: 'failed', sourceId: 0, database: '', selected: [4, 7] })
   })
 
   it('falls back to defaults for anything unknown or hostile', () => {
@@ -38,10 +38,18 @@ describe('list query <-> URL', () => {
   })
 
   it('round-trips', () => {
-    const state = { view: 'trash' as const, page: 5, search: 'a b', sort: 'name_asc' as const, status: 'completed' as const, selected: [9] }
+    const state = { view: 'trash' as const, page: 5, search: 'a b', sort: 'name_asc' as const, status: 'completed' as const, sourceId: 3, database: 'orders', selected: [9] }
     const query = toQuery(state)
     expect(parseQuery(query as Record<string, string>)).toEqual(state)
     expect(sameQuery(query, query as Record<string, string>)).toBe(true)
     expect(sameQuery(query, {})).toBe(false)
+  })
+
+  it('keeps the source and database filters in the URL, and drops a bad source id', () => {
+    expect(toQuery({ ...DEFAULT_STATE, sourceId: 4, database: 'crm' })).toEqual({ source_id: '4', database: 'crm' })
+    expect(parseQuery({ source_id: '4', database: ' crm ' })).toMatchObject({ sourceId: 4, database: 'crm' })
+    expect(parseQuery({ source_id: 'x' }).sourceId).toBe(0)
+    expect(parseQuery({ source_id: '-2' }).sourceId).toBe(0)
+    expect(parseQuery({ database: 'd'.repeat(100) }).database).toHaveLength(64)
   })
 })

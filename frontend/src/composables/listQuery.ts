@@ -26,6 +26,10 @@ export interface ListState {
   search: string
   sort: Sort
   status: StatusFilter | ''
+  /** Only this source's backups (0: every source). */
+  sourceId: number
+  /** Only backups of this database name ('' : every one). */
+  database: string
   selected: number[]
 }
 
@@ -35,6 +39,8 @@ export const DEFAULT_STATE: Readonly<ListState> = Object.freeze({
   search: '',
   sort: 'latest',
   status: '',
+  sourceId: 0,
+  database: '',
   selected: [],
 })
 
@@ -49,6 +55,7 @@ export function parseQuery(query: LocationQuery): ListState {
   const sort = first(query.sort)
   const status = first(query.status)
   const page = Number.parseInt(first(query.page), 10)
+  const sourceId = Number.parseInt(first(query.source_id), 10)
   const selected = first(query.selected)
     .split(',')
     .map((part) => Number.parseInt(part, 10))
@@ -59,6 +66,8 @@ export function parseQuery(query: LocationQuery): ListState {
     search: first(query.search).slice(0, 200),
     sort: SORTS.some((s) => s.value === sort) ? (sort as Sort) : 'latest',
     status: STATUSES.some((s) => s.value === status) ? (status as StatusFilter) : '',
+    sourceId: Number.isSafeInteger(sourceId) && sourceId > 0 ? sourceId : 0,
+    database: first(query.database).trim().slice(0, 64),
     selected: [...new Set(selected)].slice(0, 100),
   }
 }
@@ -71,6 +80,8 @@ export function toQuery(state: ListState): LocationQueryRaw {
   if (state.search) query.search = state.search
   if (state.sort !== 'latest') query.sort = state.sort
   if (state.status) query.status = state.status
+  if (state.sourceId) query.source_id = String(state.sourceId)
+  if (state.database) query.database = state.database
   if (state.selected.length) query.selected = state.selected.join(',')
   return query
 }

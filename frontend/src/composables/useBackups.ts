@@ -4,7 +4,7 @@
 // the tab is hidden, and never touches the person's query or selection.
 import { computed, reactive, ref, shallowRef, watch } from 'vue'
 
-import { backupsApi } from '@/api/backups'
+import { type RestoreTarget, backupsApi } from '@/api/backups'
 import { ApiError, type PageMeta } from '@/api/http'
 import { healthApi } from '@/api/health'
 import type { Backup, BulkItemResult, HealthReport, RestoreOperation, Statistics } from '@/api/types'
@@ -84,6 +84,8 @@ export function useBackups(state: ListState) {
     search: state.search || undefined,
     sort: state.sort,
     status: state.status || undefined,
+    source_id: state.sourceId || undefined,
+    database: state.database || undefined,
     view: state.view,
   })
 
@@ -170,7 +172,10 @@ export function useBackups(state: ListState) {
     listAbort = controller
     const [list, statistics, history] = await Promise.allSettled([
       backupsApi.list(listQuery(), controller.signal),
-      backupsApi.statistics(controller.signal),
+      backupsApi.statistics(
+        { source_id: state.sourceId || undefined, database: state.database || undefined },
+        controller.signal,
+      ),
       backupsApi.list(
         { page: 1, per_page: HISTORY_SIZE, sort: 'latest', view: 'active' },
         controller.signal,
@@ -267,7 +272,7 @@ export function useBackups(state: ListState) {
   onReconnect(() => void polling.refresh())
 
   watch(
-    () => [state.view, state.page, state.search, state.sort, state.status],
+    () => [state.view, state.page, state.search, state.sort, state.status, state.sourceId, state.database],
     () => void polling.refresh(),
   )
 
@@ -329,9 +334,14 @@ export function useBackups(state: ListState) {
     return ok
   }
 
-  async function restore(backup: Backup, useSafetyBackup: boolean, keepExistingObjects = false): Promise<boolean> {
+  async function restore(
+    backup: Backup,
+    useSafetyBackup: boolean,
+    keepExistingObjects = false,
+    target: RestoreTarget = {},
+  ): Promise<boolean> {
     return act(async () => {
-      const result = await backupsApi.restore(backup.id, useSafetyBackup, keepExistingObjects)
+      const result = await backupsApi.restore(backup.id, useSafetyBackup, keepExistingObjects, target)
       const op = result.data
       if (op && typeof op === 'object' && 'id' in op && 'status' in op) {
         noteRestore(backup.id, op, Date.now())

@@ -1,5 +1,5 @@
 // Test data shaped exactly like the API's (the generated types check every field).
-import type { Backup, RestoreOperation, Statistics, User } from '@/api/types'
+import type { Backup, ConnectionTest, RestoreOperation, Source, Statistics, User } from '@/api/types'
 
 let nextId = 1000
 
@@ -99,4 +99,43 @@ export function jsonResponse(body: unknown, status = 200, headers: Record<string
     status,
     headers: { 'Content-Type': 'application/json', ...headers },
   })
+}
+
+export function source(overrides: Partial<Source> = {}): Source {
+  const id = overrides.id ?? nextId++
+  return {
+    id,
+    name: `source-${id}`,
+    engine: 'mysql',
+    url: 'mysql://backup:***@db.internal:3306/shop',
+    databases: ['shop'],
+    exclude: [],
+    schedule: '30 2 * * *',
+    timezone: 'Europe/Berlin',
+    retention: { trash_after_days: 15, purge_after_days: 7, keep_last: null, keep_daily: null, keep_weekly: null, keep_monthly: null, keep_yearly: null },
+    enabled: true,
+    from_environment: false,
+    next_run_at: '2026-02-01T01:30:00Z',
+    last_backup_at: null,
+    last_backup_status: null,
+    created_at: '2026-01-31T00:00:00Z',
+    updated_at: '2026-01-31T00:00:00Z',
+    ...overrides,
+  }
+}
+
+export function connectionTest(overrides: Partial<ConnectionTest> = {}): ConnectionTest {
+  return {
+    ok: true,
+    message: 'Connected.',
+    server_version: '11.4.2-MariaDB',
+    databases: ['shop', 'crm'],
+    required_privileges: ['SELECT', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'EVENT'],
+    missing_privileges: [],
+    dump_tool: 'mariadb-dump',
+    dump_tool_version: '11.4.2',
+    client_tool: 'mariadb',
+    client_tool_version: '11.4.2',
+    ...overrides,
+  }
 }

@@ -81,3 +81,9 @@ export function purgeDate(b: Backup, purgeAfterDays: number = DEFAULT_PURGE_AFTE
   if (!trashed) return null
   return new Date(trashed.getTime() + purgeAfterDays * 86_400_000)
 }
+
+/** Where a backup came from, "shop-db / orders" (the source may be gone: then the database). */
+export function originText(backup: Backup): string {
+  const database = backup.database_name ?? backup.target_database
+  return [backup.source_name, database].filter(Boolean).join(' / ')
+}

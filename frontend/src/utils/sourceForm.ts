@@ -1,0 +1,169 @@
+// The add/edit form of a source as plain data, and the request bodies made from it: a create
+// sends everything, an edit only what changed, and the URL only when one was typed (blank keeps
+// the stored one, whose password the API never returns).
+import type { Retention, Source, SourceCreate, SourceUpdate } from '@/api/types'
+
+export const ALL_DATABASES = '*'
+export const KEEP_FIELDS = ['keep_last', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const
+export type KeepField = (typeof KEEP_FIELDS)[number]
+
+export const ENGINES: readonly { value: string; label: string; available: boolean }[] = [
+  { value: 'mysql', label: 'MySQL / MariaDB', available: true },
+  { value: 'postgresql', label: 'PostgreSQL (coming)', available: false },
+  { value: 'sqlite', label: 'SQLite (coming)', available: false },
+]
+
+export interface SourceForm {
+  name: string
+  engine: string
+  url: string
+  allDatabases: boolean
+  /** Comma- or space-separated names. */
+  databases: string
+  exclude: string
+  schedule: string
+  timezone: string
+  trashAfterDays: string
+  purgeAfterDays: string
+  keep: Record<KeepField, string>
+  enabled: boolean
+}
+
+const DEFAULT_RETENTION: Retention = { trash_after_days: 15, purge_after_days: 7 }
+
+export function splitNames(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))]
+}
+
+function text(value: number | null | undefined): string {
+  return value === null || value === undefined ? '' : String(value)
+}
+
+export function emptyForm(timezone = 'UTC'): SourceForm {
+  return formFromSource(null, timezone)
+}
+
+export function formFromSource(source: Source | null, timezone = 'UTC'): SourceForm {
+  const retention = source?.retention ?? DEFAULT_RETENTION
+  const all = source ? source.databases.length === 1 && source.databases[0] === ALL_DATABASES : false
+  return {
+    name: source?.name ?? '',
+    engine: source?.engine ?? 'mysql',
+    url: '',
+    allDatabases: all,
+    databases: all || !source ? '' : source.databases.join(', '),
+    exclude: source?.exclude.join(', ') ?? '',
+    schedule: source?.schedule ?? '',
+    timezone: source?.timezone ?? timezone,
+    trashAfterDays: text(retention.trash_after_days),
+    purgeAfterDays: text(retention.purge_after_days),
+    keep: Object.fromEntries(KEEP_FIELDS.map((key) => [key, text(retention[key])])) as Record<KeepField, string>,
+    enabled: source?.enabled ?? true,
+  }
+}
+
+/** A number field: blank is null; anything else is sent as typed, and the server judges it. */
+function number(value: string): number | null {
+  const trimmed = value.trim()
+  if (!trimmed) return null
+  const parsed = Number(trimmed)
+  return Number.isFinite(parsed) ? parsed : Number.NaN
+}
+
+function retentionOf(form: SourceForm): Retention {
+  const retention: Retention = {
+    trash_after_days: number(form.trashAfterDays) ?? DEFAULT_RETENTION.trash_after_days,
+    purge_after_days: number(form.purgeAfterDays) ?? DEFAULT_RETENTION.purge_after_days,
+  }
+  for (const key of KEEP_FIELDS) retention[key] = number(form.keep[key])
+  return retention
+}
+
+/** Names as the form holds them; null when the list is left empty (the URL's database). */
+function databasesOf(form: SourceForm): string[] | null {
+  if (form.allDatabases) return [ALL_DATABASES]
+  const names = splitNames(form.databases)
+  return names.length ? names : null
+}
+
+export function toCreateBody(form: SourceForm): SourceCreate {
+  return {
+    name: form.name.trim(),
+    engine: form.engine as SourceCreate['engine'],
+    url: form.url.trim(),
+    databases: databasesOf(form),
+    exclude: form.allDatabases ? splitNames(form.exclude) : [],
+    schedule: form.schedule.trim() || null,
+    timezone: form.timezone,
+    retention: retentionOf(form),
+    enabled: form.enabled,
+  }
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+/** Only what differs from the stored source. The `default` source's name, URL and databases
+ * follow DBKEEP_TARGET_URL, so they are never sent for it. */
+export function toUpdateBody(form: SourceForm, source: Source): SourceUpdate {
+  const body: SourceUpdate = {}
+  if (!source.from_environment) {
+    const name = form.name.trim()
+    if (name !== source.name) body.name = name
+    const url = form.url.trim()
+    if (url) body.url = url
+    const databases = databasesOf(form)
+    if (databases && !same(databases, source.databases)) body.databases = databases
+    const exclude = form.allDatabases ? splitNames(form.exclude) : []
+    if (!same(exclude, source.exclude)) body.exclude = exclude
+  }
+  const schedule = form.schedule.trim() || null
+  if (schedule !== source.schedule) body.schedule = schedule
+  if (form.timezone !== source.timezone) body.timezone = form.timezone
+  const retention = retentionOf(form)
+  const stored = { ...DEFAULT_RETENTION, ...Object.fromEntries(KEEP_FIELDS.map((k) => [k, null])), ...source.retention }
+  if (!same(retention, Object.fromEntries(Object.keys(retention).map((k) => [k, stored[k as keyof Retention] ?? null])))) {
+    body.retention = retention
+  }
+  if (form.enabled !== source.enabled) body.enabled = form.enabled
+  return body
+}
+
+/** The server's field errors ("retention.keep_daily", "url") by the form's top-level field. */
+export function errorsByField(errors: Record<string, string[]> | null): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, messages] of Object.entries(errors ?? {})) {
+    if (!messages.length) continue
+    const field = key.split('.')[0] ?? key
+    out[key] = messages.join(' ')
+    if (!out[field]) out[field] = messages.join(' ')
+  }
+  return out
+}
+
+/** IANA zone names, as the browser knows them (UTC first). */
+export function timezones(): string[] {
+  const supported = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : []
+  return ['UTC', ...supported.filter((zone) => zone !== 'UTC')]
+}
+
+/** A run time shown in the source's own zone ("Mon, 2 Feb 2026, 02:30 CET"). */
+export function formatInZone(iso: string, timezone: string): string {
+  const date = new Date(iso)
+  if (Number.isNaN(date.getTime())) return iso
+  try {
+    return new Intl.DateTimeFormat(undefined, {
+      weekday: 'short',
+      year: 'numeric',
+      month: 'short',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      timeZone: timezone,
+      timeZoneName: 'short',
+    }).format(date)
+  } catch {
+    return date.toISOString()
+  }
+}
