@@ -16,7 +16,7 @@ from app.backups.filters import (
     status_value,
 )
 from app.backups.repository import View
-from app.engines.base import validate_database_name
+from app.engines.base import DATABASE_NAME_PATTERN, validate_database_name
 
 __all__ = [
     "DatabaseQuery",
@@ -44,6 +44,8 @@ DatabaseQuery = Annotated[
     str | None,
     Query(
         max_length=64,
+        # Published for clients; checked by the validator below, whose message says the rule.
+        json_schema_extra={"pattern": DATABASE_NAME_PATTERN},
         description="Only backups of this database (its exact name: 1-64 letters, digits, "
         "'_', '$' or '-', not starting with '-').",
     ),

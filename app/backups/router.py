@@ -43,6 +43,7 @@ from app.backups.service import BulkItemResult, SortKey, View
 from app.deps import BackupServiceDep
 from app.http.content import JsonBody
 from app.http.envelope import PageMeta, error_responses
+from app.http.methods import refuse_other_methods
 from app.http.params import BackupId, PageNumber, PerPage, RawFlag, RestoreId, SourceIdFilter
 
 router = APIRouter(prefix="/admin/api/database-backups", tags=["backups"])
@@ -226,31 +227,10 @@ async def bulk_trash_backups(
 
 # ---- 405 for wrong methods on the fixed paths --------------------------------------------------
 
-_ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
-
-
-def _method_not_allowed(path: str, allowed: set[str]) -> None:
-    """Without this, ``GET /bulk-delete`` would reach ``GET /{backup_id}`` and answer 422."""
-    from starlette.exceptions import HTTPException
-
-    allow = ", ".join(sorted(allowed))
-
-    async def not_allowed() -> None:
-        raise HTTPException(status_code=405, headers={"Allow": allow})
-
-    router.add_api_route(
-        path,
-        not_allowed,
-        methods=sorted(_ALL_METHODS - allowed),
-        include_in_schema=False,
-        name=f"not_allowed_{path.strip('/').replace('-', '_')}",
-    )
-
-
-_method_not_allowed("/statistics", {"GET"})
-_method_not_allowed("/export.csv", {"GET"})
-_method_not_allowed("/bulk-delete", {"DELETE"})
-_method_not_allowed("/bulk-trash", {"POST"})
+refuse_other_methods(router, "/statistics", {"GET"})
+refuse_other_methods(router, "/export.csv", {"GET"})
+refuse_other_methods(router, "/bulk-delete", {"DELETE"})
+refuse_other_methods(router, "/bulk-trash", {"POST"})
 
 
 # ---- one backup ------------------------------------------------------------------------------

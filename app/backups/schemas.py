@@ -23,7 +23,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
-from app.engines.base import validate_database_name
+from app.engines.base import DATABASE_NAME_PATTERN, validate_database_name
 from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
 
 MAX_ID = 2**63 - 1
@@ -194,7 +194,12 @@ def _json_integer(value: Any) -> int:
 
 
 BackupIdItem = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
-DatabaseName = Annotated[str, Field(max_length=64), AfterValidator(validate_database_name)]
+# The pattern is published for clients; the validator checks it with a message saying the rule.
+DatabaseName = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"pattern": DATABASE_NAME_PATTERN}),
+    AfterValidator(validate_database_name),
+]
 
 
 class BulkRequest(BaseModel):
@@ -217,7 +222,7 @@ class RestoreRequest(BaseModel):
     # Strict: only JSON true/false are booleans here, never 0, "no", "off", "f" or 0.0.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    target_source_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+    target_source_id: BackupIdItem | None = Field(
         default=None,
         description="The source to restore into, of the backup's engine; default: the source "
         "the backup came from.",

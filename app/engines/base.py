@@ -21,7 +21,9 @@ from app.pipeline.streams import RawStats
 # Called at most about once a second with the uncompressed bytes handled so far.
 ProgressCallback = Callable[[int], Awaitable[None]]
 
-_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+# The names dbkeep accepts (also published as the OpenAPI pattern of every database field).
+DATABASE_NAME_PATTERN = r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$"
+_DATABASE_NAME = re.compile(DATABASE_NAME_PATTERN)
 
 
 class FailureKind(StrEnum):

@@ -17,6 +17,7 @@ from app.backups.schemas import BackupMessageEnvelope, BackupRead
 from app.deps import BackupServiceDep, SourceServiceDep
 from app.errors import BadRequest
 from app.http.envelope import DataEnvelope, MessageEnvelope, error_responses
+from app.http.methods import refuse_other_methods
 from app.http.params import SourceId, flag
 from app.sources.schemas import (
     ConnectionTestEnvelope,
@@ -124,6 +125,9 @@ async def preview_schedule(
     return SchedulePreviewEnvelope(
         data=SchedulePreview(runs=runs, interval_seconds=int(interval.total_seconds()))
     )
+
+
+refuse_other_methods(router, "/schedule-preview", {"POST"})
 
 
 @router.get(

@@ -8,7 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.engines.base import ConnectionReport, ToolStatus, validate_database_name
+from app.engines.base import (
+    DATABASE_NAME_PATTERN,
+    ConnectionReport,
+    ToolStatus,
+    validate_database_name,
+)
 from app.http.envelope import DataEnvelope
 from app.sources.cron import CronError, parse_cron, resolve_timezone
 from app.sources.models import ALL_DATABASES, SourceEngine
@@ -47,7 +52,12 @@ def _timezone(value: str) -> str:
     return value
 
 
-DatabaseName = Annotated[str, Field(max_length=64), AfterValidator(_database_name)]
+# The pattern is published for clients; the validator checks it with a message saying the rule.
+DatabaseName = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"pattern": rf"^\*$|{DATABASE_NAME_PATTERN}"}),
+    AfterValidator(_database_name),
+]
 Cron = Annotated[str | None, Field(max_length=120), AfterValidator(_cron)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 

@@ -565,7 +565,7 @@ async def test_bulk_body_that_is_not_json(admin_client: httpx.AsyncClient) -> No
         ("DELETE", f"{BACKUPS}/bulk-trash", "POST"),
         ("DELETE", f"{BACKUPS}/statistics", "GET"),
         ("PUT", BACKUPS, "GET, POST"),
-        ("PATCH", f"{BACKUPS}/1", "DELETE, GET"),
+        ("PUT", f"{BACKUPS}/1", "DELETE, GET, PATCH"),
         ("POST", "/admin/database-backups/1/download", "GET"),
         ("GET", "/api/auth/login", "POST"),
         ("GET", "/api/auth/logout", "POST"),

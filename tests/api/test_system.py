@@ -141,6 +141,8 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         ("DELETE", "/admin/api/sources/{source_id}"): "delete_source",
         ("POST", "/admin/api/sources/{source_id}/test"): "test_source",
         ("POST", "/admin/api/sources/{source_id}/backups"): "back_up_source",
+        ("POST", "/admin/api/sources/{source_id}/imports"): "import_backup",
+        ("POST", "/admin/api/sources/schedule-preview"): "preview_source_schedule",
         ("GET", "/admin/api/sources/{source_id}/retention-preview"): "preview_source_retention",
         ("GET", "/admin/api/audit-events"): "list_audit_events",
         ("POST", "/api/auth/login"): "login",
