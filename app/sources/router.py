@@ -19,15 +19,17 @@ from app.errors import BadRequest
 from app.http.envelope import DataEnvelope, MessageEnvelope, error_responses
 from app.http.methods import refuse_other_methods
 from app.http.params import SourceId, flag
-from app.sources.schemas import (
+from app.sources.envelopes import (
     ConnectionTestEnvelope,
-    RetentionDecisionRead,
-    RetentionPreview,
     RetentionPreviewEnvelope,
-    SourceBackupRequest,
-    SourceCreate,
     SourceEnvelope,
     SourceListEnvelope,
+)
+from app.sources.schemas import (
+    RetentionDecisionRead,
+    RetentionPreview,
+    SourceBackupRequest,
+    SourceCreate,
     SourceRead,
     SourceUpdate,
     connection_test,

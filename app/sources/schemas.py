@@ -14,7 +14,6 @@ from app.engines.base import (
     ToolStatus,
     validate_database_name,
 )
-from app.http.envelope import DataEnvelope
 from app.sources.cron import CronError, parse_cron, resolve_timezone
 from app.sources.models import ALL_DATABASES, SourceEngine
 from app.sources.retention import RetentionRule
@@ -163,14 +162,6 @@ class SourceRead(BaseModel):
     updated_at: datetime
 
 
-class SourceEnvelope(DataEnvelope[SourceRead]):
-    pass
-
-
-class SourceListEnvelope(DataEnvelope[list[SourceRead]]):
-    pass
-
-
 class ConnectionTest(BaseModel):
     ok: bool
     message: str
@@ -182,10 +173,6 @@ class ConnectionTest(BaseModel):
     dump_tool_version: str | None
     client_tool: str | None
     client_tool_version: str | None
-
-
-class ConnectionTestEnvelope(DataEnvelope[ConnectionTest]):
-    pass
 
 
 def connection_test(report: ConnectionReport, tools: ToolStatus) -> ConnectionTest:
@@ -231,7 +218,3 @@ class RetentionPreview(BaseModel):
     rule: dict[str, Any]
     trash: list[int]
     decisions: list[RetentionDecisionRead]
-
-
-class RetentionPreviewEnvelope(DataEnvelope[RetentionPreview]):
-    pass
