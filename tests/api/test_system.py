@@ -380,25 +380,43 @@ async def test_a_target_that_refuses_the_password_makes_health_degraded(
         assert response.status_code == 200 and body["data"]["status"] == "degraded"
 
 
+class _GatedEngine(_CountingEngine):
+    """The real engine, whose target probes wait until the test opens the gate."""
+
+    def __init__(self, engine: object) -> None:
+        super().__init__(engine)
+        import asyncio
+
+        self.gate = asyncio.Event()
+
+    async def _admin_sql(self, *args: object, **kwargs: object) -> str:
+        await self.gate.wait()
+        return await super()._admin_sql(*args, **kwargs)
+
+
 async def test_a_slow_target_never_holds_health_up(app: FastAPI, client: httpx.AsyncClient) -> None:
     import asyncio
-    import time
 
     from app.system.health import TargetCheck
 
     check = TargetCheck(ttl=0.0, first_wait=0.2)
     app.state.health.register("target", check, critical=False)
-    app.state.engine = _CountingEngine(app.state.engine, delay=1.0)
-    started = time.monotonic()
+    engine = app.state.engine = _GatedEngine(app.state.engine)
+    # The target does not answer: /health answers anyway, saying so.
     target = (await client.get("/health")).json()["data"]["checks"]["target"]
-    assert time.monotonic() - started < 1.0
     assert target["status"] == "warn" and "no answer yet" in target["message"]
-    await asyncio.sleep(1.3)  # the probe finished in the background
-    started = time.monotonic()
+    engine.gate.set()
+    for _ in range(200):  # the probe finishes in the background
+        if check._refresh is not None and check._refresh.done():
+            break
+        await asyncio.sleep(0.05)
+    engine.gate.clear()
+    # Stale (ttl 0): answered from the last result while a new probe waits on the target.
     target = (await client.get("/health")).json()["data"]["checks"]["target"]
-    # Stale (ttl 0): answered from the last result at once while a new probe runs.
-    assert target["status"] == "ok" and time.monotonic() - started < 1.0
-    await asyncio.sleep(1.1)
+    assert target["status"] == "ok"
+    assert check._refresh is not None and not check._refresh.done()
+    engine.gate.set()
+    await check._refresh
 
 
 def test_next_backup_at_follows_the_schedule(settings: Settings) -> None:
