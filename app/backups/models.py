@@ -132,7 +132,11 @@ class DatabaseBackup(Base):
     target_database: Mapped[str | None] = mapped_column(String(64))
     # The source it was taken from (its database is ``target_database``); NULL once a source
     # deleted with "keep its backups" is gone.
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    # BIGINT like the ids it points at (a bare FK column would be INTEGER, and PostgreSQL's
+    # driver casts its parameters to int4).
+    source_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("sources.id", ondelete="SET NULL")
+    )
     dump_tool_version: Mapped[str | None] = mapped_column(String(255))
     server_version: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -203,7 +207,7 @@ class RestoreOperation(Base):
     # target; NULL: part 1's DBKEEP_TARGET_URL, or a row from before, meaning the backup's own
     # source); ``target_database`` is the database there.
     target_source_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sources.id", ondelete="SET NULL")
+        BigIntId, ForeignKey("sources.id", ondelete="SET NULL")
     )
     error_message: Mapped[str | None] = mapped_column(Text)
     bytes_processed: Mapped[int] = mapped_column(BigInteger, default=0)

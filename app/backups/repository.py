@@ -150,7 +150,9 @@ def _record(row: Sequence[Any]) -> BackupRecord:
 def _by_source_and_database(stmt: Select[Any], shape: _Shape) -> Select[Any]:
     """``stmt`` restricted to one source and/or database (bind parameters)."""
     if shape.by_source:
-        stmt = stmt.where(DatabaseBackup.source_id == bindparam("source_id", type_=Integer))
+        stmt = stmt.where(
+            DatabaseBackup.source_id == bindparam("source_id", type_=DatabaseBackup.source_id.type)
+        )
     if shape.by_database:
         column = DatabaseBackup.target_database
         stmt = stmt.where(column == bindparam("database", type_=column.type))
