@@ -658,8 +658,11 @@ class BackupService:
                 # A backup from before sources: part 1's target, DBKEEP_TARGET_URL.
                 target = target_from_settings(self.settings)
                 return RestoreTarget(None, target.with_database(database) if database else target)
-            name = database or backup.target_database
-            return RestoreTarget(own, target_of(own, name))
+            name = database
+            if name is None and own.from_environment:
+                # Part 1: a restore loads into the target DBKEEP_TARGET_URL names now.
+                name = target_of(own).database
+            return RestoreTarget(own, target_of(own, name or backup.target_database))
         source = await sources.get(target_source_id)
         if source is None:
             raise NotFound(f"Source {target_source_id} was not found.")
