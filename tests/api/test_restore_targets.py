@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.backups.models import DatabaseBackup, RestoreOperation
 from app.config import Settings
 from app.db import Database
+from app.sources.models import Source
 from tests import support
 from tests.api.conftest import BackupFactory, assert_failure
 from tests.api.test_backups_actions import SQL, store_file
@@ -111,3 +112,22 @@ async def test_a_bad_target_is_refused_and_nothing_is_queued(
     if field is not None:
         assert field in (failure.get("errors") or {}), failure
     assert await restores(database) == 0
+
+
+async def test_a_default_source_backup_restores_into_the_database_the_environment_names_now(
+    admin_client: httpx.AsyncClient,
+    completed: DatabaseBackup,
+    database: Database,
+    target_database: str,
+) -> None:
+    # Taken when DBKEEP_TARGET_URL named another database (the variable changed since): as in
+    # part 1, a restore loads into the target the variable names now.
+    async with database.sessionmaker() as session:
+        default = await session.scalar(select(Source).where(Source.name == "default"))
+        row = await session.get(DatabaseBackup, completed.id)
+        assert default is not None and row is not None
+        row.source_id, row.target_database = default.id, "shop_before"
+        await session.commit()
+    response = await admin_client.post(f"{BACKUPS}/{completed.id}/restore", json={})
+    assert response.status_code == 202, response.text
+    assert response.json()["data"]["target_database"] == target_database
