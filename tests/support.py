@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MARIADB_HOST = os.environ.get("DBKEEP_TEST_MARIADB_HOST", "127.0.0.1")
@@ -53,6 +55,49 @@ def ensure_test_account() -> str:
         )
     admin_sql("".join(grants) + "FLUSH PRIVILEGES;")
     return password
+
+
+@contextmanager
+def mariadb_account(
+    prefix: str,
+    *,
+    on: str = "*.*",
+    privileges: str = "ALL PRIVILEGES",
+    password_prefix: str = "Pw-",
+) -> Iterator[tuple[str, str]]:
+    """A MariaDB account of the test's own (user, password), granted ``privileges`` on ``on``,
+    with a password no other text contains (so a leak check can search for it); dropped after."""
+    user = unique_name(prefix)[:32]
+    password = password_prefix + secrets.token_hex(12)
+    admin_sql(
+        "".join(
+            f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}';"
+            f"GRANT {privileges} ON {on} TO '{user}'@'{host}';"
+            for host in ("%", "localhost")
+        )
+    )
+    try:
+        yield user, password
+    finally:
+        admin_sql(f"DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost';")
+
+
+def account_url(account: tuple[str, str], database: str = "") -> str:
+    """A source URL (over TCP) for ``account``, naming ``database`` or none (server-wide)."""
+    user, password = account
+    return f"mysql://{user}:{password}@{MARIADB_HOST}:{MARIADB_PORT}/{database}"
+
+
+@contextmanager
+def scratch_database(prefix: str = "dbkeep_second") -> Iterator[str]:
+    """A database with one table ``t`` holding one row, dropped after."""
+    name = unique_name(prefix)
+    admin_sql(f"CREATE DATABASE `{name}`")
+    try:
+        admin_sql("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);", database=name)
+        yield name
+    finally:
+        admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def target_url(database: str, *, user: str = TEST_USER, password: str | None = None) -> str:

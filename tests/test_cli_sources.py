@@ -5,7 +5,6 @@ output, log line (text or JSON) or argv/environment of a child process."""
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,30 +20,14 @@ from tests.test_cli import DBKEEP, cli_env, dbkeep
 
 @pytest.fixture
 def account() -> Iterator[tuple[str, str]]:
-    """A MariaDB account of the test's own, with a password no other text contains."""
-    user = support.unique_name("dbkeep_cli")[:32]
-    password = "Pw-" + secrets.token_hex(12)
-    support.admin_sql(
-        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';"
-        f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}';"
-        f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
-        f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'localhost';"
-    )
-    yield user, password
-    support.admin_sql(
-        f"DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost';"
-    )
+    with support.mariadb_account("dbkeep_cli") as account:
+        yield account
 
 
 @pytest.fixture
 def second_database() -> Iterator[str]:
-    name = support.unique_name("dbkeep_second")
-    support.admin_sql(f"CREATE DATABASE `{name}`")
-    support.admin_sql(
-        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);", database=name
-    )
-    yield name
-    support.admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    with support.scratch_database() as name:
+        yield name
 
 
 @pytest.fixture
@@ -57,9 +40,7 @@ def env(settings: Settings, database: object, target_database: str) -> dict[str,
     return cli_env(settings)
 
 
-def url_of(account: tuple[str, str], database: str = "") -> str:
-    user, password = account
-    return f"mysql://{user}:{password}@{support.MARIADB_HOST}:{support.MARIADB_PORT}/{database}"
+url_of = support.account_url
 
 
 def with_stdin(*args: str, stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

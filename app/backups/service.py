@@ -53,7 +53,7 @@ from app.backups.retention import (
 from app.config import Settings
 from app.db import utcnow
 from app.engines.base import DatabaseEngine, TargetSpec, validate_database_name
-from app.engines.mysql.engine import SYSTEM_DATABASES
+from app.engines.registry import is_system_database
 from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.pipeline.checksum import verified
 from app.pipeline.codecs import CorruptStream, PipelineError, decompress_stream
@@ -293,7 +293,7 @@ def _restorable_name(database: str) -> str:
         raise ValidationFailed(
             f"{database!r} is not a database name.", errors={"database": [str(exc)]}
         ) from None
-    if database.casefold() in SYSTEM_DATABASES:
+    if is_system_database(database):
         raise ValidationFailed(
             f"{database!r} is a system database; a backup is never restored into it.",
             errors={"database": ["a system database"]},

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,35 +26,17 @@ BACKUPS = "/admin/api/database-backups"
 
 @pytest.fixture
 def account() -> Iterator[tuple[str, str]]:
-    """A MariaDB account of the test's own, with a password no other text contains."""
-    user = support.unique_name("dbkeep_src")[:32]
-    password = "Pw-" + secrets.token_hex(12)
-    support.admin_sql(
-        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';"
-        f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}';"
-        f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
-        f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'localhost';"
-    )
-    yield user, password
-    support.admin_sql(
-        f"DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost';"
-    )
+    with support.mariadb_account("dbkeep_src") as account:
+        yield account
 
 
 @pytest.fixture
 def second_database() -> Iterator[str]:
-    name = support.unique_name("dbkeep_second")
-    support.admin_sql(f"CREATE DATABASE `{name}`")
-    support.admin_sql(
-        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);", database=name
-    )
-    yield name
-    support.admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    with support.scratch_database() as name:
+        yield name
 
 
-def url_of(account: tuple[str, str], database: str = "") -> str:
-    user, password = account
-    return f"mysql://{user}:{password}@{support.MARIADB_HOST}:{support.MARIADB_PORT}/{database}"
+url_of = support.account_url
 
 
 async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -192,15 +173,10 @@ async def test_the_connection_test_reports_server_privileges_and_databases(
 async def test_the_connection_test_names_missing_privileges_and_wrong_passwords(
     admin_client: httpx.AsyncClient, target_database: str
 ) -> None:
-    user = support.unique_name("dbkeep_ro")[:32]
-    password = "Pw-" + secrets.token_hex(12)
-    support.admin_sql(
-        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';"
-        f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}';"
-        f"GRANT SELECT ON `{target_database}`.* TO '{user}'@'%';"
-        f"GRANT SELECT ON `{target_database}`.* TO '{user}'@'localhost';"
-    )
-    try:
+    with support.mariadb_account("dbkeep_ro", on=f"`{target_database}`.*", privileges="SELECT") as (
+        user,
+        password,
+    ):
         limited = await create(
             admin_client, name="limited", url=url_of((user, password), target_database)
         )
@@ -216,10 +192,6 @@ async def test_the_connection_test_names_missing_privileges_and_wrong_passwords(
         report = response.json()["data"]
         assert report["ok"] is False and "access denied" in report["message"]
         assert password not in response.text
-    finally:
-        support.admin_sql(
-            f"DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost';"
-        )
 
 
 async def test_back_up_now_makes_one_backup_per_database_never_a_system_one(

@@ -3,7 +3,6 @@ the dump's argv and environment (``ps``), the worker's own, its log, the row's m
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -27,19 +26,10 @@ ReadBackup = Callable[[int], Awaitable[DatabaseBackup]]
 
 @pytest.fixture
 def account(target_database: str) -> Iterator[tuple[str, str]]:
-    user = support.unique_name("dbkeep_cred")[:32]
-    password = "Leak-" + secrets.token_hex(12)
-    support.admin_sql(
-        "".join(
-            f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}';"
-            f"GRANT ALL PRIVILEGES ON `{target_database}`.* TO '{user}'@'{host}';"
-            for host in ("%", "localhost")
-        )
-    )
-    yield user, password
-    support.admin_sql(
-        f"DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost';"
-    )
+    with support.mariadb_account(
+        "dbkeep_cred", on=f"`{target_database}`.*", password_prefix="Leak-"
+    ) as account:
+        yield account
 
 
 async def add_source(database: Database, settings: Settings, name: str, url: str) -> Any:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from app.engines.base import (
@@ -147,6 +147,19 @@ def build_client_argv(
 
 def _quoted(database: str) -> str:
     return f"`{validate_database_name(database)}`"
+
+
+@contextlib.contextmanager
+def _client_failures(tools: ClientTools, tool: str, time_limit: float) -> Iterator[None]:
+    """Turn a missing client or one that did not answer in time into an ``EngineError``."""
+    try:
+        yield
+    except ToolNotFound:
+        raise EngineError(tools.missing_client_message()) from None
+    except TimeoutError:
+        raise EngineError(
+            f"{tool} did not answer within {time_limit:.0f} s", kind=FailureKind.transient
+        ) from None
 
 
 class MySQLEngine:
@@ -445,26 +458,21 @@ class MySQLEngine:
         time_limit: float = _ADMIN_TIME_LIMIT,
     ) -> str:
         """Run ``sql`` (built from validated names only) with the client; return its stdout."""
-        tools = await self.tools()
-        if tools.client is None:
-            raise EngineError(tools.missing_client_message(), kind=FailureKind.permanent)
-        tool = tools.client_name.split()[0]
-        with defaults_file(target) as defaults:
-            argv = build_client_argv(tools.client, defaults, sandbox=tools.sandbox, extra=extra)
-            try:
-                code, out, stderr = await run_capture(
-                    argv, input_bytes=sql.encode(), time_limit=time_limit
-                )
-            except ToolNotFound:
-                raise EngineError(tools.missing_client_message()) from None
-            except TimeoutError:
-                raise EngineError(
-                    f"{tool} did not answer within {time_limit:.0f} s",
-                    kind=FailureKind.transient,
-                ) from None
+        tools, client, tool = await self._client()
+        with defaults_file(target) as defaults, _client_failures(tools, tool, time_limit):
+            argv = build_client_argv(client, defaults, sandbox=tools.sandbox, extra=extra)
+            stdin = sql.encode()
+            code, out, stderr = await run_capture(argv, input_bytes=stdin, time_limit=time_limit)
         if code != 0:
             raise classify(code, stderr, tool=tool, user=target.user, password=target.password)
         return out.decode("utf-8", errors="replace")
+
+    async def _client(self) -> tuple[ClientTools, str, str]:
+        """The tools, the client's path, and its short name for messages; refuses without one."""
+        tools = await self.tools()
+        if tools.client is None:
+            raise EngineError(tools.missing_client_message(), kind=FailureKind.permanent)
+        return tools, tools.client, tools.client_name.split()[0]
 
     async def recreate_database(
         self, target: TargetSpec, *, options: DatabaseOptions | None = None
@@ -489,40 +497,29 @@ class MySQLEngine:
         """``_admin_sql`` whose statement dies with it: killing a client does not stop what the
         server runs for it (a DROP DATABASE waiting on a lock would run once the lock is gone,
         after the restore was cancelled), so a cancel or timeout also KILLs its connection."""
-        tools = await self.tools()
-        if tools.client is None:
-            raise EngineError(tools.missing_client_message(), kind=FailureKind.permanent)
-        tool = tools.client_name.split()[0]
+        tools, client, tool = await self._client()
         connection: int | None = None
-        with defaults_file(target) as defaults:
+        with defaults_file(target) as defaults, _client_failures(tools, tool, time_limit):
             argv = build_client_argv(
-                tools.client,
+                client,
                 defaults,
                 sandbox=tools.sandbox,
                 extra=("--skip-column-names", "--unbuffered"),
             )
-            try:
-                async with spawn(argv, stdin=PIPE, stdout=PIPE) as child:
-                    try:
-                        async with asyncio.timeout(time_limit):
-                            child.stdin.write(b"SELECT CONNECTION_ID();\n" + sql.encode())
-                            await close_stdin(child)
-                            first = (await child.stdout.readline()).strip()
-                            connection = int(first) if first.isdigit() else None
-                            await child.stdout.read()
-                            code = await child.wait()
-                    except (asyncio.CancelledError, TimeoutError):
-                        if connection is not None:
-                            await asyncio.shield(self._kill_connection(target, connection))
-                        raise
-                    stderr = child.stderr_tail.text()
-            except ToolNotFound:
-                raise EngineError(tools.missing_client_message()) from None
-            except TimeoutError:
-                raise EngineError(
-                    f"{tool} did not answer within {time_limit:.0f} s",
-                    kind=FailureKind.transient,
-                ) from None
+            async with spawn(argv, stdin=PIPE, stdout=PIPE) as child:
+                try:
+                    async with asyncio.timeout(time_limit):
+                        child.stdin.write(b"SELECT CONNECTION_ID();\n" + sql.encode())
+                        await close_stdin(child)
+                        first = (await child.stdout.readline()).strip()
+                        connection = int(first) if first.isdigit() else None
+                        await child.stdout.read()
+                        code = await child.wait()
+                except (asyncio.CancelledError, TimeoutError):
+                    if connection is not None:
+                        await asyncio.shield(self._kill_connection(target, connection))
+                    raise
+                stderr = child.stderr_tail.text()
         if code != 0:
             raise classify(code, stderr, tool=tool, user=target.user, password=target.password)
 
