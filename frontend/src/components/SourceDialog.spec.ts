@@ -34,14 +34,27 @@ describe('SourceDialog', () => {
     return JSON.parse(String(call?.[1]?.body))
   }
 
-  it('offers MySQL and shows the other engines as coming, not choosable', () => {
+  it('offers the three engines, each with its own URL shape', async () => {
     const wrapper = open()
     const options = wrapper.findAll('[data-testid="source-engine"] option')
-    expect(options.map((o) => [o.text(), o.attributes('disabled') !== undefined])).toEqual([
-      ['MySQL / MariaDB', false],
-      ['PostgreSQL (coming)', true],
-      ['SQLite (coming)', true],
-    ])
+    expect(options.map((o) => o.text())).toEqual(['MySQL / MariaDB', 'PostgreSQL', 'SQLite'])
+    await wrapper.get('[data-testid="source-engine"]').setValue('postgresql')
+    expect(wrapper.get('[data-testid="source-url"]').attributes('placeholder')).toBe('postgresql://user:password@host:5432/database')
+    expect(wrapper.find('[data-testid="databases-group"]').exists()).toBe(true)
+    wrapper.unmount()
+  })
+
+  it('asks a SQLite source for its file and no database names', async () => {
+    const wrapper = open()
+    await wrapper.get('[data-testid="source-name"]').setValue('app')
+    await wrapper.get('[data-testid="source-engine"]').setValue('sqlite')
+    expect(wrapper.get('[data-testid="source-url"]').attributes('placeholder')).toBe('sqlite:///absolute/path/to/app.db')
+    expect(wrapper.find('[data-testid="databases-group"]').exists()).toBe(false)
+    await wrapper.get('[data-testid="source-url"]').setValue('sqlite:///srv/app/app.db')
+    await wrapper.get('[data-testid="source-dialog"]').trigger('submit')
+    await flushPromises()
+    const body = bodyOf('/admin/api/sources') as Record<string, unknown>
+    expect(body).toMatchObject({ engine: 'sqlite', url: 'sqlite:///srv/app/app.db', databases: null, exclude: [] })
     wrapper.unmount()
   })
 

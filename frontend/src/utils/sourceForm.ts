@@ -7,11 +7,44 @@ export const ALL_DATABASES = '*'
 export const KEEP_FIELDS = ['keep_last', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const
 export type KeepField = (typeof KEEP_FIELDS)[number]
 
-export const ENGINES: readonly { value: string; label: string; available: boolean }[] = [
-  { value: 'mysql', label: 'MySQL / MariaDB', available: true },
-  { value: 'postgresql', label: 'PostgreSQL (coming)', available: false },
-  { value: 'sqlite', label: 'SQLite (coming)', available: false },
+export interface EngineChoice {
+  value: SourceCreate['engine']
+  label: string
+  /** The URL shape shown in the empty URL field. */
+  placeholder: string
+  /** What the URL names, said under the field. */
+  urlHint: string
+  /** Whether one source may hold several databases (a server) or is one file. */
+  servesDatabases: boolean
+}
+
+export const ENGINES: readonly EngineChoice[] = [
+  {
+    value: 'mysql',
+    label: 'MySQL / MariaDB',
+    placeholder: 'mysql://user:password@host:3306/database',
+    urlHint: 'mysql://user:password@host:3306/database; ?socket=/path for a Unix socket; no database for a whole server.',
+    servesDatabases: true,
+  },
+  {
+    value: 'postgresql',
+    label: 'PostgreSQL',
+    placeholder: 'postgresql://user:password@host:5432/database',
+    urlHint: 'postgresql://user:password@host:5432/database; ?sslmode=require for TLS; no database for a whole server.',
+    servesDatabases: true,
+  },
+  {
+    value: 'sqlite',
+    label: 'SQLite',
+    placeholder: 'sqlite:///absolute/path/to/app.db',
+    urlHint: 'sqlite:/// and the absolute path of the database file on the worker\'s machine.',
+    servesDatabases: false,
+  },
 ]
+
+export function engineChoice(engine: string): EngineChoice {
+  return ENGINES.find((choice) => choice.value === engine) ?? ENGINES[0]!
+}
 
 export interface SourceForm {
   name: string
@@ -81,6 +114,7 @@ function retentionOf(form: SourceForm): Retention {
 
 /** Names as the form holds them; null when the list is left empty (the URL's database). */
 function databasesOf(form: SourceForm): string[] | null {
+  if (!engineChoice(form.engine).servesDatabases) return null
   if (form.allDatabases) return [ALL_DATABASES]
   const names = splitNames(form.databases)
   return names.length ? names : null
@@ -92,7 +126,7 @@ export function toCreateBody(form: SourceForm): SourceCreate {
     engine: form.engine as SourceCreate['engine'],
     url: form.url.trim(),
     databases: databasesOf(form),
-    exclude: form.allDatabases ? splitNames(form.exclude) : [],
+    exclude: form.allDatabases && engineChoice(form.engine).servesDatabases ? splitNames(form.exclude) : [],
     schedule: form.schedule.trim() || null,
     timezone: form.timezone,
     retention: retentionOf(form),
