@@ -162,11 +162,16 @@ async def _record(
     if error is None:
         values |= {"status": DeliveryStatus.delivered.value, "delivered_at": finished}
         values["next_attempt_at"] = None
-        log.info("notification.delivered", delivery_id=delivery.id, event=delivery.event)
+        log.info(
+            "notification.delivered", delivery_id=delivery.id, notification_event=delivery.event
+        )
     elif permanent or attempts >= delivery.max_attempts:
         values |= {"status": DeliveryStatus.failed.value, "next_attempt_at": None}
         log.warning(
-            "notification.failed", delivery_id=delivery.id, event=delivery.event, reason=error
+            "notification.failed",
+            delivery_id=delivery.id,
+            notification_event=delivery.event,
+            reason=error,
         )
     else:
         values["next_attempt_at"] = finished + backoff(settings, attempts)

@@ -12,8 +12,6 @@ import json
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
-
 from app import __version__
 from app.notifications.channels.base import (
     Channel,
@@ -60,6 +58,8 @@ class WebhookChannel(Channel):
         return {"url": url}
 
     async def send(self, message: Message, context: ChannelContext) -> None:
+        import httpx  # here: only a send needs it
+
         body = encode_body(message.body)
         headers = {
             "Content-Type": "application/json",
