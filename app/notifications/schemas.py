@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.notifications.models import NotificationEvent
-
 ChannelKindName = Literal["email", "webhook", "apprise"]
-EVENTS = [event.value for event in NotificationEvent]
+EventName = Literal[
+    "backup.failed",
+    "backup.completed",
+    "backup.degraded",
+    "restore.finished",
+    "verification.failed",
+    "health.changed",
+]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
-def _events(value: list[str] | None) -> list[str] | None:
+def _events(value: list[EventName] | None) -> list[EventName] | None:
     if value is None:
         return None
-    unknown = [event for event in value if event not in EVENTS]
-    if unknown:
-        raise ValueError(f"unknown event(s): {', '.join(unknown[:5])}; use {', '.join(EVENTS)}")
-    return [event for event in EVENTS if event in value]  # contract order, no duplicates
+    return [event for event in get_args(EventName) if event in value]  # contract order, once
+
+
+def _default_events() -> list[EventName]:
+    return ["backup.failed"]
 
 
 class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(pattern=NAME_PATTERN, examples=["ops-mail"])
     kind: ChannelKindName
@@ -34,21 +40,21 @@ class ChannelCreate(BaseModel):
         'write-only, 16+ characters); apprise {"url"} (the Apprise URL, write-only).',
         examples=[{"to": ["ops@example.com"]}],
     )
-    events: list[str] = Field(default_factory=lambda: ["backup.failed"], max_length=20)
+    events: list[EventName] = Field(default_factory=_default_events, max_length=20)
     enabled: bool = True
 
     _check_events = field_validator("events")(_events)
 
 
 class ChannelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     config: dict[str, Any] | None = Field(
         default=None,
         description="Replaces the plain fields; a secret field left out keeps its stored value.",
     )
-    events: list[str] | None = Field(default=None, max_length=20)
+    events: list[EventName] | None = Field(default=None, max_length=20)
     enabled: bool | None = None
 
     _check_events = field_validator("events")(_events)
