@@ -66,7 +66,7 @@ class ChannelRead(BaseModel):
     kind: ChannelKindName
     config: dict[str, Any] = Field(description="The plain fields; secrets are never returned.")
     secrets_set: list[str] = Field(description="Which write-only fields hold a value.")
-    events: list[str]
+    events: list[EventName]
     enabled: bool
     created_at: datetime
     updated_at: datetime
