@@ -178,13 +178,15 @@ async def notify_backup_finished(
 
 
 async def notify_restore_finished(database: Database, settings: Settings, restore_id: int) -> None:
-    """Queue restore.finished for a restore that just completed or failed. Never raises."""
+    """Queue restore.finished for a restore that just ended (completed, failed, rolled back).
+    Never raises."""
     try:
         async with database.sessionmaker() as session:
             restore = await session.get(RestoreOperation, restore_id)
             if restore is None or restore.status not in (
                 RestoreStatus.completed,
                 RestoreStatus.failed,
+                RestoreStatus.rolled_back,
             ):
                 return
             backup = await session.get(DatabaseBackup, restore.backup_id)

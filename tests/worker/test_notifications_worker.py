@@ -158,3 +158,64 @@ async def test_a_delivery_survives_a_killed_worker_and_is_sent_once_when_the_rec
         assert got.json()["event"] == "backup.failed"
     finally:
         receiver.stop()
+
+
+async def test_a_restore_run_by_the_worker_notifies_once_that_it_finished(
+    workers: WorkerFactory,
+    queue: ArqJobQueue,
+    service_factory: Callable[..., Any],
+    database: Database,
+    worker_settings: Settings,
+    target_database: str,
+) -> None:
+    from app.backups.models import BackupStatus, RestoreStatus
+    from app.backups.repository import BackupRepository, RestoreRepository
+    from tests.worker.conftest import seed
+
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        async with database.sessionmaker() as session:
+            service = NotificationService(
+                session, settings=worker_settings, actor=Actor.system("test")
+            )
+            await service.create(
+                ChannelCreate(
+                    name="restores",
+                    kind="webhook",
+                    config={"url": receiver.url, "secret": HOOK_SECRET},
+                    events=["restore.finished"],
+                )
+            )
+        seed(target_database, rows=50)
+        workers.start(notify_sweep_seconds=1)
+        async with service_factory(queue) as backups:
+            backup_id = (await backups.create()).id
+
+        async def completed() -> bool:
+            async with database.sessionmaker() as session:
+                row = await BackupRepository(session).get(backup_id)
+            assert row is not None and row.status is not BackupStatus.failed, row
+            return row.status is BackupStatus.completed
+
+        await wait_for(completed, timeout=40, what="the backup")
+        async with service_factory(queue) as backups:
+            operation = await backups.request_restore(backup_id)
+
+        async def received() -> bool:
+            return bool(receiver.received)
+
+        await wait_for(received, timeout=60, what="the restore.finished webhook")
+        async with database.sessionmaker() as session:
+            restore = await RestoreRepository(session).get(operation.id)
+        assert restore is not None and restore.status is RestoreStatus.completed
+        [got] = receiver.received
+        document = got.json()
+        assert document["event"] == "restore.finished"
+        assert document["restore"]["id"] == operation.id
+        assert document["restore"]["status"] == "completed"
+        assert document["backup"]["id"] == backup_id
+        # The safety backup is a backup too, but this channel only gets restore.finished.
+        assert len(await deliveries(database)) == 1
+    finally:
+        receiver.stop()
