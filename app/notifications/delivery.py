@@ -129,7 +129,8 @@ async def deliver_one(
         except SmtpUrlError as exc:
             error = str(exc)
         except Exception as exc:  # a channel bug must not wedge the queue; the row says so
-            log.exception("notification.crashed", delivery_id=delivery_id)
+            # The type only: a library's message or traceback may quote a URL with its token.
+            log.error("notification.crashed", delivery_id=delivery_id, error=type(exc).__name__)
             error = f"the send failed unexpectedly ({type(exc).__name__}); see the worker log"
     return await _record(
         session, settings, delivery, error=error, permanent=permanent, started=started

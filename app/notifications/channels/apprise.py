@@ -5,6 +5,7 @@ apprise is imported when a channel is checked or used (it takes ~0.3 s to load).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.notifications.channels.base import (
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 def _apprise_for(url: str) -> apprise.Apprise:
     import apprise
 
+    # Apprise's debug lines print the service's URL path, where tokens live: never below INFO.
+    apprise_log = logging.getLogger("apprise")
+    if apprise_log.getEffectiveLevel() < logging.INFO:
+        apprise_log.setLevel(logging.INFO)
     client = apprise.Apprise()
     if not client.add(url):
         raise ValueError("not an Apprise URL")
