@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     notify_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     notify_backoff_seconds: Annotated[float, Field(gt=0)] = 30
     notify_sweep_seconds: Annotated[int, Field(ge=1, le=59)] = 10
+    # Delivered and failed deliveries are kept this long (their attempt logs with them).
+    notify_keep_days: Annotated[float, Field(gt=0)] = 90
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

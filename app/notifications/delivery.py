@@ -36,6 +36,7 @@ log = structlog.get_logger("dbkeep.notifications")
 
 MAX_BACKOFF_SECONDS = 3600
 SWEEP_BATCH = 100
+PRUNE_BATCH = 1000
 
 
 class SmtpUrlError(ValueError):
@@ -208,3 +209,17 @@ async def deliver_due(
         if result is not None:
             results.append(result)
     return results
+
+
+async def prune_deliveries(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Forget finished deliveries older than DBKEEP_NOTIFY_KEEP_DAYS (a batch per call)."""
+    before = (now or utcnow()) - timedelta(days=settings.notify_keep_days)
+    async with sessionmaker() as session:
+        pruned = await NotificationRepository(session).prune(before, limit=PRUNE_BATCH)
+        await session.commit()
+    return pruned

@@ -105,6 +105,27 @@ class NotificationRepository:
         )
         return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
 
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Delete up to ``limit`` delivered or failed deliveries made before ``before``."""
+        ids = list(
+            await self.session.scalars(
+                select(NotificationDelivery.id)
+                .where(
+                    NotificationDelivery.status != DeliveryStatus.pending.value,
+                    NotificationDelivery.created_at < before,
+                )
+                .order_by(NotificationDelivery.id)
+                .limit(limit)
+            )
+        )
+        if ids:
+            await self.session.execute(
+                delete(NotificationDelivery)
+                .where(NotificationDelivery.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+        return len(ids)
+
     async def record(self, delivery_id: int, values: dict[str, Any]) -> None:
         await self.session.execute(
             update(NotificationDelivery)

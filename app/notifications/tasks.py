@@ -10,7 +10,7 @@ from arq.cron import CronJob, cron
 
 from app.config import Settings
 from app.jobs.tasks import WorkerState
-from app.notifications.delivery import deliver_due
+from app.notifications.delivery import deliver_due, prune_deliveries
 
 DELIVER_NOTIFICATIONS = "notifications:deliver"
 
@@ -19,7 +19,9 @@ async def deliver_notifications(ctx: dict[str, Any]) -> str:
     """Send the due deliveries, one attempt each; say how many went and how many wait."""
     state = ctx["state"]
     assert isinstance(state, WorkerState)
-    results = await deliver_due(state.runtime.database.sessionmaker, state.settings)
+    sessionmaker = state.runtime.database.sessionmaker
+    results = await deliver_due(sessionmaker, state.settings)
+    await prune_deliveries(sessionmaker, state.settings)
     sent = sum(1 for result in results if result.ok)
     return f"{sent} delivered, {len(results) - sent} not yet"
 

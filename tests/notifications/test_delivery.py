@@ -299,3 +299,31 @@ async def test_apprise_delivers_to_a_loopback_json_receiver(
     async with database.sessionmaker() as session:
         raw = await session.scalar(text("SELECT secrets FROM notification_channels"))
     assert raw and token not in raw
+
+
+async def test_finished_deliveries_are_forgotten_after_the_keep_days_pending_ones_never(
+    database: Database,
+    notify_settings: Settings,
+    channel_factory,  # type: ignore[no-untyped-def]
+    receiver: HttpReceiver,
+) -> None:
+    from app.notifications.delivery import prune_deliveries
+    from tests.backups.factories import make_backup
+
+    receiver.start()
+    await channel_factory(
+        "webhook", {"url": receiver.url, "secret": WEBHOOK_SECRET}, ["backup.completed"]
+    )
+    first = await make_backup(database)
+    await notify_backup_finished(database, notify_settings, first.id)
+    await deliver_due(database.sessionmaker, notify_settings)  # delivered
+    receiver.stop()
+    second = await make_backup(database)
+    await notify_backup_finished(database, notify_settings, second.id)  # stays pending
+    keep = timedelta(days=notify_settings.notify_keep_days)
+
+    assert await prune_deliveries(database.sessionmaker, notify_settings) == 0
+    later = utcnow() + keep + timedelta(minutes=1)
+    assert await prune_deliveries(database.sessionmaker, notify_settings, now=later) == 1
+    [left] = await deliveries(database)
+    assert left.status == "pending" and left.payload["backup"]["id"] == second.id
