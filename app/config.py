@@ -98,6 +98,17 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     frontend_dist: Path = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
+    # Notifications: the mail server (smtp://user:pass@host:port or smtps://...), the sender,
+    # and how deliveries are retried (backoff doubles from notify_backoff_seconds).
+    smtp_url: SecretStr | None = None
+    smtp_from: str = "dbkeep@localhost"
+    notify_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
+    notify_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    notify_backoff_seconds: Annotated[float, Field(gt=0)] = 30
+    notify_sweep_seconds: Annotated[int, Field(ge=1, le=59)] = 10
+    # Delivered and failed deliveries are kept this long (their attempt logs with them).
+    notify_keep_days: Annotated[float, Field(gt=0)] = 90
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
 

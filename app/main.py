@@ -38,6 +38,7 @@ from app.jobs.observability import install as install_worker_observability
 from app.jobs.queue import ArqJobQueue
 from app.jobs.worker import embedded_worker, embedded_worker_requested
 from app.keys import configure_encryption
+from app.notifications.router import router as notifications_router
 from app.sources.models import SourceEngine
 from app.sources.router import IMPORTS_PATH
 from app.sources.router import router as sources_router
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(backups_router)
     app.include_router(download_router)
     app.include_router(sources_router)
+    app.include_router(notifications_router)
     app.include_router(audit_router)
     app.include_router(system_router)
     app.include_router(build_docs_router(app))

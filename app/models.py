@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.notifications.models import NotificationChannel, NotificationDelivery
 from app.sources.models import Source
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "DatabaseBackup",
     "IntegrityStatus",
     "LoginCounter",
+    "NotificationChannel",
+    "NotificationDelivery",
     "RestoreOperation",
     "RestoreStatus",
     "Role",

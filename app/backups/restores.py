@@ -70,6 +70,7 @@ from app.engines.base import (
     missing_objects,
 )
 from app.errors import AppError, Conflict, NotFound
+from app.notifications.service import notify_restore_finished
 from app.pipeline.checksum import verified
 from app.pipeline.compression import Compression
 from app.pipeline.tee import tee
@@ -416,6 +417,7 @@ class RestoreRunner:
         if cancelled:
             event = "restore.cancelled"
         log.info(event, restore_id=restore_id, reason=message)
+        await notify_restore_finished(self.database, self.settings, restore_id)
         return await self._reload(restore_id)
 
     # ---- the safety backup -------------------------------------------------------------------

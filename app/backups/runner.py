@@ -32,6 +32,7 @@ from app.engines.base import (
     TargetSpec,
 )
 from app.errors import AppError, Conflict, NotFound
+from app.notifications.service import notify_backup_finished
 from app.pipeline.checksum import sha256_of
 from app.pipeline.compression import Compression
 from app.sources.service import stored_source_target
@@ -360,7 +361,10 @@ class BackupRunner:
         }
         if cancelled:
             values["cancelled_at"] = now  # the status is the original's; this says why
-        return await self._update(backup_id, values)
+        backup = await self._update(backup_id, values)
+        if not cancelled:  # a cancel is a person's choice, not a failure to alert anyone of
+            await notify_backup_finished(self.database, self.settings, backup_id)
+        return backup
 
     async def _cancelled_by(self, action: str, target_id: int) -> str:
         """Who asked for the cancel (the audit log's actor of ``action``), or "a user"."""
@@ -395,6 +399,7 @@ class BackupRunner:
             await self.storage.delete(backup.path)
         else:
             log.info("backup.completed", backup_id=backup_id, size=size, raw=outcome.raw_bytes)
+            await notify_backup_finished(self.database, self.settings, backup_id)
         return backup
 
     # ---- verification and loading ----------------------------------------------------------

@@ -100,6 +100,10 @@ def build_spa_router(app: FastAPI) -> APIRouter:
     async def sources_page() -> Response:
         return await index()
 
+    @router.get("/admin/notifications", name="spa_notifications")
+    async def notifications_page() -> Response:
+        return await index()
+
     @router.get("/assets/{asset:path}", name="spa_asset")
     async def asset(asset: str, request: Request) -> Response:
         path = _inside(dist() / "assets", asset)

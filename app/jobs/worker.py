@@ -32,6 +32,7 @@ from app.jobs import tasks
 from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
+from app.notifications.tasks import notification_cron
 
 log = structlog.get_logger("dbkeep.worker")
 
@@ -181,12 +182,15 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
                 max_tries=JOB_MAX_TRIES,
             ),
         ],
-        "cron_jobs": cron_jobs(
-            settings,
-            sources=tasks.scheduled_sources,
-            auto_trash=tasks.scheduled_auto_trash,
-            cleanup_trash=tasks.scheduled_cleanup_trash,
-        ),
+        "cron_jobs": [
+            *cron_jobs(
+                settings,
+                sources=tasks.scheduled_sources,
+                auto_trash=tasks.scheduled_auto_trash,
+                cleanup_trash=tasks.scheduled_cleanup_trash,
+            ),
+            notification_cron(settings),
+        ],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": on_startup,

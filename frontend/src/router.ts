@@ -27,6 +27,12 @@ export const router = createRouter({
       component: () => import('@/views/SourcesView.vue'),
       meta: { requiresAuth: true, title: 'Sources' },
     },
+    {
+      path: '/admin/notifications',
+      name: 'notifications',
+      component: () => import('@/views/NotificationsView.vue'),
+      meta: { requiresAuth: true, title: 'Notifications' },
+    },
     { path: '/:rest(.*)*', redirect: HOME },
   ],
 })

@@ -144,6 +144,15 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         ("POST", "/admin/api/sources/{source_id}/imports"): "import_backup",
         ("POST", "/admin/api/sources/schedule-preview"): "preview_source_schedule",
         ("GET", "/admin/api/sources/{source_id}/retention-preview"): "preview_source_retention",
+        ("GET", "/admin/api/notification-channels"): "list_notification_channels",
+        ("POST", "/admin/api/notification-channels"): "create_notification_channel",
+        ("GET", "/admin/api/notification-channels/{channel_id}"): "get_notification_channel",
+        ("PATCH", "/admin/api/notification-channels/{channel_id}"): "update_notification_channel",
+        ("DELETE", "/admin/api/notification-channels/{channel_id}"): "delete_notification_channel",
+        ("POST", "/admin/api/notification-channels/{channel_id}/test"): "test_notification_channel",
+        ("GET", "/admin/api/notification-channels/{channel_id}/deliveries"): (
+            "list_notification_deliveries"
+        ),
         ("GET", "/admin/api/audit-events"): "list_audit_events",
         ("POST", "/api/auth/login"): "login",
         ("POST", "/api/auth/logout"): "logout",
