@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.sources.health_models import SourceHealthState
 from app.sources.models import Source
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "RestoreStatus",
     "Role",
     "Source",
+    "SourceHealthState",
     "User",
     "UserSession",
 ]

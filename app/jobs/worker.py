@@ -32,6 +32,7 @@ from app.jobs import tasks
 from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
+from app.sources.health_tasks import health_cron_jobs
 
 log = structlog.get_logger("dbkeep.worker")
 
@@ -186,7 +187,8 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
             sources=tasks.scheduled_sources,
             auto_trash=tasks.scheduled_auto_trash,
             cleanup_trash=tasks.scheduled_cleanup_trash,
-        ),
+        )
+        + health_cron_jobs(),
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": on_startup,
