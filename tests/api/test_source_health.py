@@ -4,10 +4,13 @@ prometheus_client's own parser)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
@@ -41,7 +44,8 @@ async def backups(database: Database, *rows: dict[str, Any]) -> None:
     made = []
     for row in rows:
         ago = row.pop("ago")
-        made.append({"target_database": "shop", "duration_ms": 1500, **row, "backup_date": now - ago})
+        made.append({"target_database": "shop", "duration_ms": 1500, **row})
+        made[-1]["backup_date"] = now - ago
     await insert_backups(database, made)
 
 
@@ -208,7 +212,11 @@ async def test_sources_list_statements_do_not_grow_with_sources(
             await backups(
                 database,
                 {"source_id": source_id, "ago": timedelta(minutes=30)},
-                {"source_id": source_id, "ago": timedelta(minutes=3), "status": BackupStatus.failed},
+                {
+                    "source_id": source_id,
+                    "ago": timedelta(minutes=3),
+                    "status": BackupStatus.failed,
+                },
             )
 
     await add(["a0", "a1"])
@@ -216,3 +224,18 @@ async def test_sources_list_statements_do_not_grow_with_sources(
     await add([f"b{i}" for i in range(10)])
     many = await statements()
     assert few == many
+
+
+async def test_the_example_alert_rules_use_series_that_exist(
+    admin_client: httpx.AsyncClient, client: httpx.AsyncClient, database: Database
+) -> None:
+    await seed(admin_client, database)
+    exposed = set(scrape((await client.get("/metrics")).text))
+    rules_file = Path(__file__).parents[2] / "docs" / "prometheus-alerts.yml"
+    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) >= 4
+    for rule in rules:
+        assert rule["alert"] and rule["annotations"]["summary"]
+        for name in re.findall(r"dbkeep_[a-z_]+", rule["expr"]):
+            assert name in exposed, (rule["alert"], name)
