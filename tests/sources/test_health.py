@@ -302,3 +302,28 @@ async def test_the_statement_count_does_not_grow_with_the_sources(db: Database) 
     many = await statements_for_evaluation()
     assert few == many <= 3
     assert len(await evaluate(db)) == 22
+
+
+async def test_the_worker_runs_the_health_job_every_minute(
+    db: Database, settings: Settings
+) -> None:
+    from types import SimpleNamespace
+
+    from app.bootstrap import open_bootstrap
+    from app.jobs.worker import build_worker_settings
+    from app.sources.health_tasks import CRON_SOURCE_HEALTH, scheduled_source_health
+
+    for enabled in (True, False):  # health is watched whether or not backups are scheduled
+        worker = build_worker_settings(settings.model_copy(update={"schedule_enabled": enabled}))
+        jobs = {job.name: job for job in worker["cron_jobs"]}
+        job = jobs[CRON_SOURCE_HEALTH]
+        assert (job.minute, job.second, job.keep_result_s) == (set(range(60)), 30, 0)
+
+    source = await add_source(db, "shop", created_at=datetime.now(UTC))
+    await backup(db, source, ago=NOW - datetime.now(UTC), status=BackupStatus.failed)
+    async with open_bootstrap(settings) as runtime:
+        ctx = {"state": SimpleNamespace(settings=settings, runtime=runtime)}
+        first = await scheduled_source_health(ctx)
+        again = await scheduled_source_health(ctx)
+    assert "shop ok->failing" in first
+    assert again == "health unchanged"
