@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.models import BackupListVersion, BackupStatus, DatabaseBackup
 from app.sources.health import SHRUNKEN_HISTORY
 from app.sources.health_models import SourceHealthState
 
@@ -46,10 +46,11 @@ class HealthRepository:
         """The newest ``COMPLETED_KEPT`` completed and the newest failed (not cancelled) backup
         of each source and database, in one statement.
 
-        The (source, database) pairs come from one scan of the covering index; for each pair an
-        index seek finds the eighth-newest completed id and the newest failed one; the rows are
-        then read by a range seek from that id and by primary key. So the work is one index
-        scan plus a few seeks per pair, and at most nine rows per pair come back.
+        The (source, database) pairs come from one scan of the covering index (a loose index
+        scan where the backend has one); for each pair, index seeks find the ids of the eight
+        newest completed backups and of the newest failed one; those rows are read by primary
+        key. So the work is one index scan plus nine seeks per pair, never a pass over a pair's
+        whole history, and at most nine rows per pair come back.
         """
         b, x = DatabaseBackup, aliased(DatabaseBackup)
         # Every backup names its database (a NULL one, from before sources, has no database to
@@ -67,14 +68,18 @@ class HealthRepository:
             x.source_id == pairs.c.source_id,
             x.target_database == pairs.c.target_database,
         )
-        oldest_kept = (
+        # The ids of the newest completed backups, one seek each (OFFSET is a constant: MariaDB
+        # takes neither a LIMIT inside IN nor a column as OFFSET), and of the newest failure.
+        completed_ids = [
             select(x.id)
             .where(*same_pair, x.status == BackupStatus.completed)
             .order_by(x.id.desc())
             .limit(1)
-            .offset(COMPLETED_KEPT - 1)
+            .offset(k)
             .scalar_subquery()
-        )
+            .label(f"completed_{k}")
+            for k in range(COMPLETED_KEPT)
+        ]
         # A cancelled backup ended by the user's choice: it is not a failure.
         newest_failed = (
             select(x.id)
@@ -82,14 +87,11 @@ class HealthRepository:
             .order_by(x.id.desc())
             .limit(1)
             .scalar_subquery()
+            .label("newest_failed")
         )
-        bounds = select(
-            pairs.c.source_id,
-            pairs.c.target_database,
-            func.coalesce(oldest_kept, 0).label("oldest_kept"),
-            newest_failed.label("newest_failed"),
-        ).cte("bounds")
-        columns = (
+        bounds = select(*completed_ids, newest_failed).select_from(pairs).subquery("bounds")
+        wanted = [bounds.c[f"completed_{k}"] for k in range(COMPLETED_KEPT)]
+        statement = select(
             b.id,
             b.source_id,
             b.target_database,
@@ -99,18 +101,8 @@ class HealthRepository:
             b.completed_at,
             b.backup_date,
             b.error_message,
-        )
-        completed = select(*columns).join(
-            bounds,
-            and_(
-                b.source_id == bounds.c.source_id,
-                b.target_database == bounds.c.target_database,
-                b.status == BackupStatus.completed,
-                b.id >= bounds.c.oldest_kept,
-            ),
-        )
-        failed = select(*columns).join(bounds, b.id == bounds.c.newest_failed)
-        rows = list(await self.session.execute(union_all(completed, failed)))
+        ).join(bounds, b.id.in_([*wanted, bounds.c.newest_failed]))
+        rows = list(await self.session.execute(statement))
         # Rank each (source, database, status)'s rows, newest first.
         rows.sort(key=lambda row: row.id, reverse=True)
         seen: dict[tuple[int, str | None, BackupStatus], int] = {}
@@ -133,6 +125,15 @@ class HealthRepository:
                 )
             )
         return facts
+
+    async def list_version(self) -> int | None:
+        """The backups' list version (migration 0005): it changes, by triggers, in the same
+        transaction as any insert, delete, or change of a backup's status, source or database,
+        so facts read at one version are exactly those of every read at that version."""
+        version: int | None = await self.session.scalar(
+            select(BackupListVersion.version).where(BackupListVersion.id == 1)
+        )
+        return version
 
     async def states(self) -> dict[int, SourceHealthState]:
         rows = await self.session.scalars(select(SourceHealthState))

@@ -132,6 +132,12 @@ class SourceFacts:
     created_at: datetime
 
 
+# The grouped query's last answers by (store, sources asked), with the list version they were
+# read at (``SourceHealthService._backup_facts``).
+KEPT_FACTS_MAX = 64
+_kept_facts: dict[tuple[int, tuple[int, ...] | None], tuple[int, list[BackupFact]]] = {}
+
+
 @dataclass(frozen=True)
 class EvaluatedSource:
     snapshot: SourceSnapshot
@@ -234,13 +240,30 @@ class SourceHealthService:
         facts = [_facts(s) for s in sources] if sources is not None else await self._source_facts()
         if not facts:
             return []
-        ids = None if sources is None else [f.id for f in facts]
-        rows = await self.repository.backup_facts(ids)
+        ids = None if sources is None else tuple(sorted(f.id for f in facts))
+        rows = await self._backup_facts(ids)
         free = await asyncio.to_thread(local_free_ratio, self.backup_dir)
         snapshots = build_snapshots(facts, rows, free)
         for enricher in enrichers():
             await enricher(self.session, snapshots)
         return [EvaluatedSource(s, evaluate(s, now)) for s in snapshots]
+
+    async def _backup_facts(self, ids: tuple[int, ...] | None) -> list[BackupFact]:
+        """The grouped backup query, or its answer kept from an earlier call when the backups'
+        list version says nothing changed since (the common case: /health, /metrics and the
+        dashboard poll far more often than backups end). The version is read first, so a kept
+        answer is never older than its version."""
+        version = await self.repository.list_version()
+        key = (id(self.session.bind), ids)
+        kept = _kept_facts.get(key)
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        rows = await self.repository.backup_facts(ids)
+        if version is not None:
+            if len(_kept_facts) >= KEPT_FACTS_MAX:
+                _kept_facts.pop(next(iter(_kept_facts)))
+            _kept_facts[key] = (version, rows)
+        return rows
 
     async def by_source(
         self, sources: Sequence[Source], *, now: datetime | None = None
