@@ -6,7 +6,7 @@ module masked (``masked_url``) or as a ``TargetSpec``, whose repr hides the pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,8 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret, masked_url
 from app.sources.cron import CronError, interval_estimate, next_runs, parse_cron, resolve_timezone
+from app.sources.health import OK, SourceHealth
+from app.sources.health_service import SourceHealthService, health_dict
 from app.sources.models import ALL_DATABASES, DEFAULT_SOURCE, Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.sources.schemas import RetentionIn, SourceCreate, SourceUpdate
@@ -56,6 +58,8 @@ class SourceView:
     last_backup_status: str | None
     created_at: datetime
     updated_at: datetime
+    # {"status", "reasons"} (app/sources/health_service.py)
+    health: dict[str, Any] = field(default_factory=lambda: health_dict(OK))
 
 
 def target_of(source: Source, database: str | None = None) -> TargetSpec:
@@ -124,13 +128,22 @@ class SourceService:
 
     async def overview(self) -> list[SourceView]:
         last = await self.sources.last_backups()
-        return [self._view(source, last.get(source.id)) for source in await self.sources.all()]
+        sources = await self.sources.all()
+        health = await self._health(sources)
+        return [self._view(s, last.get(s.id), health.get(s.id, OK)) for s in sources]
 
     async def view(self, source: Source) -> SourceView:
         last = await self.sources.last_backups()
-        return self._view(source, last.get(source.id))
+        health = await self._health([source])
+        return self._view(source, last.get(source.id), health.get(source.id, OK))
 
-    def _view(self, source: Source, last: tuple[datetime, str] | None) -> SourceView:
+    async def _health(self, sources: list[Source]) -> dict[int, SourceHealth]:
+        service = SourceHealthService(self.session, backup_dir=self.settings.backup_dir)
+        return await service.by_source(sources)
+
+    def _view(
+        self, source: Source, last: tuple[datetime, str] | None, health: SourceHealth = OK
+    ) -> SourceView:
         next_run = None
         if source.schedule and source.enabled:
             runs = next_runs(source.schedule, source.timezone, utcnow(), 1)
@@ -152,6 +165,7 @@ class SourceService:
             last_backup_status=last[1] if last else None,
             created_at=source.created_at,
             updated_at=source.updated_at,
+            health=health_dict(health),
         )
 
     def preview_schedule(
