@@ -179,6 +179,7 @@ class S3Server:
             "-s3.port.lance=0",
             f"-s3.config={config}",
             "-s3.autoCreateBucket=false",
+            "-s3.domainName=localhost",  # virtual-host requests: BUCKET.localhost:PORT
             f"-admin.port={admin}",
             f"-admin.port.grpc={admin_grpc}",
             f"-metricsPort={metrics}",

@@ -290,11 +290,30 @@ class S3Storage:
             try:
                 response = await client.head_object(Bucket=self.bucket, Key=object_key)
             except Exception as exc:
-                if not _is_not_found(exc):
-                    raise self.error("read the backup object", exc) from None
-                await self._bucket_exists(client)
-                return None
+                if _is_not_found(exc):
+                    await self._bucket_exists(client)
+                    return None
+                error = await self._explained("read the backup object", exc, client, object_key)
+                raise error from None
         return int(response["ContentLength"])
+
+    async def _explained(
+        self, action: str, exc: BaseException, client: Any, object_key: str
+    ) -> StorageError:
+        """The error of a HEAD request, which has no body to name its cause: a bare 403 is
+        asked again as a one-byte GET, whose answer says whether the key or the secret is
+        wrong or the permission missing."""
+        code, status = _error_code(exc)
+        if status == 403 and code in {"403", "Forbidden", ""}:
+            try:
+                response = await client.get_object(
+                    Bucket=self.bucket, Key=object_key, Range="bytes=0-0"
+                )
+                response["Body"].close()
+            except Exception as detailed:
+                if _error_code(detailed)[0] not in {"", "403"}:
+                    return self.error(action, detailed)
+        return self.error(action, exc)
 
     async def _bucket_exists(self, client: Any) -> None:
         """Raise a clear ``StorageError`` when the bucket itself is missing (a HEAD on an object
@@ -397,10 +416,13 @@ class S3Writer:
         self._size += len(chunk)
         try:
             while len(self._buffer) >= (size := part_size_for(self._next_part, self._part_base)):
+                # A slot first, the copy after: at most max_inflight_parts parts exist besides
+                # the buffer, however fast the writer and however slow the bucket.
+                await self._reserve_slot()
                 with memoryview(self._buffer) as view:
                     part = bytes(view[:size])
                 del self._buffer[:size]
-                await self._submit(part)
+                self._start_part(part)
         except BaseException:
             await self._abort_after_failure()
             raise
@@ -409,7 +431,8 @@ class S3Writer:
     def _part_base(self) -> int:
         return self._storage.part_size
 
-    async def _submit(self, data: bytes) -> None:
+    async def _reserve_slot(self) -> None:
+        """Start the multipart upload if needed and wait until another part may be sent."""
         if self._next_part > MAX_PARTS:
             raise StorageError("the backup is too large for a multipart upload with this part size")
         if self._upload_id is None:
@@ -417,6 +440,8 @@ class S3Writer:
         while len(self._inflight) >= self._storage.max_inflight_parts:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             self._check_open()
+
+    def _start_part(self, data: bytes) -> None:
         number = self._next_part
         self._next_part += 1
         task = asyncio.create_task(self._upload_part(number, data))
@@ -477,8 +502,9 @@ class S3Writer:
                 await self._put_whole()
             else:
                 if self._buffer:
+                    await self._reserve_slot()
                     data, self._buffer = bytes(self._buffer), bytearray()
-                    await self._submit(data)
+                    self._start_part(data)
                 await self._wait_parts()
                 await self._complete()
             stored = await self._stored_size()

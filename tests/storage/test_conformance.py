@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -247,7 +245,3 @@ async def test_a_key_is_written_over_whole(backend: Backend) -> None:
         await writer.write(content)
         await writer.commit()
         assert await _collect(storage, "again.sql") == content
-
-
-def _unused(*_: Any) -> str:  # keeps secrets imported for fixtures that want a random key
-    return secrets.token_hex(4)
