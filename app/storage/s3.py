@@ -411,10 +411,12 @@ class S3Writer:
             raise self._failure
 
     async def write(self, chunk: bytes | memoryview) -> None:
-        self._check_open()
-        self._buffer += chunk
-        self._size += len(chunk)
+        if self._done:
+            raise StorageError("the backup upload is already closed")
         try:
+            self._check_open()  # a part that failed meanwhile fails the writer (and aborts)
+            self._buffer += chunk
+            self._size += len(chunk)
             while len(self._buffer) >= (size := part_size_for(self._next_part, self._part_base)):
                 # A slot first, the copy after: at most max_inflight_parts parts exist besides
                 # the buffer, however fast the writer and however slow the bucket.
@@ -496,8 +498,10 @@ class S3Writer:
 
     async def commit(self) -> int:
         """Upload what is left, complete the upload, check the stored size; return it."""
-        self._check_open()
+        if self._done:
+            raise StorageError("the backup upload is already closed")
         try:
+            self._check_open()
             if self._upload_id is None:
                 await self._put_whole()
             else:
