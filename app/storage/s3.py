@@ -439,7 +439,11 @@ class S3Writer:
             raise StorageError("the backup is too large for a multipart upload with this part size")
         if self._upload_id is None:
             await self._create_upload()
-        while len(self._inflight) >= self._storage.max_inflight_parts:
+        # Larger parts (past part 5,000) go out fewer at a time: the bytes in flight stay at
+        # max_inflight_parts base-sized parts, so memory does not grow with the backup.
+        size = part_size_for(self._next_part, self._part_base)
+        allowed = max(1, self._storage.max_inflight_parts * self._part_base // size)
+        while len(self._inflight) >= allowed:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             self._check_open()
 
