@@ -339,7 +339,8 @@ class S3Storage:
 
     async def remove_orphan_temporaries(self, *, older_than: timedelta) -> int:
         """Abort multipart uploads under the prefix started more than ``older_than`` ago (left by
-        a writer that died or could not reach the server to abort); return how many."""
+        a writer that died or could not reach the server to abort) and delete stale probe
+        objects; return how many."""
         cutoff = datetime.now(UTC) - older_than
         removed = 0
         async with self.client() as client:
@@ -369,7 +370,34 @@ class S3Storage:
                     break
                 params["KeyMarker"] = page.get("NextKeyMarker", "")
                 params["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+            removed += await self._remove_stale_probes(client, cutoff)
         return removed
+
+    async def _remove_stale_probes(self, client: Any, cutoff: datetime) -> int:
+        """Probe objects ``check_writable`` left when it was interrupted between its write and
+        its delete."""
+        removed = 0
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + PROBE_PREFIX}
+        while True:
+            try:
+                page = await client.list_objects_v2(**params)
+            except Exception as exc:
+                raise self.error("list probe objects", exc) from None
+            for item in page.get("Contents", []):
+                modified = item.get("LastModified")
+                if isinstance(modified, datetime):
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=UTC)
+                    if modified > cutoff:
+                        continue
+                try:
+                    await client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                except Exception as exc:
+                    raise self.error("delete a probe object", exc) from None
+                removed += 1
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return removed
+            params["ContinuationToken"] = page["NextContinuationToken"]
 
     async def free_bytes(self) -> int | None:
         """A bucket has no free space to tell."""

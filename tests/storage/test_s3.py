@@ -213,6 +213,18 @@ async def test_virtual_host_addressing(s3_server: S3Server, bucket: str) -> None
     assert await s3_server.keys(bucket) == ["vh/a.sql"]
 
 
+async def test_a_stale_probe_object_is_removed_with_the_orphans(
+    s3_server: S3Server, bucket: str
+) -> None:
+    storage = _storage(s3_server, bucket, prefix="p")
+    async with s3_server.client() as client:  # what an interrupted check_writable leaves
+        await client.put_object(Bucket=bucket, Key="p/.dbkeep-probe-0123456789ab", Body=b"")
+    await _store(storage, "kept.sql", b"kept")
+    assert await storage.remove_orphan_temporaries(older_than=timedelta(hours=1)) == 0
+    assert await storage.remove_orphan_temporaries(older_than=timedelta(0)) == 1
+    assert await s3_server.keys(bucket) == ["p/kept.sql"]
+
+
 async def test_ranged_reads_from_an_offset(s3_server: S3Server, bucket: str) -> None:
     storage = _storage(s3_server, bucket)
     data = os.urandom(3 * MiB + 7)
