@@ -29,6 +29,8 @@ import os
 import secrets
 import sqlite3
 import stat
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +118,10 @@ def _sqlite_error(exc: sqlite3.Error, doing: str) -> EngineError:
 
 def _integrity(connection: sqlite3.Connection) -> str:
     """``ok``, or the first problem ``PRAGMA integrity_check`` reports."""
-    rows = connection.execute("PRAGMA integrity_check").fetchall()
+    try:
+        rows = connection.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as exc:  # damaged beyond what the check itself can read
+        return "interrupted" if "interrupt" in str(exc) else str(exc)
     first = str(rows[0][0]) if rows else "no answer"
     return "ok" if first == "ok" and len(rows) == 1 else first
 
@@ -138,16 +143,37 @@ class _Copy:
         return self.page_size * self.page_count
 
 
-def _backup_into(source: str, copy: _Copy) -> None:
-    """Copy the live database ``source`` into ``copy.path`` in one backup step (one snapshot)."""
+class _Stopped(Exception):
+    pass
+
+
+def _backup_into(source: str, copy: _Copy, stop: threading.Event) -> None:
+    """Copy the live database ``source`` into ``copy.path`` in one backup step (one snapshot).
+
+    Python retries a step that finds the database locked for ever; the progress callback (called
+    after every try) gives up after ``READ_BUSY_MS`` of locked tries, or once ``stop`` is set."""
+    deadline = time.monotonic() + READ_BUSY_MS / 1000
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise EngineError(
+                "the SQLite backup failed: the database is locked by another process (a write "
+                f"transaction held it for over {READ_BUSY_MS // 1000} s)",
+                kind=FailureKind.transient,
+            )
+
     try:
-        src = sqlite3.connect(_uri(source), uri=True, timeout=READ_BUSY_MS / 1000)
+        # A short busy handler: the waiting is done by the tries above, which can be stopped.
+        src = sqlite3.connect(_uri(source), uri=True, timeout=0.1)
     except sqlite3.Error as exc:
         raise _sqlite_error(exc, "the SQLite database could not be opened") from None
     try:
         dst = sqlite3.connect(copy.path)
         try:
-            src.backup(dst)  # pages=-1: everything in one step, one read transaction
+            # pages=-1: everything in one step, one read transaction.
+            src.backup(dst, progress=progress, sleep=0.05)
             copy.page_size = int(dst.execute("PRAGMA page_size").fetchone()[0])
             copy.page_count = int(dst.execute("PRAGMA page_count").fetchone()[0])
         finally:
@@ -163,8 +189,6 @@ def _check_copy(copy: _Copy) -> str:
     copy.checker = connection
     try:
         return _integrity(connection)
-    except sqlite3.OperationalError as exc:
-        return "interrupted" if "interrupt" in str(exc) else str(exc)
     finally:
         copy.checker = None
         connection.close()
@@ -411,13 +435,15 @@ class SQLiteEngine:
         self.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = _Copy(self.spool_dir / f"copy-{secrets.token_hex(8)}.sqlite")
         check: asyncio.Task[str] | None = None
+        stop = threading.Event()
         try:
-            # Shielded: a cancel waits for the thread (it can't be stopped mid-step) before the
-            # spool file is removed below.
-            backup = asyncio.ensure_future(asyncio.to_thread(_backup_into, path, copy))
+            # Shielded: a cancel stops the thread between tries and waits for it (a step under
+            # way is not interrupted) before the spool file is removed below.
+            backup = asyncio.ensure_future(asyncio.to_thread(_backup_into, path, copy, stop))
             try:
                 await asyncio.shield(backup)
             except asyncio.CancelledError:
+                stop.set()
                 with contextlib.suppress(BaseException):
                     await backup
                 raise
