@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,10 @@ class Writer(threading.Thread):
     """Commits transactions into ``path`` until stopped: each one inserts a row into ``ledger``
     and moves the same amount in ``totals``, so a consistent copy has sum(ledger) == total."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, pause: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.path = path
+        self.pause = pause
         self.stop = threading.Event()
         self.commits = 0
         self.error: BaseException | None = None
@@ -184,6 +186,8 @@ class Writer(threading.Thread):
                 connection.execute("UPDATE totals SET total = total + ? WHERE id = 1", (n,))
                 connection.execute("COMMIT")
                 self.commits += 1
+                if self.pause:
+                    time.sleep(self.pause)
             connection.close()
         except BaseException as exc:  # reported by the test
             self.error = exc

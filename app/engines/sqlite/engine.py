@@ -166,7 +166,9 @@ def _backup_into(source: str, copy: _Copy, stop: threading.Event) -> None:
 
     try:
         # A short busy handler: the waiting is done by the tries above, which can be stopped.
-        src = sqlite3.connect(_uri(source), uri=True, timeout=0.1)
+        # (In rollback-journal mode a writer that never pauses starves every reader, this copy
+        # too: it then fails as transient and is retried. In WAL mode readers never wait.)
+        src = sqlite3.connect(_uri(source), uri=True, timeout=0.5)
     except sqlite3.Error as exc:
         raise _sqlite_error(exc, "the SQLite database could not be opened") from None
     try:
