@@ -124,15 +124,16 @@ async def test_a_restore_while_another_process_writes_fails_and_leaves_the_file(
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "locked"
-        asked = await admin_client.post(
-            f"{BACKUPS}/{backup['id']}/restore", json={"use_safety_backup": False}
-        )
+        asked = await admin_client.post(f"{BACKUPS}/{backup['id']}/restore", json={})
         assert asked.status_code == 202, asked.text
         operation = await run_restore(settings, asked.json()["data"]["id"])
     finally:
         child.communicate("\n", timeout=10)
-    assert operation.status is not RestoreStatus.completed
+    # Refused before anything: no safety backup, the file as it was.
+    assert operation.status is RestoreStatus.failed
+    assert operation.safety_backup_id is None
     assert "another process holds a write lock" in (operation.error_message or "")
+    assert "it was not changed" in (operation.error_message or "")
     assert str(data_dir) not in (operation.error_message or "")
     assert snapshot(path) == before
 

@@ -301,7 +301,11 @@ def _swap(new: str, path: str) -> None:
     directory = os.path.dirname(path)
     try:
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(new, stat.S_IMODE(os.stat(path).st_mode))
+            # The application keeps its access: the old file's mode and, when allowed, owner.
+            old = os.stat(path)
+            os.chmod(new, stat.S_IMODE(old.st_mode))
+            with contextlib.suppress(PermissionError):
+                os.chown(new, old.st_uid, old.st_gid)
         os.replace(new, path)
         _fsync_dir(directory)
     finally:
@@ -517,7 +521,11 @@ class SQLiteEngine:
         def look() -> SchemaState:
             if not os.path.exists(path):
                 return SchemaState(options=None, objects=frozenset())
-            _check_file(path)
+            # A restore reads the target first: while another process writes to it, it is
+            # refused there, before its safety backup (the lock is taken and let go at once).
+            lock = _refuse_if_locked(path)
+            if lock is not None:
+                lock.close()
             try:
                 connection = sqlite3.connect(_uri(path), uri=True, timeout=5)
                 try:
