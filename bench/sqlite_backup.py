@@ -8,7 +8,8 @@ Measures, one run each, wall time and CPU (this process and its children):
 * the two ways of copying considered for the engine, to a file, under the writer: the one-step
   backup API (``Connection.backup``, pages=-1) and ``VACUUM INTO``;
 * dbkeep's whole backup (``dump_into``: copy, integrity check, stream, compress, SHA-256, write
-  to local storage) under the writer, uncompressed and with zstd level 3.
+  to local storage), uncompressed and with zstd level 3, with no writer (the like-for-like
+  ratio against the plain tool) and under the writer.
 
 Each copy taken under writes is then checked: ``PRAGMA integrity_check`` and the writer's
 ledger invariant (one snapshot: sum of the rows == the running total, no missing row).
@@ -220,6 +221,14 @@ def main() -> None:
     results = [tool_backup(db, out, args.tool_timeout)]
     results[-1].name += " (no writer)"
     print(results[-1], flush=True)
+    # The same work with no writer: the like-for-like ratio against the plain tool.
+    results.append(timed("backup API, one step (no writer)", lambda: api_backup(db, out)))
+    print(results[-1], flush=True)
+    for compression in (Compression.none, Compression.zstd):
+        run = DbkeepBackup(db, args.dir, compression)
+        results.append(timed(f"dbkeep backup, {compression.value} (no writer)", run.run))
+        results[-1].note = run.verify()
+        print(results[-1], flush=True)
     writer = start_writer(db)
     try:
         results.append(tool_backup(db, out, args.tool_timeout))
@@ -251,6 +260,7 @@ def main() -> None:
         cpu_ratio = f"{result.cpu / reference.cpu:7.2f}" if reference.cpu else "    n/a"
         print(f"{result.name:44} {wall} {result.cpu:8.2f} {ratio} {cpu_ratio}  {result.note}")
     print("(ratios against sqlite3 .backup with no writer: under writes it does not finish)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
