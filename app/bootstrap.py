@@ -18,8 +18,8 @@ from app.config import Settings
 from app.db import Database
 from app.engines.base import DatabaseEngine
 from app.engines.registry import EngineRegistry
+from app.engines.routing import RoutingEngine
 from app.keys import configure_encryption
-from app.sources.models import SourceEngine
 from app.sources.service import sync_default_source
 from app.storage import get_storage
 from app.storage.base import BackupStorage
@@ -36,8 +36,8 @@ class Bootstrap:
 
     @property
     def engine(self) -> DatabaseEngine:
-        """The engine of part 1's one target (DBKEEP_TARGET_URL is MySQL/MariaDB)."""
-        return self.engines.get(SourceEngine.mysql)
+        """The engine the runners use: each target's own (part 1's one target is MySQL's)."""
+        return RoutingEngine(self.engines)
 
     def backup_runner(self) -> BackupRunner:
         return BackupRunner(

@@ -60,6 +60,7 @@ class TargetSpec:
     database: str
     password: str = field(default="", repr=False)
     socket: str | None = None
+    path: str | None = None  # a SQLite source's file (absolute); None for a server
 
     @classmethod
     def from_url(cls, url: str, *, database: str | None = None) -> TargetSpec:
@@ -67,6 +68,11 @@ class TargetSpec:
         ``database`` names the database when the URL names none (a server-wide source)."""
         parts = urlsplit(url)
         scheme = parts.scheme.split("+", 1)[0]
+        if scheme == "sqlite":
+            # One file, one database (named after the file): ``database`` has no say.
+            from app.engines.sqlite.paths import sqlite_target
+
+            return sqlite_target(url)
         if scheme not in {"mysql", "mariadb"}:
             raise ValueError(f"unsupported target scheme {scheme!r}: use mysql:// or mariadb://")
         database = database or unquote(parts.path.lstrip("/"))
@@ -84,6 +90,8 @@ class TargetSpec:
         )
 
     def with_database(self, database: str) -> TargetSpec:
+        if self.path is not None:
+            return self  # a SQLite file is its one database
         return TargetSpec(
             scheme=self.scheme,
             host=self.host,

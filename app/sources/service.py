@@ -25,6 +25,7 @@ from app.engines.base import (
     validate_database_name,
 )
 from app.engines.registry import EngineRegistry, UnknownEngine
+from app.engines.sqlite import sqlite_target
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret, masked_url
@@ -85,7 +86,23 @@ def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str
             raise ValidationFailed("The URL is not usable.", errors={"url": [str(exc)]}) from None
         if databases is None:
             return [spec.database]
+    if engine == SourceEngine.sqlite:
+        return _checked_sqlite_url(url, databases)
     return databases or []
+
+
+def _checked_sqlite_url(url: str, databases: list[str] | None) -> list[str]:
+    """A SQLite source is one file, one database named after the file's stem."""
+    try:
+        spec = sqlite_target(url)
+    except ValueError as exc:
+        raise ValidationFailed("The URL is not usable.", errors={"url": [str(exc)]}) from None
+    if databases is not None and databases != [spec.database]:
+        raise ValidationFailed(
+            f"A SQLite source has one database, named after its file: {spec.database!r}.",
+            errors={"databases": [f"must be [{spec.database!r}] or left out"]},
+        )
+    return [spec.database]
 
 
 def _retention(value: RetentionIn) -> dict[str, Any]:
