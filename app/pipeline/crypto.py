@@ -16,7 +16,7 @@ import concurrent.futures
 import io
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar, cast
 
 import pyrage
@@ -214,10 +214,8 @@ def _stage(
             while not finished.is_set():
                 while not out.empty():
                     out.get_nowait()  # a put the thread waits on completes
-                try:
+                with suppress(TimeoutError):
                     await asyncio.wait_for(finished.wait(), 0.05)
-                except TimeoutError:
-                    pass
             await asyncio.to_thread(thread.join)
 
     return stage
