@@ -162,10 +162,8 @@ class _Bridge:
         with self._lock:
             if self._closed:
                 return
-        try:
+        with suppress(OSError):  # the consumer left: nobody waits for the end
             self._call(self._out.put(end))
-        except OSError:
-            pass  # the consumer left: nobody waits for the end
 
     def close(self) -> None:
         """The consumer left: unblock the thread wherever it waits."""
@@ -190,10 +188,8 @@ def _stage(
             try:
                 bridge.run(work)
             finally:
-                try:
+                with suppress(RuntimeError):  # the loop is gone
                     loop.call_soon_threadsafe(finished.set)
-                except RuntimeError:
-                    pass  # the loop is gone
 
         thread = threading.Thread(target=target, name="dbkeep-age", daemon=True)
         thread.start()

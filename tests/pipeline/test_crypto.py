@@ -195,12 +195,14 @@ async def test_a_256_mib_stream_encrypts_and_decrypts_in_flat_memory() -> None:
             yield block
 
     started = time.monotonic()
-    async with encryptor([public])(source()) as encrypted:
-        async with decryptor([secret])(encrypted) as plain:
-            seen = hashlib.sha256()
-            async for piece in plain:
-                seen.update(piece)
-                peak = max(peak, process.memory_info().rss)
+    seen = hashlib.sha256()
+    async with (
+        encryptor([public])(source()) as encrypted,
+        decryptor([secret])(encrypted) as plain,
+    ):
+        async for piece in plain:
+            seen.update(piece)
+            peak = max(peak, process.memory_info().rss)
     elapsed = time.monotonic() - started
     expected = hashlib.sha256()
     for _ in range(total // len(block)):
