@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.encryption.models import EncryptionIdentity
 from app.sources.models import Source
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "BackupTrigger",
     "Base",
     "DatabaseBackup",
+    "EncryptionIdentity",
     "IntegrityStatus",
     "LoginCounter",
     "RestoreOperation",
