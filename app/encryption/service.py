@@ -20,11 +20,12 @@ from app.auth.models import User
 from app.auth.passwords import verify_password_async
 from app.auth.throttle import LoginThrottle, Refused
 from app.config import Settings
-from app.db import utcnow
+from app.db import Database, utcnow
 from app.encryption.models import EncryptionIdentity
 from app.encryption.repository import IdentityRepository
 from app.encryption.schemas import EncryptionSettings
-from app.errors import Forbidden, TooManyRequests, ValidationFailed
+from app.errors import Conflict, Forbidden, TooManyRequests, ValidationFailed
+from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret
 from app.pipeline.crypto import generate_identity
 from app.sources.models import Source
@@ -166,3 +167,32 @@ class EncryptionService:
             raise Forbidden("The password is wrong; the recovery kit was not shown.")
         await throttle.succeeded(counted)
         return await self.recovery_kit(actor=actor)
+
+
+async def recipients_for_source(database: Database, source_id: int | None) -> list[str] | None:
+    """Who a new backup of the source ``source_id`` is encrypted to (None: it isn't)."""
+    if source_id is None:
+        return None
+    async with database.sessionmaker() as session:
+        source = await session.get(Source, source_id)
+        try:
+            return await EncryptionService(session).recipients_for(source)
+        except DecryptionError as exc:  # the identity is under a key no longer configured
+            raise Conflict(f"dbkeep's age identity could not be read: {exc}.") from None
+
+
+async def keys_for_backup(database: Database, *, encrypted: bool) -> list[str] | None:
+    """The identities that may open a backup's file (None: the file is not encrypted)."""
+    if not encrypted:
+        return None
+    async with database.sessionmaker() as session:
+        try:
+            keys = await EncryptionService(session).decryption_keys()
+        except DecryptionError as exc:
+            raise Conflict(f"dbkeep's age identities could not be read: {exc}.") from None
+    if not keys:
+        raise Conflict(
+            "The backup is encrypted but dbkeep holds no age identity: import the recovery "
+            "kit's key, or decrypt the file with `age -d -i KEY FILE`."
+        )
+    return keys

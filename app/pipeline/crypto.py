@@ -73,6 +73,13 @@ def public_key_of(secret: str) -> str:
     return str(parse_identity(secret).to_public())
 
 
+class _Own:
+    """An error of the stream around pyrage (its source, its consumer): raised as it is."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class _Bridge:
     """The file-likes pyrage reads and writes in its thread, backed by the event loop."""
 
@@ -144,7 +151,7 @@ class _Bridge:
 
     def run(self, work: Callable[[_Bridge], None]) -> None:
         """Run ``work`` (pyrage), then hand its end (None or an exception) to the consumer."""
-        end: BaseException | None = None
+        end: BaseException | _Own | None = None
         try:
             work(self)
             if self.error is None:
@@ -152,13 +159,10 @@ class _Bridge:
         except BaseException as exc:
             end = exc
         if self.error is not None:
-            end = self.error
-        if end is None:
-            self._put_end(None)
-        else:
-            self._put_end(end)
+            end = _Own(self.error)
+        self._put_end(end)
 
-    def _put_end(self, end: BaseException | None) -> None:
+    def _put_end(self, end: BaseException | _Own | None) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -199,6 +203,8 @@ def _stage(
                 item = await out.get()
                 if item is None:
                     return
+                if isinstance(item, _Own):
+                    raise item.error
                 if isinstance(item, BaseException):
                     raise translate(item)
                 yield item
@@ -228,8 +234,6 @@ def encryptor(recipients: Sequence[str]) -> Stage:
         pyrage.encrypt_io(file, file, parsed)
 
     def translate(exc: BaseException) -> Exception:
-        if isinstance(exc, Exception) and not isinstance(exc, pyrage.EncryptError | OSError):
-            return exc  # the source's own error (a dump tool, a compressor) is the reason
         return PipelineError("the age encryption stage failed")
 
     return _stage(work, translate)
@@ -245,8 +249,6 @@ def _decrypt_error(exc: BaseException) -> Exception:
         return CorruptStream("the stored file is not a readable age file (its header is damaged)")
     if isinstance(exc, OSError):
         return CorruptStream("the stored age stream is damaged or truncated")
-    if isinstance(exc, Exception):
-        return exc  # the source's own error (a checksum mismatch, a vanished file)
     return PipelineError("the age decryption stage failed")
 
 

@@ -210,3 +210,16 @@ async def test_a_256_mib_stream_encrypts_and_decrypts_in_flat_memory() -> None:
     assert seen.hexdigest() == expected.hexdigest()
     assert peak - baseline < 64 * 1024 * 1024, f"grew {(peak - baseline) >> 20} MiB"
     assert elapsed < 120
+
+
+async def test_a_vanished_file_stays_a_vanished_file() -> None:
+    secret, public = generate_identity()
+    stored = await _encrypt(SAMPLE, [public])
+
+    async def vanishing() -> AsyncIterator[bytes]:
+        yield stored[:200_000]
+        raise FileNotFoundError("gone")
+
+    with pytest.raises(FileNotFoundError):
+        async with decryptor([secret])(vanishing()) as out:
+            await _collect(out)
