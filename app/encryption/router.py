@@ -5,16 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import PlainTextResponse
 
-from app.deps import AdminPrincipal, SessionDep, SettingsDep, client_ip
+from app.deps import AdminPrincipal, client_ip
 from app.encryption.service import PASSWORD_HEADER, EncryptionService
 from app.http.envelope import error_responses
+from app.http.sessions import request_session
 
 router = APIRouter(prefix="/admin/api/encryption", tags=["encryption"])
 
 KIT_FILENAME = "dbkeep-identity.txt"
+
+
+async def get_encryption_service(request: Request) -> EncryptionService:
+    return EncryptionService(request_session(request), settings=request.app.state.settings)
+
+
+EncryptionServiceDep = Annotated[EncryptionService, Depends(get_encryption_service)]
 
 
 @router.get(
@@ -33,8 +41,7 @@ KIT_FILENAME = "dbkeep-identity.txt"
 async def get_recovery_kit(
     request: Request,
     principal: AdminPrincipal,
-    session: SessionDep,
-    settings: SettingsDep,
+    service: EncryptionServiceDep,
     password: Annotated[
         str | None,
         Header(
@@ -44,7 +51,6 @@ async def get_recovery_kit(
     ] = None,
 ) -> PlainTextResponse:
     """dbkeep's private age keys as an identity file: `age -d -i dbkeep-identity.txt FILE`."""
-    service = EncryptionService(session, settings=settings)
     text = await service.recovery_kit_for(
         principal.user, password, actor=principal.actor(client_ip(request))
     )
