@@ -282,6 +282,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/encryption/recovery-kit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Recovery Kit
+         * @description dbkeep's private age keys as an identity file: `age -d -i dbkeep-identity.txt FILE`.
+         */
+        get: operations["get_recovery_kit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/sources": {
         parameters: {
             query?: never;
@@ -754,6 +774,12 @@ export interface components {
             database_name?: string | null;
             /** Duration Ms */
             duration_ms: number | null;
+            /**
+             * Encrypted
+             * @description The stored file is age-encrypted (age-encryption.org/v1); its checksum and size are those of the encrypted bytes.
+             * @default false
+             */
+            encrypted: boolean;
             /** Error Message */
             error_message: string | null;
             /**
@@ -958,6 +984,22 @@ export interface components {
              * @constant
              */
             success: true;
+        };
+        /**
+         * EncryptionSettings
+         * @description Each backup of the source is encrypted (age) to dbkeep's own key plus ``recipients``.
+         */
+        EncryptionSettings: {
+            /**
+             * Enabled
+             * @default false
+             */
+            enabled: boolean;
+            /**
+             * Recipients
+             * @description Extra X25519 age public keys (age1…, as `age-keygen` prints them) that can decrypt the backups with the standard `age` tool.
+             */
+            recipients?: string[];
         };
         /**
          * ErrorEnvelope
@@ -1384,6 +1426,8 @@ export interface components {
              * @default true
              */
             enabled: boolean;
+            /** @description Encrypt each backup (age) to dbkeep's key plus these recipients. */
+            encryption?: components["schemas"]["EncryptionSettings"];
             /** @default mysql */
             engine: components["schemas"]["SourceEngine"];
             /** Exclude */
@@ -1460,6 +1504,7 @@ export interface components {
             databases: string[];
             /** Enabled */
             enabled: boolean;
+            encryption?: components["schemas"]["EncryptionSettings"];
             /** Engine */
             engine: string;
             /** Exclude */
@@ -1510,6 +1555,7 @@ export interface components {
             databases?: string[] | null;
             /** Enabled */
             enabled?: boolean | null;
+            encryption?: components["schemas"]["EncryptionSettings"] | null;
             /** Exclude */
             exclude?: string[] | null;
             /** Name */
@@ -3195,6 +3241,100 @@ export interface operations {
             };
         };
     };
+    get_recovery_kit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your password, re-entered: the kit decrypts every encrypted backup. */
+                "X-Dbkeep-Password"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An age identity file (comments with instructions, then one AGE-SECRET-KEY-1… line per identity, newest first). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many failed logins for this account; see Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds until the account may try again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Too many failed login attempts; try again later.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_sources: {
         parameters: {
             query?: never;
@@ -4214,7 +4354,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The dump as SQL, decompressed while it streams; with raw=1 the stored (compressed) file. */
+            /** @description The dump as SQL, decompressed while it streams; with raw=1 the stored (compressed) file. An encrypted backup is always the stored age file (`age -d -i key.txt FILE | zstd -d`). */
             200: {
                 headers: {
                     [name: string]: unknown;
