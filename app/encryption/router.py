@@ -43,12 +43,14 @@ async def get_recovery_kit(
     principal: AdminPrincipal,
     service: EncryptionServiceDep,
     password: Annotated[
-        str | None,
+        str,
         Header(
             alias=PASSWORD_HEADER,
+            min_length=1,
+            max_length=1024,
             description="Your password, re-entered: the kit decrypts every encrypted backup.",
         ),
-    ] = None,
+    ],
 ) -> PlainTextResponse:
     """dbkeep's private age keys as an identity file: `age -d -i dbkeep-identity.txt FILE`."""
     text = await service.recovery_kit_for(

@@ -3244,9 +3244,9 @@ export interface operations {
     get_recovery_kit: {
         parameters: {
             query?: never;
-            header?: {
+            header: {
                 /** @description Your password, re-entered: the kit decrypts every encrypted backup. */
-                "X-Dbkeep-Password"?: string | null;
+                "X-Dbkeep-Password": string;
             };
             path?: never;
             cookie?: never;
