@@ -284,3 +284,40 @@ async def test_a_source_without_encryption_still_stores_plain_zstd(
     backup = await _backup(runner, database, settings, source)
     assert backup.encrypted is False
     assert _stored(settings, backup).read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd magic
+
+
+async def test_a_new_encryption_key_rewraps_the_identity_and_old_backups_still_open(
+    runner: BackupRunner,
+    database: Database,
+    settings: Settings,
+    source: Source,
+    target_database: str,
+) -> None:
+    from app.keys import rotate_encryption_keys
+    from app.kit.keyring import generate_key
+
+    seed(target_database, rows=200)
+    backup = await _backup(runner, database, settings, source)
+    old = settings.encryption_key
+    assert old is not None
+    rotated = settings.model_copy(
+        update={"encryption_key": type(old)(f"{generate_key()},{old.get_secret_value()}")}
+    )
+    reports = await rotate_encryption_keys(rotated, database.engine)
+    assert {r.column: r.rotated for r in reports}["encryption_identities.secret_key"] == 1
+    # Only the new Fernet key now: the identity still opens the old backup.
+    only_new = rotated.model_copy(
+        update={
+            "encryption_key": type(old)(
+                rotated.encryption_key.get_secret_value().split(",")[0]  # type: ignore[union-attr]
+            )
+        }
+    )
+    configure_encryption(only_new)
+    try:
+        keys = await keys_for_backup(database, encrypted=True)
+        assert keys is not None
+        async with decryptor(keys)(runner.storage.read(backup.path)) as plain:
+            assert b"".join([piece async for piece in plain])[:4] == b"\x28\xb5\x2f\xfd"
+    finally:
+        configure_encryption(settings)
