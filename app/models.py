@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.encryption.models import EncryptionIdentity
 from app.notifications.models import NotificationChannel, NotificationDelivery
 from app.sources.health_models import SourceHealthState
 from app.sources.models import Source
@@ -26,6 +27,7 @@ __all__ = [
     "BackupTrigger",
     "Base",
     "DatabaseBackup",
+    "EncryptionIdentity",
     "IntegrityStatus",
     "LoginCounter",
     "NotificationChannel",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.engines.base import DatabaseEngine, EngineError, FailureKind, ProgressCallback, TargetSpec
-from app.pipeline.codecs import PipelineError
+from app.pipeline.codecs import PipelineError, Stage
 from app.pipeline.compression import Compression
 from app.pipeline.streams import store_dump
 from app.storage.base import StorageError, StorageWriter
@@ -39,6 +39,7 @@ async def dump_into(
     compression: Compression,
     level: int | None = None,
     on_progress: ProgressCallback | None = None,
+    encryption: Stage | None = None,
 ) -> DumpOutcome:
     """Stream a complete dump of ``target`` into ``writer``; raise ``EngineError`` unless the
     dump is complete and every byte was written. Does not commit or abort the writer: the
@@ -53,6 +54,7 @@ async def dump_into(
                 compression=compression,
                 level=level,
                 on_progress=on_progress,
+                then=encryption,  # app/pipeline/crypto.py: compress → encrypt → sha256 → write
             )
         except StorageError as exc:
             # Leaving ``open_dump`` kills the dump; the storage reason is the one to show.

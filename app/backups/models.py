@@ -170,6 +170,8 @@ class DatabaseBackup(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Never trashed by retention, whatever its age or rule (``PATCH {"pinned": true}``).
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The stored file is an age file (its source encrypts); the checksum is of those bytes.
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # Joined when rows are read, so a page names who started each backup in the same query.
     creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])

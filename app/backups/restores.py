@@ -59,6 +59,7 @@ from app.backups.runner import (
 from app.backups.service import new_backup_row, target_for
 from app.config import Settings
 from app.db import Database, utcnow
+from app.encryption.service import keys_for_backup
 from app.engines.base import (
     DatabaseEngine,
     DatabaseOptions,
@@ -73,7 +74,9 @@ from app.engines.routing import engine_for
 from app.errors import AppError, Conflict, NotFound
 from app.notifications.service import notify_restore_finished
 from app.pipeline.checksum import verified
+from app.pipeline.codecs import CorruptStream
 from app.pipeline.compression import Compression
+from app.pipeline.crypto import check_opens, decrypted
 from app.pipeline.tee import tee
 from app.sources.models import Source
 from app.sources.repository import SourceRepository
@@ -544,8 +547,12 @@ class RestoreRunner:
             what=f"the file of backup {backup.id}",
             on_mismatch=damaged.set,
         )
+        keys = await keys_for_backup(self.database, encrypted=backup.encrypted)
         try:
-            async with tee(stored, 2) as (load_stream, scan_stream):
+            async with (
+                decrypted(stored, keys) as plain,
+                tee(plain, 2) as (load_stream, scan_stream),
+            ):
                 scan = asyncio.create_task(
                     engine_for(self.engine, target).declared_objects(
                         scan_stream, compression=compression
@@ -578,6 +585,23 @@ class RestoreRunner:
         await self.backups.record_integrity(backup.id, IntegrityStatus.ok)
         await self._check_objects(target, declared)
 
+    async def _check_decryptable(self, backup: DatabaseBackup) -> None:
+        """``_RestoreRefused`` when the backup is encrypted and no identity opens its header."""
+        if not backup.encrypted:
+            return
+        try:
+            keys = await keys_for_backup(self.database, encrypted=True)
+            assert keys is not None
+            await check_opens(self.storage.read(backup.path), keys)
+        except AppError as exc:
+            raise _RestoreRefused(exc.message) from None
+        except CorruptStream as exc:
+            raise _RestoreRefused(
+                f"Backup {backup.id} can't be restored: {exc}; the database was not changed."
+            ) from None
+        except FileNotFoundError:
+            raise _RestoreRefused(f"The file of backup {backup.id} is gone.") from None
+
     async def _check_objects(self, target: TargetSpec, declared: set[DbObject]) -> None:
         existing = (await self.engine.inspect(target)).objects
         missing = missing_objects(declared, existing)
@@ -600,6 +624,8 @@ class RestoreRunner:
         except Conflict as exc:
             # Refused before loading (state, missing or damaged file): nothing was changed.
             raise _RestoreRefused(exc.message) from None
+        # An encrypted file dbkeep can't open is refused before the target is touched.
+        await self._check_decryptable(backup)
         # ``options`` None: the database doesn't exist yet; it is created either way.
         keep = operation.keep_existing_objects and options is not None
         try:

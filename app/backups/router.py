@@ -400,7 +400,8 @@ def content_disposition(filename: str) -> str:
     responses={
         200: {
             "description": "The dump as SQL, decompressed while it streams; with raw=1 the "
-            "stored (compressed) file.",
+            "stored (compressed) file. An encrypted backup is always the stored age file "
+            "(`age -d -i key.txt FILE | zstd -d`).",
             "content": {
                 "application/sql": {"schema": {"type": "string", "format": "binary"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},

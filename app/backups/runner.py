@@ -24,6 +24,7 @@ from app.backups.repository import BackupRepository
 from app.backups.service import size_check, target_for
 from app.config import Settings
 from app.db import Database, utcnow
+from app.encryption.service import keys_for_backup, recipients_for_source
 from app.engines.base import (
     DatabaseEngine,
     EngineError,
@@ -35,6 +36,7 @@ from app.errors import AppError, Conflict, NotFound
 from app.notifications.service import notify_backup_finished
 from app.pipeline.checksum import sha256_of
 from app.pipeline.compression import Compression
+from app.pipeline.crypto import decrypted, encryptor
 from app.sources.service import stored_source_target
 from app.storage.base import BackupStorage, StorageError, StorageWriter
 
@@ -160,9 +162,10 @@ class BackupRunner:
             estimate = await self._record_estimate(backup_id, target)
             if estimate is not None and on_estimate is not None:
                 await on_estimate(estimate)
+            recipients = await recipients_for_source(self.database, backup.source_id)
             writer = await self.storage.open_writer(backup.path)
             outcome = await self._dump_with_heartbeat(
-                backup_id, target, writer, Compression(backup.compression), on_progress
+                backup_id, target, writer, Compression(backup.compression), on_progress, recipients
             )
             size = await writer.commit()
         except asyncio.CancelledError:
@@ -203,7 +206,7 @@ class BackupRunner:
             return await self._fail(
                 backup_id, "The backup failed unexpectedly; see the worker log.", started
             )
-        return await self._complete(backup_id, outcome, size, started)
+        return await self._complete(backup_id, outcome, size, started, bool(recipients))
 
     async def _claim(self, backup_id: int) -> DatabaseBackup | None:
         now = utcnow()
@@ -275,6 +278,7 @@ class BackupRunner:
         writer: StorageWriter,
         compression: Compression,
         on_progress: ProgressCallback | None,
+        recipients: list[str] | None = None,
     ) -> DumpOutcome:
         progress = _Progress()
 
@@ -295,6 +299,7 @@ class BackupRunner:
                 compression=compression,
                 level=levels.get(compression),
                 on_progress=report,
+                encryption=encryptor(recipients) if recipients else None,
             )
         )
         try:
@@ -371,7 +376,12 @@ class BackupRunner:
         return await cancelled_by(self.database, action, target_id)
 
     async def _complete(
-        self, backup_id: int, outcome: DumpOutcome, size: int, started: float
+        self,
+        backup_id: int,
+        outcome: DumpOutcome,
+        size: int,
+        started: float,
+        encrypted: bool = False,
     ) -> DatabaseBackup:
         now = utcnow()
         backup = await self._update(
@@ -388,6 +398,7 @@ class BackupRunner:
                 "duration_ms": int((time.monotonic() - started) * 1000),
                 "integrity_status": IntegrityStatus.ok,
                 "verified_at": now,
+                "encrypted": encrypted,
                 # A completed backup's message is a warning about restoring it (e.g. a row over
                 # the server's max_allowed_packet), said now rather than on the day of a restore.
                 "error_message": outcome.warning,
@@ -453,9 +464,11 @@ class BackupRunner:
         if status is not IntegrityStatus.ok:
             what = "missing" if status is IntegrityStatus.missing else "damaged (checksum mismatch)"
             raise Conflict(f"Backup {backup_id} can't be restored: its file is {what}.")
-        await self.engine.restore(
-            target,
-            self.storage.read(backup.path),
-            compression=Compression(backup.compression),
-            on_progress=on_progress,
-        )
+        keys = await keys_for_backup(self.database, encrypted=backup.encrypted)
+        async with decrypted(self.storage.read(backup.path), keys) as plain:
+            await self.engine.restore(
+                target,
+                plain,
+                compression=Compression(backup.compression),
+                on_progress=on_progress,
+            )

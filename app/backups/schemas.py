@@ -81,6 +81,11 @@ class BackupRead(BaseModel):
     pinned: bool = Field(
         default=False, description="A pinned backup is never trashed or purged by retention."
     )
+    encrypted: bool = Field(
+        default=False,
+        description="The stored file is age-encrypted (age-encryption.org/v1); its checksum "
+        "and size are those of the encrypted bytes.",
+    )
     cancelled: bool = Field(
         default=False,
         description='True when it ended because a user cancelled it (its status is "failed"); '

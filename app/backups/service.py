@@ -1048,7 +1048,8 @@ class BackupService:
     # ---- downloads -----------------------------------------------------------------------------
 
     async def open_download(self, backup_id: int, *, raw: bool = False) -> Download:
-        """Stream a completed backup: decompressed ``.sql`` by default, or the stored file."""
+        """Stream a completed backup: decompressed ``.sql`` by default, or the stored file
+        (always the stored file, named ``….age``, when the backup is encrypted)."""
         backup = await self.get(backup_id)
         if backup.status is not BackupStatus.completed:
             raise _state_conflict(backup, "downloaded")
@@ -1080,9 +1081,12 @@ class BackupService:
             what=f"The file of backup {backup_id}",
             on_mismatch=lambda: log.error("backup.download_mismatch", backup_id=backup_id),
         )
-        if raw:
+        if raw or backup.encrypted:
+            # An encrypted backup is always offered as stored (the age file): dbkeep never
+            # serves its plaintext; `age -d -i KEY FILE | zstd -d` opens it (README).
             chunks = await started(stored, backup_id=backup_id)
-            return Download(backup.filename, "application/octet-stream", size, chunks)
+            name = f"{backup.filename}.age" if backup.encrypted else backup.filename
+            return Download(name, "application/octet-stream", size, chunks)
         decompressed = decompress_stream(stored, Compression(backup.compression))
         return Download(
             filename=download_name(backup.filename, backup.compression),

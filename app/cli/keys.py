@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from app.audit.service import Actor
 from app.cli import app
 from app.cli.common import fail, load_settings, run
 from app.db import Database
@@ -55,3 +56,45 @@ def key_rotate(
         if report.changed_meanwhile:
             line += f", {report.changed_meanwhile} changed meanwhile (left as written)"
         typer.echo(line)
+
+
+@app.command("key:recovery-kit")
+def key_recovery_kit() -> None:
+    """Print dbkeep's age identities (the keys of encrypted backups) with instructions.
+
+    Redirect it to a file kept offline: `dbkeep key:recovery-kit > dbkeep-identity.txt`, then
+    `age -d -i dbkeep-identity.txt FILE | zstd -d > dump.sql` restores a backup without dbkeep.
+    """
+    settings = load_settings()
+    from app.bootstrap import open_bootstrap
+    from app.encryption.service import EncryptionService
+
+    async def main() -> str:
+        async with open_bootstrap(settings, sync=False) as rt, rt.database.sessionmaker() as s:
+            return await EncryptionService(s).recovery_kit(actor=Actor.system("cli"))
+
+    try:
+        kit = run(main())
+    except DecryptionError as exc:
+        fail(str(exc))
+    typer.echo(kit, nl=False)
+
+
+@app.command("key:rotate-age")
+def key_rotate_age() -> None:
+    """Make a new age identity for new encrypted backups; the old ones stay and still decrypt.
+
+    Save the recovery kit again afterwards (`dbkeep key:recovery-kit`): it holds every key.
+    """
+    settings = load_settings()
+    from app.bootstrap import open_bootstrap
+    from app.encryption.service import EncryptionService
+
+    async def main() -> str:
+        async with open_bootstrap(settings, sync=False) as rt, rt.database.sessionmaker() as s:
+            identity = await EncryptionService(s).rotate(actor=Actor.system("cli"))
+            return identity.public_key
+
+    public = run(main())
+    typer.echo(f"New age identity {public} encrypts new backups; older ones still decrypt.")
+    typer.echo("Save the recovery kit again: dbkeep key:recovery-kit > dbkeep-identity.txt")

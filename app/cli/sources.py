@@ -40,6 +40,7 @@ _FIELD_OPTIONS = {
     "schedule": "--schedule",
     "timezone": "--timezone",
     "enabled": "--disabled",
+    "encryption": "--recipient",
 }
 
 
@@ -141,8 +142,17 @@ def source_add(
     disabled: Annotated[
         bool, typer.Option("--disabled", help="Add it paused: no scheduled backups.")
     ] = False,
+    encrypt: Annotated[
+        bool, typer.Option("--encrypt", help="Encrypt its backups (age) to dbkeep's own key.")
+    ] = False,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(help="With --encrypt: also to this age public key (age1…); repeatable."),
+    ] = None,
 ) -> None:
     """Add a source: a database server and which databases on it to back up."""
+    if recipient and not encrypt:
+        fail("--recipient goes with --encrypt (the backups are encrypted to it)")
     if all_databases and databases is not None:
         fail("--databases and --all exclude each other: name databases, or take them all")
     if exclude is not None and not all_databases:
@@ -169,6 +179,7 @@ def source_add(
         "timezone": timezone,
         "retention": retention,
         "enabled": not disabled,
+        "encryption": {"enabled": encrypt, "recipients": list(recipient or [])},
     }
     try:
         data = SourceCreate.model_validate(fields)

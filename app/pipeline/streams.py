@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.pipeline.checksum import Sha256Counter
-from app.pipeline.codecs import decoder, encoder, spliced_encoder
+from app.pipeline.codecs import Stage, decoder, encoder, spliced_encoder
 from app.pipeline.compression import Compression
 from app.pipeline.fdio import FdIO
 from app.pipeline.process import Child
@@ -98,11 +98,13 @@ async def store_dump(
     compression: Compression,
     level: int,
     on_progress: Callable[[int], Awaitable[None]] | None = None,
+    then: Stage | None = None,
 ) -> tuple[RawStats, StoredStats]:
     """Compress ``raw`` into ``writer``, hashing the stored bytes; does not commit the writer.
 
     ``raw`` is a stream of chunks, or the pipe a dump tool writes into: then, with an external
     zstd, the uncompressed bytes go from one pipe to the other without entering this process.
+    ``then`` (encryption) transforms the compressed stream; the hash is of what it produces.
     """
     stats = RawStats()
     progress = ProgressThrottle(on_progress)
@@ -117,7 +119,7 @@ async def store_dump(
                 stats.raw_bytes += count
             await progress.update(stats.raw_bytes)
 
-        write_here = writer.thread_writer()
+        write_here = writer.thread_writer() if then is None else None
         if write_here is not None:
             # Hashed and written in the I/O thread that reads it (see ``FdIO.pumped``).
             def consume(chunk: memoryview) -> None:
@@ -129,18 +131,25 @@ async def store_dump(
                     pass  # progress is counted on the uncompressed side
         else:
             async with stage(raw, on_moved, FdIO.chunks) as stored:
-                await _hash_and_write(stored, hasher, writer)
+                await _hash_and_write(stored, hasher, writer, then)
     else:
         chunks = raw.io.chunks(raw.fd) if isinstance(raw, PipeSource) else raw
         compressed = encoder(compression, level=level)(_observe(chunks, stats, progress))
         async with compressed as stored:
-            await _hash_and_write(stored, hasher, writer)
+            await _hash_and_write(stored, hasher, writer, then)
     return stats, StoredStats(stored_bytes=hasher.size, sha256=hasher.hexdigest())
 
 
 async def _hash_and_write(
-    chunks: AsyncIterator[bytes], hasher: Sha256Counter, writer: StorageWriter
+    chunks: AsyncIterator[bytes],
+    hasher: Sha256Counter,
+    writer: StorageWriter,
+    then: Stage | None = None,
 ) -> None:
+    if then is not None:
+        async with then(chunks) as transformed:
+            await _hash_and_write(transformed, hasher, writer)
+        return
     async for chunk in chunks:
         await hasher.update(chunk)
         await writer.write(chunk)

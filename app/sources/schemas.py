@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.encryption.schemas import EncryptionSettings
 from app.engines.base import (
     DATABASE_NAME_PATTERN,
     ConnectionReport,
@@ -113,6 +114,10 @@ class SourceCreate(BaseModel):
     timezone: TimeZone = "UTC"
     retention: RetentionIn = Field(default_factory=RetentionIn)
     enabled: bool = True
+    encryption: EncryptionSettings = Field(
+        default_factory=EncryptionSettings,
+        description="Encrypt each backup (age) to dbkeep's key plus these recipients.",
+    )
 
     @field_validator("databases")
     @classmethod
@@ -135,6 +140,7 @@ class SourceUpdate(BaseModel):
     timezone: TimeZone | None = None
     retention: RetentionIn | None = None
     enabled: bool | None = None
+    encryption: EncryptionSettings | None = None
 
     @field_validator("databases")
     @classmethod
@@ -153,6 +159,7 @@ class SourceRead(BaseModel):
     timezone: str
     retention: dict[str, Any]
     enabled: bool
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     from_environment: bool = Field(
         description="Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it."
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.config import Settings
 from app.db import utcnow
+from app.encryption.schemas import EncryptionSettings
 from app.engines.base import (
     ConnectionReport,
     DatabaseEngine,
@@ -53,6 +54,7 @@ class SourceView:
     timezone: str
     retention: dict[str, Any]
     enabled: bool
+    encryption: EncryptionSettings
     from_environment: bool
     next_run_at: datetime | None
     last_backup_at: datetime | None
@@ -176,6 +178,7 @@ class SourceService:
             timezone=source.timezone,
             retention=dict(source.retention),
             enabled=source.enabled,
+            encryption=EncryptionSettings.from_stored(source.encryption),
             from_environment=source.from_environment,
             next_run_at=next_run,
             last_backup_at=last[0] if last else None,
@@ -228,6 +231,7 @@ class SourceService:
             timezone=data.timezone,
             retention=_retention(data.retention),
             enabled=data.enabled,
+            encryption=data.encryption.stored(),
         )
         self.sources.add(source)
         await self.session.flush()
@@ -263,6 +267,8 @@ class SourceService:
             source.retention = _retention(data.retention)
         if data.enabled is not None:
             source.enabled = data.enabled
+        if data.encryption is not None:
+            source.encryption = data.encryption.stored()
         source.updated_at = utcnow()
         self._audit("source.update", source, {"fields": sorted(sent)})
         await self.session.commit()

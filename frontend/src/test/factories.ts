@@ -34,6 +34,7 @@ export function backup(overrides: Partial<Backup> = {}): Backup {
     verified_at: null,
     cancelled: false,
     pinned: false,
+    encrypted: false,
     ...overrides,
   }
 }
@@ -114,6 +115,7 @@ export function source(overrides: Partial<Source> = {}): Source {
     timezone: 'Europe/Berlin',
     retention: { trash_after_days: 15, purge_after_days: 7, keep_last: null, keep_daily: null, keep_weekly: null, keep_monthly: null, keep_yearly: null },
     enabled: true,
+    encryption: { enabled: false, recipients: [] },
     from_environment: false,
     next_run_at: '2026-02-01T01:30:00Z',
     last_backup_at: null,
