@@ -46,6 +46,7 @@ from app.system.health import default_registry
 from app.system.metrics import Metrics
 from app.system.middleware import MetricsMiddleware
 from app.system.router import router as system_router
+from app.verifications.router import router as verifications_router
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(download_router)
     app.include_router(sources_router)
     app.include_router(audit_router)
+    app.include_router(verifications_router)
     app.include_router(system_router)
     app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))

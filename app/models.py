@@ -14,6 +14,7 @@ from app.backups.models import (
 )
 from app.db import Base
 from app.sources.models import Source
+from app.verifications.models import BackupVerification
 
 __all__ = [
     "ApiToken",
@@ -22,6 +23,7 @@ __all__ = [
     "BackupListVersion",
     "BackupStatus",
     "BackupTrigger",
+    "BackupVerification",
     "Base",
     "DatabaseBackup",
     "IntegrityStatus",

@@ -22,6 +22,7 @@ from app.errors import ServiceUnavailable
 
 RUN_BACKUP = "run_backup"
 RUN_RESTORE = "run_restore"
+RUN_VERIFICATION = "run_verification"
 
 # How often a worker records its heartbeat (arq's health-check key, which lives one second longer).
 HEALTH_CHECK_INTERVAL_S = 5
@@ -97,6 +98,15 @@ class ArqJobQueue:
             restore_id,
             job_id=restore_job_id(self.queue_name, restore_id),
             what="restore",
+        )
+
+    async def enqueue_verification(self, verification_id: int) -> None:
+        """Queue a ``pending`` verification (a test restore)."""
+        await self._enqueue(
+            RUN_VERIFICATION,
+            verification_id,
+            job_id=f"{self.queue_name}:verification:{verification_id}",
+            what="verification",
         )
 
     async def _enqueue(self, function: str, row_id: int, *, job_id: str, what: str) -> None:

@@ -112,6 +112,16 @@ class SourceCreate(BaseModel):
     timezone: TimeZone = "UTC"
     retention: RetentionIn = Field(default_factory=RetentionIn)
     enabled: bool = True
+    verify_schedule: Cron = Field(
+        default=None, description="5-field cron for test restores (verifications), or null."
+    )
+    verify_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may "
+        "be created for test restores; stored encrypted, returned masked.",
+    )
 
     @field_validator("databases")
     @classmethod
@@ -134,6 +144,8 @@ class SourceUpdate(BaseModel):
     timezone: TimeZone | None = None
     retention: RetentionIn | None = None
     enabled: bool | None = None
+    verify_schedule: Cron = None
+    verify_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
 
     @field_validator("databases")
     @classmethod
@@ -152,6 +164,10 @@ class SourceRead(BaseModel):
     timezone: str
     retention: dict[str, Any]
     enabled: bool
+    verify_schedule: str | None = None
+    verify_url: str | None = Field(
+        default=None, description="The verify URL with its password replaced by ***, or null."
+    )
     from_environment: bool = Field(
         description="Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it."
     )

@@ -51,6 +51,8 @@ class SourceView:
     retention: dict[str, Any]
     enabled: bool
     from_environment: bool
+    verify_schedule: str | None
+    verify_url: str | None
     next_run_at: datetime | None
     last_backup_at: datetime | None
     last_backup_status: str | None
@@ -82,6 +84,17 @@ def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str
         if databases is None:
             return [spec.database]
     return databases or []
+
+
+def _checked_verify_url(url: str) -> str:
+    """Refuse a verify URL that is not a usable mysql:// server URL (never echoing it)."""
+    try:
+        TargetSpec.from_url(url, database="information_schema")
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The verify URL is not usable.", errors={"verify_url": [str(exc)]}
+        ) from None
+    return url
 
 
 def _retention(value: RetentionIn) -> dict[str, Any]:
@@ -147,6 +160,8 @@ class SourceService:
             retention=dict(source.retention),
             enabled=source.enabled,
             from_environment=source.from_environment,
+            verify_schedule=source.verify_schedule,
+            verify_url=None if source.verify_url is None else masked_url(source.verify_url),
             next_run_at=next_run,
             last_backup_at=last[0] if last else None,
             last_backup_status=last[1] if last else None,
@@ -197,6 +212,10 @@ class SourceService:
             timezone=data.timezone,
             retention=_retention(data.retention),
             enabled=data.enabled,
+            verify_schedule=data.verify_schedule,
+            verify_url=None
+            if data.verify_url is None
+            else Secret(_checked_verify_url(data.verify_url)),
         )
         self.sources.add(source)
         await self.session.flush()
@@ -232,6 +251,13 @@ class SourceService:
             source.retention = _retention(data.retention)
         if data.enabled is not None:
             source.enabled = data.enabled
+        if "verify_schedule" in sent:
+            source.verify_schedule = data.verify_schedule
+        if "verify_url" in sent:
+            verify_url = data.verify_url
+            source.verify_url = (
+                None if verify_url is None else Secret(_checked_verify_url(verify_url))
+            )
         source.updated_at = utcnow()
         self._audit("source.update", source, {"fields": sorted(sent)})
         await self.session.commit()
