@@ -423,6 +423,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/sources/{source_id}/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Source Verifications
+         * @description The source's newest verifications (test restores), newest first.
+         */
+        get: operations["list_source_verifications"];
+        put?: never;
+        /**
+         * Verify Source
+         * @description Test-restore a backup (default: the newest completed one) into a scratch database on
+         *     the source's verify_url and compare its rows with the manifest.
+         */
+        post: operations["verify_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/sources/schedule-preview": {
         parameters: {
             query?: never;
@@ -438,6 +463,26 @@ export interface paths {
          *     dashboard shows them while a schedule is typed. A bad expression or zone is a 422.
          */
         post: operations["preview_source_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/verifications/{verification_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Verification
+         * @description One verification and its per-table counts.
+         */
+        get: operations["get_verification"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -778,6 +823,13 @@ export interface components {
              */
             id: number;
             integrity_status: components["schemas"]["IntegrityStatus"] | null;
+            /**
+             * Manifest
+             * @description What the dump holds, counted from its stream: {"format", "engine", "server_version", "tables": [{"name", "rows"}], "objects": {kind: count}}; null for a backup taken before manifests or by an engine without one.
+             */
+            manifest?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Pinned
              * @description A pinned backup is never trashed or purged by retention.
@@ -1410,6 +1462,16 @@ export interface components {
              * @example mysql://backup:secret@127.0.0.1:3306/shop
              */
             url: string;
+            /**
+             * Verify Schedule
+             * @description 5-field cron for test restores (verifications), or null.
+             */
+            verify_schedule?: string | null;
+            /**
+             * Verify Url
+             * @description mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may be created for test restores; stored encrypted, returned masked.
+             */
+            verify_url?: string | null;
         };
         /**
          * SourceEngine
@@ -1500,6 +1562,13 @@ export interface components {
              * @description The URL with its password replaced by ***.
              */
             url: string;
+            /** Verify Schedule */
+            verify_schedule?: string | null;
+            /**
+             * Verify Url
+             * @description The verify URL with its password replaced by ***, or null.
+             */
+            verify_url?: string | null;
         };
         /**
          * SourceUpdate
@@ -1521,6 +1590,10 @@ export interface components {
             timezone?: string | null;
             /** Url */
             url?: string | null;
+            /** Verify Schedule */
+            verify_schedule?: string | null;
+            /** Verify Url */
+            verify_url?: string | null;
         };
         /**
          * Statistics
@@ -1601,6 +1674,95 @@ export interface components {
             /** Last Login At */
             last_login_at: string | null;
             role: components["schemas"]["Role"];
+        };
+        /** VerificationEnvelope */
+        VerificationEnvelope: {
+            data: components["schemas"]["VerificationRead"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationListEnvelope */
+        VerificationListEnvelope: {
+            /** Data */
+            data: components["schemas"]["VerificationRead"][];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationMessageEnvelope */
+        VerificationMessageEnvelope: {
+            data: components["schemas"]["VerificationRead"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationRead */
+        VerificationRead: {
+            /** Backup Id */
+            backup_id: number;
+            /** Created At */
+            created_at?: string | null;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /** Error Message */
+            error_message: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /** Source Id */
+            source_id?: number | null;
+            /** Started At */
+            started_at: string | null;
+            status: components["schemas"]["VerificationStatus"];
+            /** Tables */
+            tables: components["schemas"]["VerificationTable"][];
+            /**
+             * Trigger
+             * @description "api", "cli" or "schedule".
+             * @default api
+             */
+            trigger: string;
+        };
+        /** VerificationRequest */
+        VerificationRequest: {
+            /**
+             * Backup Id
+             * @description One of the source's completed backups; default: its newest.
+             */
+            backup_id?: number | null;
+        };
+        /**
+         * VerificationStatus
+         * @enum {string}
+         */
+        VerificationStatus: "pending" | "running" | "passed" | "failed";
+        /** VerificationTable */
+        VerificationTable: {
+            /**
+             * Expected Rows
+             * @description Rows the dump held (its manifest).
+             */
+            expected_rows: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Restored Rows
+             * @description Rows the test restore has; null: missing.
+             */
+            restored_rows: number | null;
         };
         /**
          * View
@@ -4125,6 +4287,246 @@ export interface operations {
             };
         };
     };
+    list_source_verifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationListEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    verify_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["VerificationRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationMessageEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is larger than the configured limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body is too large.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body must be JSON (application/json).",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The queue or the metadata store can't be reached. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The job queue is unavailable; try again shortly.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     preview_source_schedule: {
         parameters: {
             query?: never;
@@ -4171,6 +4573,94 @@ export interface operations {
                     /**
                      * @example {
                      *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The verification's id. */
+                verification_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
                      *       "success": false
                      *     }
                      */
