@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import subprocess
 
 import pytest
 
 from app.backups.dumping import dump_into
 from app.engines.base import TargetSpec
 from app.engines.mysql import MySQLEngine
-from app.engines.mysql.manifest import RowCounter
+from app.engines.mysql.manifest import MySQLManifestObserver, RowCounter
 from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
@@ -119,3 +120,32 @@ async def test_manifest_is_the_same_whatever_the_compression(
     assert {t["name"]: t["rows"] for t in outcome.manifest["tables"]} == await engine.count_rows(
         target
     )
+
+
+def test_one_line_statements_are_counted_string_aware(target_database: str) -> None:
+    """Older dump tools write a whole INSERT on one line, rows ``),(``-separated: the counter
+    then skips strings (``--skip-extended-insert``: one statement per row, from the real tool)."""
+    support.admin_sql(TRICKY, database=target_database)
+    dump = subprocess.run(
+        [
+            "mariadb-dump", "--protocol=socket", f"--socket={support.MARIADB_SOCKET}", "-uroot",
+            "--skip-extended-insert", "--routines", "--default-character-set=utf8mb4", "--",
+            target_database,
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    assert b"INSERT INTO `tricky` VALUES (2," in dump
+    expected = {"tricky": 6, "odd `name` (x)": 2, "many": 30000}
+    rng = random.Random(3)
+    for size in (1, 7, 4096, 1024 * 1024):
+        observer = MySQLManifestObserver()
+        pos = 0
+        while pos < len(dump):
+            step = size if size > 1 else rng.randint(1, 300)
+            observer.feed(dump[pos : pos + step])
+            pos += step
+        manifest = observer.result(server_version=None)
+        rows = {t["name"]: t["rows"] for t in manifest["tables"]}
+        assert rows == {**expected, "empty_one": 0}, size
+        assert manifest["objects"]["function"] == 1
