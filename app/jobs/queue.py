@@ -40,6 +40,10 @@ def restore_job_id(queue_name: str, restore_id: int) -> str:
     return f"{queue_name}:restore:{restore_id}"
 
 
+def verification_job_id(queue_name: str, verification_id: int) -> str:
+    return f"{queue_name}:verification:{verification_id}"
+
+
 def health_check_key(queue_name: str) -> str:
     """Where workers of this queue write their heartbeat (arq's own health-check key)."""
     return queue_name + health_check_key_suffix
@@ -105,7 +109,7 @@ class ArqJobQueue:
         await self._enqueue(
             RUN_VERIFICATION,
             verification_id,
-            job_id=f"{self.queue_name}:verification:{verification_id}",
+            job_id=verification_job_id(self.queue_name, verification_id),
             what="verification",
         )
 

@@ -115,7 +115,7 @@ class Reconciler:
             await self.run_once()
 
     async def _verifications(self, report: ReconcileReport) -> None:
-        failed, dropped = await reconcile_verifications(self.database, self.settings)
+        failed, dropped = await reconcile_verifications(self.database, self.settings, self.queue)
         report.verifications_failed += failed
         report.scratch_dropped += dropped
 

@@ -17,8 +17,10 @@ from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import EngineError, TargetSpec
 from app.engines.registry import EngineRegistry
+from app.jobs.queue import ArqJobQueue, verification_job_id
 from app.sources.models import SourceEngine
 from app.sources.repository import SourceRepository
+from app.verifications.events import emit_verification_failed
 from app.verifications.models import SCRATCH_PREFIX, VerificationStatus
 from app.verifications.repository import VerificationRepository
 
@@ -28,12 +30,17 @@ _SCRATCH = re.compile(rf"^{SCRATCH_PREFIX}(\d+)$")
 STOPPED = "The worker running this verification stopped before it ended."
 
 
-async def reconcile_verifications(database: Database, settings: Settings) -> tuple[int, int]:
-    """Fail verifications whose worker died; drop scratch databases nobody uses. Returns
-    (verifications failed, scratch databases dropped)."""
+async def reconcile_verifications(
+    database: Database, settings: Settings, queue: ArqJobQueue | None = None
+) -> tuple[int, int]:
+    """Fail verifications whose worker died; queue again a pending one whose job vanished
+    (Redis lost it); drop scratch databases nobody uses. Returns (verifications failed,
+    scratch databases dropped)."""
     silent_before = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
     failed = 0
     live_backups: set[int] = set()
+    lost: list[int] = []
+    stopped: list[int] = []
     async with database.sessionmaker() as session:
         repo = VerificationRepository(session)
         for verification in await repo.unfinished():
@@ -52,11 +59,22 @@ async def reconcile_verifications(database: Database, settings: Settings) -> tup
                     },
                 ):
                     failed += 1
-                    log.warning("verification.failed", verification_id=verification.id,
-                                reason=STOPPED)  # fmt: skip
+                    stopped.append(verification.id)
             elif verification.status is VerificationStatus.running:
                 live_backups.add(verification.backup_id)
+            elif verification.created_at < silent_before:
+                lost.append(verification.id)
         await session.commit()
+        for verification_id in stopped:
+            row = await repo.get(verification_id)
+            if row is not None:
+                await emit_verification_failed(row)
+    if queue is not None:
+        for verification_id in lost:
+            if not await queue.job_exists(verification_job_id(queue.queue_name, verification_id)):
+                await queue.enqueue_verification(verification_id)
+                log.info("reconcile.verification_requeued", verification_id=verification_id)
+    async with database.sessionmaker() as session:
         servers: dict[str, TargetSpec] = {}
         for source in await SourceRepository(session).all():
             if source.verify_url is None or source.engine != SourceEngine.mysql:

@@ -13,6 +13,7 @@ from app.backups.service import BackupService
 from app.config import Settings
 from app.db import Database
 from app.engines import get_engine
+from app.jobs.queue import ArqJobQueue
 from app.keys import configure_encryption
 from app.kit.encryption import install_key_ring
 from app.kit.secret import Secret
@@ -92,3 +93,13 @@ async def completed(
     for name in scratch_databases():
         if name == f"dbkeep_verify_{done.id}":
             support.admin_sql(f"DROP DATABASE `{name}`")
+
+
+@pytest.fixture
+async def queue(settings: Settings) -> AsyncIterator[ArqJobQueue]:
+    q = ArqJobQueue.from_settings(settings)
+    yield q
+    keys = await q.redis.keys(f"*{settings.queue_name}*")
+    if keys:
+        await q.redis.delete(*keys)
+    await q.close()

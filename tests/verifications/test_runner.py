@@ -13,6 +13,7 @@ from app.backups.runner import BackupRunner
 from app.config import Settings
 from app.db import Database, utcnow
 from app.errors import Conflict
+from app.jobs.queue import ArqJobQueue, verification_job_id
 from app.storage import get_storage
 from app.verifications.models import BackupVerification, VerificationStatus
 from app.verifications.reconcile import STOPPED, reconcile_verifications
@@ -119,3 +120,20 @@ async def test_the_reconciler_drops_a_dead_workers_scratch_database(
         row = await session.get(BackupVerification, requested.id, populate_existing=True)
         assert row is not None and row.status is VerificationStatus.failed
         assert row.error_message == STOPPED
+
+
+async def test_a_pending_verification_whose_job_vanished_is_queued_again(
+    database: Database, settings: Settings, completed: int, queue: ArqJobQueue
+) -> None:
+    async with database.sessionmaker() as session:
+        requested = await VerificationService(
+            session, queue=None, actor=Actor.system("test")
+        ).request_for_backup(completed)
+        row = await session.get(BackupVerification, requested.id)
+        assert row is not None
+        row.created_at = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds + 5)
+        await session.commit()
+    job_id = verification_job_id(settings.queue_name, requested.id)
+    assert not await queue.job_exists(job_id)
+    await reconcile_verifications(database, settings, queue)
+    assert await queue.job_exists(job_id)

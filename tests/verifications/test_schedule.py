@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from app.bootstrap import Bootstrap
@@ -17,16 +15,6 @@ from app.sources.models import Source
 from app.storage import get_storage
 from app.verifications import jobs
 from app.verifications.models import BackupVerification, VerificationStatus
-
-
-@pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[ArqJobQueue]:
-    q = ArqJobQueue.from_settings(settings)
-    yield q
-    keys = await q.redis.keys(f"*{settings.queue_name}*")
-    if keys:
-        await q.redis.delete(*keys)
-    await q.close()
 
 
 async def test_a_due_verify_schedule_queues_one_verification_per_slot(
