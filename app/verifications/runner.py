@@ -187,13 +187,16 @@ class VerificationRunner:
                 raise VerificationFailed(exc.message) from None
             except EngineError as exc:
                 raise VerificationFailed(f"The test restore failed: {exc.message}") from None
+            count_rows = getattr(self.engine, "count_rows", None)
+            if count_rows is None:
+                raise VerificationFailed(f"The {self.engine.name} engine can't count rows yet.")
             if backup.manifest is None:
                 raise VerificationFailed(
                     "The backup has no manifest (taken before manifests were recorded): the "
                     "restore succeeded, but there is nothing to compare its rows with."
                 )
             try:
-                restored = await self.engine.count_rows(scratch)  # type: ignore[attr-defined]
+                restored = await count_rows(scratch)
                 state = await self.engine.inspect(scratch)
             except EngineError as exc:
                 raise VerificationFailed(
