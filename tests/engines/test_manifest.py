@@ -149,3 +149,24 @@ def test_one_line_statements_are_counted_string_aware(target_database: str) -> N
         rows = {t["name"]: t["rows"] for t in manifest["tables"]}
         assert rows == {**expected, "empty_one": 0}, size
         assert manifest["objects"]["function"] == 1
+
+
+async def test_a_versioned_tables_history_rows_are_counted_on_both_sides(
+    engine: MySQLEngine, storage: LocalStorage, target: TargetSpec, target_database: str
+) -> None:
+    support.admin_sql(
+        "CREATE TABLE v (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING;"
+        "INSERT INTO v VALUES (1, 1), (2, 2); UPDATE v SET x = 3 WHERE id = 1;"
+        "DELETE FROM v WHERE id = 2;",
+        database=target_database,
+    )
+    await storage.check_writable()
+    writer = await storage.open_writer("versioned.sql.zst")
+    outcome = await dump_into(
+        engine, target, writer, compression=Compression.zstd, observer=engine.manifest_observer()
+    )
+    await writer.commit()
+    assert outcome.manifest is not None
+    counts = await engine.count_rows(target)
+    assert counts["v"] == 3  # one current row, two history rows
+    assert {t["name"]: t["rows"] for t in outcome.manifest["tables"]} == counts

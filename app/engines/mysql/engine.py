@@ -569,23 +569,29 @@ class MySQLEngine:
             raise EngineError(exc.message) from None
 
     async def count_rows(self, target: TargetSpec) -> dict[str, int]:
-        """The exact number of rows of every base table of ``target.database`` (COUNT(*))."""
+        """The exact number of rows of every base table of ``target.database`` (COUNT(*)); a
+        system-versioned table's history rows count too, as its dump holds them."""
         name = validate_database_name(target.database)  # no quote can appear in a valid name
         listing = await self._admin_sql(
             target,
-            "SELECT table_name FROM information_schema.TABLES "  # noqa: S608
+            "SELECT table_name, table_type FROM information_schema.TABLES "  # noqa: S608
             f"WHERE table_schema = '{name}' "
             "AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY table_name;\n",
             extra=("--skip-column-names",),
         )
-        tables = [unescape_batch(line) for line in listing.splitlines() if line]
+        tables: list[tuple[str, bool]] = []
+        for line in listing.splitlines():
+            if "\t" in line:
+                table, kind = line.rsplit("\t", 1)
+                tables.append((unescape_batch(table), kind == "SYSTEM VERSIONED"))
         counts: dict[str, int] = {}
         for start in range(0, len(tables), 200):
             batch = tables[start : start + 200]
             selects = [
                 # The index into ``batch``, not the name: nothing to unescape in the answer.
                 f"SELECT {i}, COUNT(*) FROM {_quoted(name)}.`{t.replace('`', '``')}`"  # noqa: S608
-                for i, t in enumerate(batch)
+                + (" FOR SYSTEM_TIME ALL" if versioned else "")
+                for i, (t, versioned) in enumerate(batch)
             ]
             out = await self._admin_sql(
                 target,
@@ -595,7 +601,7 @@ class MySQLEngine:
             )
             for line in out.splitlines():
                 index, _, rows = line.partition("\t")
-                counts[batch[int(index)]] = int(rows)
+                counts[batch[int(index)][0]] = int(rows)
         return counts
 
     async def drop_database(self, target: TargetSpec) -> None:

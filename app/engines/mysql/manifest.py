@@ -29,7 +29,8 @@ MANIFEST_FORMAT = 1
 _PREFIX_BYTES = 64 * 1024
 _INSERT = re.compile(
     rb"(?:INSERT|REPLACE)(?: IGNORE)? INTO `((?:[^`]|``)+)`"
-    rb"(?: ?\((?:`(?:[^`]|``)*`(?:, ?)?)*\))? VALUES ?"
+    # A column list (--dump-history names row_start/row_end unquoted).
+    rb"(?: ?\((?:`(?:[^`]|``)*`|[^`()'\n])*\))? VALUES ?"
 )
 _QUOTE_BYTE = b"'"
 _BACKSLASH_BYTE = b"\\"
