@@ -48,6 +48,7 @@ from app.system.health import default_registry
 from app.system.metrics import Metrics
 from app.system.middleware import MetricsMiddleware
 from app.system.router import router as system_router
+from app.verifications.router import router as verifications_router
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
     app.include_router(encryption_router)
     app.include_router(audit_router)
+    app.include_router(verifications_router)
     app.include_router(system_router)
     app.include_router(build_docs_router(app))
     app.include_router(build_spa_router(app))

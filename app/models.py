@@ -17,6 +17,7 @@ from app.encryption.models import EncryptionIdentity
 from app.notifications.models import NotificationChannel, NotificationDelivery
 from app.sources.health_models import SourceHealthState
 from app.sources.models import Source
+from app.verifications.models import BackupVerification
 
 __all__ = [
     "ApiToken",
@@ -25,6 +26,7 @@ __all__ = [
     "BackupListVersion",
     "BackupStatus",
     "BackupTrigger",
+    "BackupVerification",
     "Base",
     "DatabaseBackup",
     "EncryptionIdentity",

@@ -8,11 +8,21 @@ destinations) changes nothing else.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-from app.engines.base import DatabaseEngine, EngineError, FailureKind, ProgressCallback, TargetSpec
+from app.engines.base import (
+    DatabaseEngine,
+    EngineError,
+    FailureKind,
+    ManifestObserver,
+    ProgressCallback,
+    TargetSpec,
+)
 from app.pipeline.codecs import PipelineError, Stage
 from app.pipeline.compression import Compression
+from app.pipeline.splice import PipeSource
 from app.pipeline.streams import store_dump
 from app.storage.base import StorageError, StorageWriter
 
@@ -29,6 +39,18 @@ class DumpOutcome:
     server_version: str | None
     # Said when the backup is taken: why restoring it may need more than this server allows.
     warning: str | None = None
+    # What the dump holds, counted from its bytes by the engine's observer (None without one).
+    manifest: dict[str, Any] | None = None
+
+
+async def _observed(
+    source: PipeSource | AsyncIterator[bytes], observer: ManifestObserver
+) -> AsyncIterator[bytes]:
+    """The raw dump, every chunk shown to ``observer`` on its way to compression."""
+    chunks = source.io.chunks(source.fd) if isinstance(source, PipeSource) else source
+    async for chunk in chunks:
+        observer.feed(chunk)
+        yield chunk
 
 
 async def dump_into(
@@ -40,16 +62,19 @@ async def dump_into(
     level: int | None = None,
     on_progress: ProgressCallback | None = None,
     encryption: Stage | None = None,
+    observer: ManifestObserver | None = None,
 ) -> DumpOutcome:
     """Stream a complete dump of ``target`` into ``writer``; raise ``EngineError`` unless the
     dump is complete and every byte was written. Does not commit or abort the writer: the
-    caller publishes it only after recording success."""
+    caller publishes it only after recording success. ``observer`` (the engine's manifest
+    stage) sees every raw byte; its result is the outcome's ``manifest``."""
     if level is None:
         level = DEFAULT_LEVELS.get(compression, 0)
     async with engine.open_dump(target) as dump:
         try:
+            source = dump.source if observer is None else _observed(dump.source, observer)
             raw, stored = await store_dump(
-                dump.source,
+                source,
                 writer,
                 compression=compression,
                 level=level,
@@ -70,4 +95,7 @@ async def dump_into(
         tool_version=verdict.tool_version,
         server_version=verdict.server_version,
         warning=verdict.warning,
+        manifest=None
+        if observer is None
+        else observer.result(server_version=verdict.server_version),
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -172,6 +174,9 @@ class DatabaseBackup(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The stored file is an age file (its source encrypts); the checksum is of those bytes.
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the dump holds, counted from its stream (app/engines/mysql/manifest.py): what a
+    # verification compares a test restore with. Null for engines without a manifest stage.
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     # Joined when rows are read, so a page names who started each backup in the same query.
     creator: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[created_by])

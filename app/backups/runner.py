@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 
 from app.audit.models import AuditEvent
 from app.backups.dumping import DumpOutcome, dump_into
+from app.backups.manifest import manifest_observer_of
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
 from app.backups.service import size_check, target_for
@@ -300,6 +301,7 @@ class BackupRunner:
                 level=levels.get(compression),
                 on_progress=report,
                 encryption=encryptor(recipients) if recipients else None,
+                observer=manifest_observer_of(self.engine),
             )
         )
         try:
@@ -402,6 +404,7 @@ class BackupRunner:
                 # A completed backup's message is a warning about restoring it (e.g. a row over
                 # the server's max_allowed_packet), said now rather than on the day of a restore.
                 "error_message": outcome.warning,
+                "manifest": outcome.manifest,
             },
         )
         if backup.status is not BackupStatus.completed:

@@ -91,6 +91,12 @@ class BackupRead(BaseModel):
         description='True when it ended because a user cancelled it (its status is "failed"); '
         "a cancelled backup is not counted as a failure.",
     )
+    manifest: dict[str, Any] | None = Field(
+        default=None,
+        description='What the dump holds, counted from its stream: {"format", "engine", '
+        '"server_version", "tables": [{"name", "rows"}], "objects": {kind: count}}; null '
+        "for a backup taken before manifests or by an engine without one.",
+    )
 
     @model_validator(mode="before")
     @classmethod

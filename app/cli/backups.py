@@ -358,9 +358,22 @@ async def _watch_restore(rt: Bootstrap, restore_id: int, bar: ProgressReporter) 
 
 
 @app.command("backup:verify")
-def verify(backup_id: Annotated[int, typer.Argument(min=1)]) -> None:
+def verify(
+    backup_id: Annotated[int, typer.Argument(min=1)],
+    restore: Annotated[
+        bool,
+        typer.Option(
+            "--restore",
+            help="Also test-restore it into a scratch database on its source's verify_url "
+            "and compare every table's rows with the backup's manifest.",
+        ),
+    ] = False,
+) -> None:
     """Re-read a backup's file and check its size and SHA-256 against the record."""
     settings = load_settings()
+    if restore:
+        _verify_by_restore(settings, backup_id)
+        return
 
     async def main() -> str:
         async with open_bootstrap(settings) as rt:
@@ -375,6 +388,23 @@ def verify(backup_id: Annotated[int, typer.Argument(min=1)]) -> None:
     if status != "ok":
         fail(f"backup {backup_id} is {status}")
     typer.echo(f"Backup {backup_id} is intact.")
+
+
+def _verify_by_restore(settings: Settings, backup_id: int) -> None:
+    from app.verifications.cli import VerifyCommandError, describe, verify_by_restore
+
+    async def main() -> tuple[bool, str]:
+        async with open_bootstrap(settings) as rt:
+            try:
+                done = await verify_by_restore(rt, backup_id)
+            except VerifyCommandError as exc:
+                fail(exc.message)
+            return done.status.value == "passed", describe(done)
+
+    passed, text = run(main())
+    if not passed:
+        fail(text.replace("\n", "; "))
+    typer.echo(text)
 
 
 def _no_file_reason(backup: DatabaseBackup) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.pipeline.compression import Compression
@@ -111,6 +111,16 @@ class DumpVerdict:
     server_version: str | None
     # Said when the backup is taken: why restoring it may need more than this server allows.
     warning: str | None = None
+
+
+class ManifestObserver(Protocol):
+    """An engine's manifest stage: fed every raw (uncompressed) byte of a dump, in order, while
+    it streams; ``result`` is what the dump holds (per-table rows, objects by kind, the server
+    version), stored with the backup. An engine offers one with ``manifest_observer()``."""
+
+    def feed(self, chunk: bytes | memoryview) -> None: ...
+
+    def result(self, *, server_version: str | None) -> dict[str, Any]: ...
 
 
 class RunningDump(Protocol):

@@ -22,6 +22,7 @@ from app.errors import ServiceUnavailable
 
 RUN_BACKUP = "run_backup"
 RUN_RESTORE = "run_restore"
+RUN_VERIFICATION = "run_verification"
 
 # How often a worker records its heartbeat (arq's health-check key, which lives one second longer).
 HEALTH_CHECK_INTERVAL_S = 5
@@ -37,6 +38,10 @@ def backup_job_id(queue_name: str, backup_id: int) -> str:
 
 def restore_job_id(queue_name: str, restore_id: int) -> str:
     return f"{queue_name}:restore:{restore_id}"
+
+
+def verification_job_id(queue_name: str, verification_id: int) -> str:
+    return f"{queue_name}:verification:{verification_id}"
 
 
 def health_check_key(queue_name: str) -> str:
@@ -97,6 +102,15 @@ class ArqJobQueue:
             restore_id,
             job_id=restore_job_id(self.queue_name, restore_id),
             what="restore",
+        )
+
+    async def enqueue_verification(self, verification_id: int) -> None:
+        """Queue a ``pending`` verification (a test restore)."""
+        await self._enqueue(
+            RUN_VERIFICATION,
+            verification_id,
+            job_id=verification_job_id(self.queue_name, verification_id),
+            what="verification",
         )
 
     async def _enqueue(self, function: str, row_id: int, *, job_id: str, what: str) -> None:

@@ -37,6 +37,7 @@ from app.errors import ServiceUnavailable
 from app.jobs.queue import ArqJobQueue, backup_job_id, restore_job_id
 from app.jobs.repository import ReconcileRepository
 from app.storage.base import BackupStorage, StorageError
+from app.verifications.reconcile import reconcile_verifications
 
 log = structlog.get_logger("dbkeep.reconciler")
 
@@ -60,6 +61,8 @@ class ReconcileReport:
     orphans_removed: int = 0
     missing_flagged: int = 0
     targets_recounted: int = 0
+    verifications_failed: int = 0  # running verifications whose worker died
+    scratch_dropped: int = 0  # leftover dbkeep_verify_* databases
 
     def any(self) -> bool:
         return any(vars(self).values())
@@ -92,6 +95,7 @@ class Reconciler:
             self._orphans,
             self._missing_files,
             self._target_activity,
+            self._verifications,
         )
         for step in steps:
             try:
@@ -109,6 +113,11 @@ class Reconciler:
         while True:
             await asyncio.sleep(self.settings.reconcile_every_seconds)
             await self.run_once()
+
+    async def _verifications(self, report: ReconcileReport) -> None:
+        failed, dropped = await reconcile_verifications(self.database, self.settings, self.queue)
+        report.verifications_failed += failed
+        report.scratch_dropped += dropped
 
     # ---- backups and restores ----------------------------------------------------------------
 

@@ -29,11 +29,18 @@ from app.bootstrap import open_bootstrap
 from app.config import Settings, get_settings
 from app.db import utcnow
 from app.jobs import tasks
-from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, ArqJobQueue
+from app.jobs.queue import (
+    HEALTH_CHECK_INTERVAL_S,
+    RUN_BACKUP,
+    RUN_RESTORE,
+    RUN_VERIFICATION,
+    ArqJobQueue,
+)
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
 from app.notifications.tasks import notification_cron
 from app.sources.health_tasks import health_cron_jobs
+from app.verifications import jobs as verification_jobs
 
 log = structlog.get_logger("dbkeep.worker")
 
@@ -182,11 +189,18 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
                 keep_result=0,
                 max_tries=JOB_MAX_TRIES,
             ),
+            func(
+                verification_jobs.run_verification,
+                name=RUN_VERIFICATION,
+                timeout=restore_timeout,
+                keep_result=0,
+                max_tries=JOB_MAX_TRIES,
+            ),
         ],
         "cron_jobs": [
             *cron_jobs(
                 settings,
-                sources=tasks.scheduled_sources,
+                sources=verification_jobs.scheduled_sources_and_verifications,
                 auto_trash=tasks.scheduled_auto_trash,
                 cleanup_trash=tasks.scheduled_cleanup_trash,
             ),

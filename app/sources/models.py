@@ -44,6 +44,10 @@ class Source(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # {"enabled": bool, "recipients": ["age1…"]}; NULL: not encrypted (app/encryption).
     encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Test restores: when (cron, in ``timezone``), and on which server scratch databases may be
+    # created (encrypted like ``url``; never the source's own database).
+    verify_schedule: Mapped[str | None] = mapped_column(String(120))
+    verify_url: Mapped[Secret | None] = mapped_column(EncryptedSecret())
     # Kept in sync with DBKEEP_TARGET_URL at start-up: its URL is the environment's to change.
     from_environment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

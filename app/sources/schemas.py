@@ -118,6 +118,16 @@ class SourceCreate(BaseModel):
         default_factory=EncryptionSettings,
         description="Encrypt each backup (age) to dbkeep's key plus these recipients.",
     )
+    verify_schedule: Cron = Field(
+        default=None, description="5-field cron for test restores (verifications), or null."
+    )
+    verify_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may "
+        "be created for test restores; stored encrypted, returned masked.",
+    )
 
     @field_validator("databases")
     @classmethod
@@ -141,6 +151,8 @@ class SourceUpdate(BaseModel):
     retention: RetentionIn | None = None
     enabled: bool | None = None
     encryption: EncryptionSettings | None = None
+    verify_schedule: Cron = None
+    verify_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
 
     @field_validator("databases")
     @classmethod
@@ -160,6 +172,10 @@ class SourceRead(BaseModel):
     retention: dict[str, Any]
     enabled: bool
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    verify_schedule: str | None = None
+    verify_url: str | None = Field(
+        default=None, description="The verify URL with its password replaced by ***, or null."
+    )
     from_environment: bool = Field(
         description="Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it."
     )

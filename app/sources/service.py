@@ -56,6 +56,8 @@ class SourceView:
     enabled: bool
     encryption: EncryptionSettings
     from_environment: bool
+    verify_schedule: str | None
+    verify_url: str | None
     next_run_at: datetime | None
     last_backup_at: datetime | None
     last_backup_status: str | None
@@ -105,6 +107,17 @@ def _checked_sqlite_url(url: str, databases: list[str] | None) -> list[str]:
             errors={"databases": [f"must be [{spec.database!r}] or left out"]},
         )
     return [spec.database]
+
+
+def _checked_verify_url(url: str) -> str:
+    """Refuse a verify URL that is not a usable mysql:// server URL (never echoing it)."""
+    try:
+        TargetSpec.from_url(url, database="information_schema")
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The verify URL is not usable.", errors={"verify_url": [str(exc)]}
+        ) from None
+    return url
 
 
 def _retention(value: RetentionIn) -> dict[str, Any]:
@@ -180,6 +193,8 @@ class SourceService:
             enabled=source.enabled,
             encryption=EncryptionSettings.from_stored(source.encryption),
             from_environment=source.from_environment,
+            verify_schedule=source.verify_schedule,
+            verify_url=None if source.verify_url is None else masked_url(source.verify_url),
             next_run_at=next_run,
             last_backup_at=last[0] if last else None,
             last_backup_status=last[1] if last else None,
@@ -232,6 +247,10 @@ class SourceService:
             retention=_retention(data.retention),
             enabled=data.enabled,
             encryption=data.encryption.stored(),
+            verify_schedule=data.verify_schedule,
+            verify_url=None
+            if data.verify_url is None
+            else Secret(_checked_verify_url(data.verify_url)),
         )
         self.sources.add(source)
         await self.session.flush()
@@ -269,6 +288,13 @@ class SourceService:
             source.enabled = data.enabled
         if data.encryption is not None:
             source.encryption = data.encryption.stored()
+        if "verify_schedule" in sent:
+            source.verify_schedule = data.verify_schedule
+        if "verify_url" in sent:
+            verify_url = data.verify_url
+            source.verify_url = (
+                None if verify_url is None else Secret(_checked_verify_url(verify_url))
+            )
         source.updated_at = utcnow()
         self._audit("source.update", source, {"fields": sorted(sent)})
         await self.session.commit()

@@ -153,6 +153,9 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         ("GET", "/admin/api/notification-channels/{channel_id}/deliveries"): (
             "list_notification_deliveries"
         ),
+        ("GET", "/admin/api/sources/{source_id}/verifications"): "list_source_verifications",
+        ("POST", "/admin/api/sources/{source_id}/verifications"): "verify_source",
+        ("GET", "/admin/api/verifications/{verification_id}"): "get_verification",
         ("GET", "/admin/api/audit-events"): "list_audit_events",
         ("POST", "/api/auth/login"): "login",
         ("POST", "/api/auth/logout"): "logout",

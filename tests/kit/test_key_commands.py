@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from app.cli import _register
 from app.cli import app as cli_app
 from app.config import get_settings
-from app.db import make_engine
+from app.db import Database, make_engine
 from app.kit.encryption import EncryptedString, install_key_ring
 from app.kit.keyring import KeyRing, generate_key
 from tests import support
@@ -55,15 +55,17 @@ def test_key_generate_prints_a_new_valid_key_each_time(tmp_path: Path) -> None:
     assert not (tmp_path / "var").exists()  # printed, not stored
 
 
-def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
-    metadata_url: str, tmp_path: Path
+async def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
+    database: Database, metadata_url: str, tmp_path: Path
 ) -> None:
+    # ``database`` empties the store other tests filled under their own keys.
     result = dbkeep("key:rotate", env=key_env(metadata_url, tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         "encryption_identities.secret_key: 0 re-encrypted, 0 already under the first key\n"
         "notification_channels.secrets: 0 re-encrypted, 0 already under the first key\n"
         "sources.url: 0 re-encrypted, 0 already under the first key\n"
+        "sources.verify_url: 0 re-encrypted, 0 already under the first key\n"
     )
 
 

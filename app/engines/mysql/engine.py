@@ -40,6 +40,7 @@ from app.engines.mysql.inventory import (
     parse_inventory,
     unescape_batch,
 )
+from app.engines.mysql.manifest import MySQLManifestObserver
 from app.engines.mysql.tools import ClientTools, detect
 from app.pipeline.codecs import CorruptStream
 from app.pipeline.compression import Compression
@@ -213,6 +214,10 @@ class MySQLEngine:
             sandbox_supported=tools.sandbox,
             message=message,
         )
+
+    def manifest_observer(self) -> MySQLManifestObserver:
+        """A fresh manifest stage for one dump (rows per table, objects, server version)."""
+        return MySQLManifestObserver()
 
     def judge_upload(self, raw: RawStats) -> DumpVerdict:
         """Complete means what it means for a dump taken here: the dump tool's completion line
@@ -559,6 +564,42 @@ class MySQLEngine:
             raise EngineError(f"the backup file is damaged ({exc})") from None
         except StorageError as exc:
             raise EngineError(exc.message) from None
+
+    async def count_rows(self, target: TargetSpec) -> dict[str, int]:
+        """The exact number of rows of every base table of ``target.database`` (COUNT(*)); a
+        system-versioned table's history rows count too, as its dump holds them."""
+        name = validate_database_name(target.database)  # no quote can appear in a valid name
+        listing = await self._admin_sql(
+            target,
+            "SELECT table_name, table_type FROM information_schema.TABLES "  # noqa: S608
+            f"WHERE table_schema = '{name}' "
+            "AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY table_name;\n",
+            extra=("--skip-column-names",),
+        )
+        tables: list[tuple[str, bool]] = []
+        for line in listing.splitlines():
+            if "\t" in line:
+                table, kind = line.rsplit("\t", 1)
+                tables.append((unescape_batch(table), kind == "SYSTEM VERSIONED"))
+        counts: dict[str, int] = {}
+        for start in range(0, len(tables), 200):
+            batch = tables[start : start + 200]
+            selects = [
+                # The index into ``batch``, not the name: nothing to unescape in the answer.
+                f"SELECT {i}, COUNT(*) FROM {_quoted(name)}.`{t.replace('`', '``')}`"  # noqa: S608
+                + (" FOR SYSTEM_TIME ALL" if versioned else "")
+                for i, (t, versioned) in enumerate(batch)
+            ]
+            out = await self._admin_sql(
+                target,
+                " UNION ALL ".join(selects) + ";\n",
+                extra=("--skip-column-names",),
+                time_limit=_DROP_TIME_LIMIT,
+            )
+            for line in out.splitlines():
+                index, _, rows = line.partition("\t")
+                counts[batch[int(index)][0]] = int(rows)
+        return counts
 
     async def drop_database(self, target: TargetSpec) -> None:
         """Drop ``target.database`` if it exists (e.g. a scratch copy)."""

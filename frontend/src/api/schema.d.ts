@@ -282,6 +282,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/encryption/recovery-kit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Recovery Kit
+         * @description dbkeep's private age keys as an identity file: `age -d -i dbkeep-identity.txt FILE`.
+         */
+        get: operations["get_recovery_kit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/notification-channels": {
         parameters: {
             query?: never;
@@ -515,6 +535,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/api/sources/{source_id}/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Source Verifications
+         * @description The source's newest verifications (test restores), newest first.
+         */
+        get: operations["list_source_verifications"];
+        put?: never;
+        /**
+         * Verify Source
+         * @description Test-restore a backup (default: the newest completed one) into a scratch database on
+         *     the source's verify_url and compare its rows with the manifest.
+         */
+        post: operations["verify_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/api/sources/schedule-preview": {
         parameters: {
             query?: never;
@@ -530,6 +575,26 @@ export interface paths {
          *     dashboard shows them while a schedule is typed. A bad expression or zone is a 422.
          */
         post: operations["preview_source_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/api/verifications/{verification_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Verification
+         * @description One verification and its per-table counts.
+         */
+        get: operations["get_verification"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -860,6 +925,12 @@ export interface components {
             database_name?: string | null;
             /** Duration Ms */
             duration_ms: number | null;
+            /**
+             * Encrypted
+             * @description The stored file is age-encrypted (age-encryption.org/v1); its checksum and size are those of the encrypted bytes.
+             * @default false
+             */
+            encrypted: boolean;
             /** Error Message */
             error_message: string | null;
             /**
@@ -884,6 +955,13 @@ export interface components {
              */
             id: number;
             integrity_status: components["schemas"]["IntegrityStatus"] | null;
+            /**
+             * Manifest
+             * @description What the dump holds, counted from its stream: {"format", "engine", "server_version", "tables": [{"name", "rows"}], "objects": {kind: count}}; null for a backup taken before manifests or by an engine without one.
+             */
+            manifest?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Pinned
              * @description A pinned backup is never trashed or purged by retention.
@@ -1245,6 +1323,22 @@ export interface components {
              * @enum {string}
              */
             status: "pending" | "delivered" | "failed";
+        };
+        /**
+         * EncryptionSettings
+         * @description Each backup of the source is encrypted (age) to dbkeep's own key plus ``recipients``.
+         */
+        EncryptionSettings: {
+            /**
+             * Enabled
+             * @default false
+             */
+            enabled: boolean;
+            /**
+             * Recipients
+             * @description Extra X25519 age public keys (age1…, as `age-keygen` prints them) that can decrypt the backups with the standard `age` tool.
+             */
+            recipients?: string[];
         };
         /**
          * ErrorEnvelope
@@ -1696,6 +1790,8 @@ export interface components {
              * @default true
              */
             enabled: boolean;
+            /** @description Encrypt each backup (age) to dbkeep's key plus these recipients. */
+            encryption?: components["schemas"]["EncryptionSettings"];
             /** @default mysql */
             engine: components["schemas"]["SourceEngine"];
             /** Exclude */
@@ -1722,6 +1818,16 @@ export interface components {
              * @example mysql://backup:secret@127.0.0.1:3306/shop
              */
             url: string;
+            /**
+             * Verify Schedule
+             * @description 5-field cron for test restores (verifications), or null.
+             */
+            verify_schedule?: string | null;
+            /**
+             * Verify Url
+             * @description mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may be created for test restores; stored encrypted, returned masked.
+             */
+            verify_url?: string | null;
         };
         /**
          * SourceEngine
@@ -1799,6 +1905,7 @@ export interface components {
             databases: string[];
             /** Enabled */
             enabled: boolean;
+            encryption?: components["schemas"]["EncryptionSettings"];
             /** Engine */
             engine: string;
             /** Exclude */
@@ -1841,6 +1948,13 @@ export interface components {
              * @description The URL with its password replaced by ***.
              */
             url: string;
+            /** Verify Schedule */
+            verify_schedule?: string | null;
+            /**
+             * Verify Url
+             * @description The verify URL with its password replaced by ***, or null.
+             */
+            verify_url?: string | null;
         };
         /**
          * SourceUpdate
@@ -1851,6 +1965,7 @@ export interface components {
             databases?: string[] | null;
             /** Enabled */
             enabled?: boolean | null;
+            encryption?: components["schemas"]["EncryptionSettings"] | null;
             /** Exclude */
             exclude?: string[] | null;
             /** Name */
@@ -1862,6 +1977,10 @@ export interface components {
             timezone?: string | null;
             /** Url */
             url?: string | null;
+            /** Verify Schedule */
+            verify_schedule?: string | null;
+            /** Verify Url */
+            verify_url?: string | null;
         };
         /**
          * Statistics
@@ -1970,6 +2089,95 @@ export interface components {
             /** Last Login At */
             last_login_at: string | null;
             role: components["schemas"]["Role"];
+        };
+        /** VerificationEnvelope */
+        VerificationEnvelope: {
+            data: components["schemas"]["VerificationRead"];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationListEnvelope */
+        VerificationListEnvelope: {
+            /** Data */
+            data: components["schemas"]["VerificationRead"][];
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationMessageEnvelope */
+        VerificationMessageEnvelope: {
+            data: components["schemas"]["VerificationRead"];
+            /** Message */
+            message: string;
+            /**
+             * Success
+             * @default true
+             * @constant
+             */
+            success: true;
+        };
+        /** VerificationRead */
+        VerificationRead: {
+            /** Backup Id */
+            backup_id: number;
+            /** Created At */
+            created_at?: string | null;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /** Error Message */
+            error_message: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /** Source Id */
+            source_id?: number | null;
+            /** Started At */
+            started_at: string | null;
+            status: components["schemas"]["VerificationStatus"];
+            /** Tables */
+            tables: components["schemas"]["VerificationTable"][];
+            /**
+             * Trigger
+             * @description "api", "cli" or "schedule".
+             * @default api
+             */
+            trigger: string;
+        };
+        /** VerificationRequest */
+        VerificationRequest: {
+            /**
+             * Backup Id
+             * @description One of the source's completed backups; default: its newest.
+             */
+            backup_id?: number | null;
+        };
+        /**
+         * VerificationStatus
+         * @enum {string}
+         */
+        VerificationStatus: "pending" | "running" | "passed" | "failed";
+        /** VerificationTable */
+        VerificationTable: {
+            /**
+             * Expected Rows
+             * @description Rows the dump held (its manifest).
+             */
+            expected_rows: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Restored Rows
+             * @description Rows the test restore has; null: missing.
+             */
+            restored_rows: number | null;
         };
         /**
          * View
@@ -3564,6 +3772,100 @@ export interface operations {
             };
         };
     };
+    get_recovery_kit: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Your password, re-entered: the kit decrypts every encrypted backup. */
+                "X-Dbkeep-Password": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An age identity file (comments with instructions, then one AGE-SECRET-KEY-1… line per identity, newest first). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many failed logins for this account; see Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds until the account may try again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Too many failed login attempts; try again later.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                    "text/plain": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_notification_channels: {
         parameters: {
             query?: never;
@@ -5112,6 +5414,246 @@ export interface operations {
             };
         };
     };
+    list_source_verifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationListEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    verify_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's id. */
+                source_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["VerificationRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationMessageEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The backup is in the wrong state for this action (pending, running, failed, trashed, damaged), or another backup or restore of the target is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 is in progress; it can't be downloaded.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is larger than the configured limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body is too large.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The request body must be JSON (application/json).",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The queue or the metadata store can't be reached. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "The job queue is unavailable; try again shortly.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     preview_source_schedule: {
         parameters: {
             query?: never;
@@ -5186,6 +5728,94 @@ export interface operations {
             };
         };
     };
+    get_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The verification's id. */
+                verification_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationEnvelope"];
+                };
+            };
+            /** @description Not logged in, or the session or token is no longer valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Unauthenticated.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not an admin, or the CSRF header of a cookie-authenticated request is missing or wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "This action is unauthorized.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such backup (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Backup 7 was not found.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An input is out of range or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errors": {
+                     *         "page": [
+                     *           "Input should be greater than or equal to 1"
+                     *         ]
+                     *       },
+                     *       "message": "The given data was invalid.",
+                     *       "success": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     download_backup: {
         parameters: {
             query?: {
@@ -5201,7 +5831,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The dump as SQL, decompressed while it streams; with raw=1 the stored (compressed) file. */
+            /** @description The dump as SQL, decompressed while it streams; with raw=1 the stored (compressed) file. An encrypted backup is always the stored age file (`age -d -i key.txt FILE | zstd -d`). */
             200: {
                 headers: {
                     [name: string]: unknown;

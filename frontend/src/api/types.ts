@@ -49,3 +49,5 @@ export type NotificationEventName = NonNullable<Schemas['ChannelCreate']['events
 export type NotificationKind = Schemas['ChannelRead']['kind']
 export type NotificationDelivery = Schemas['DeliveryRead']
 export type NotificationTestResult = Schemas['TestResult']
+export type Verification = Schemas['VerificationRead']
+export type VerificationStatus = Schemas['VerificationStatus']

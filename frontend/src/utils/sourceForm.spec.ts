@@ -47,6 +47,22 @@ describe('the source form', () => {
     expect(toUpdateBody(form, stored)).toMatchObject({ url: 'mysql://u:new@h/shop', schedule: null })
   })
 
+  it('sends the verify URL only when typed, and the verify schedule when it changed', () => {
+    const created = formFromSource(null)
+    expect(toCreateBody(created)).not.toHaveProperty('verify_url')
+    created.verifyUrl = ' mysql://scratch:pw@h:3306/ '
+    created.verifySchedule = '0 4 * * 0'
+    expect(toCreateBody(created)).toMatchObject({ verify_url: 'mysql://scratch:pw@h:3306/', verify_schedule: '0 4 * * 0' })
+
+    const stored = source({ verify_schedule: '0 4 * * 0', verify_url: 'mysql://scratch:***@h:3306/' })
+    const form = formFromSource(stored)
+    expect(form.verifyUrl).toBe('')
+    expect(toUpdateBody(form, stored)).toEqual({})
+    form.verifySchedule = ''
+    form.verifyUrl = 'mysql://other:pw@h2/'
+    expect(toUpdateBody(form, stored)).toEqual({ verify_schedule: null, verify_url: 'mysql://other:pw@h2/' })
+  })
+
   it('never sends the name, URL or databases of the environment\'s source', () => {
     const stored = source({ name: 'default', from_environment: true })
     const form = formFromSource(stored)

@@ -60,6 +60,9 @@ export interface SourceForm {
   purgeAfterDays: string
   keep: Record<KeepField, string>
   enabled: boolean
+  /** Where test restores may create scratch databases; blank keeps the stored one. */
+  verifyUrl: string
+  verifySchedule: string
 }
 
 const DEFAULT_RETENTION: Retention = { trash_after_days: 15, purge_after_days: 7 }
@@ -92,6 +95,8 @@ export function formFromSource(source: Source | null, timezone = 'UTC'): SourceF
     purgeAfterDays: text(retention.purge_after_days),
     keep: Object.fromEntries(KEEP_FIELDS.map((key) => [key, text(retention[key])])) as Record<KeepField, string>,
     enabled: source?.enabled ?? true,
+    verifyUrl: '',
+    verifySchedule: source?.verify_schedule ?? '',
   }
 }
 
@@ -121,7 +126,7 @@ function databasesOf(form: SourceForm): string[] | null {
 }
 
 export function toCreateBody(form: SourceForm): SourceCreate {
-  return {
+  const body: SourceCreate = {
     name: form.name.trim(),
     engine: form.engine as SourceCreate['engine'],
     url: form.url.trim(),
@@ -132,6 +137,10 @@ export function toCreateBody(form: SourceForm): SourceCreate {
     retention: retentionOf(form),
     enabled: form.enabled,
   }
+  // Sent only when given: test restores are optional.
+  if (form.verifyUrl.trim()) body.verify_url = form.verifyUrl.trim()
+  if (form.verifySchedule.trim()) body.verify_schedule = form.verifySchedule.trim()
+  return body
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -161,6 +170,10 @@ export function toUpdateBody(form: SourceForm, source: Source): SourceUpdate {
     body.retention = retention
   }
   if (form.enabled !== source.enabled) body.enabled = form.enabled
+  const verifyUrl = form.verifyUrl.trim()
+  if (verifyUrl) body.verify_url = verifyUrl
+  const verifySchedule = form.verifySchedule.trim() || null
+  if (verifySchedule !== (source.verify_schedule ?? null)) body.verify_schedule = verifySchedule
   return body
 }
 

@@ -1,0 +1,1 @@
+"""Verification (test restore): a backup restored into a scratch database and counted."""
