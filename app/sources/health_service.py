@@ -42,6 +42,9 @@ from app.sources.health_models import SourceHealthState
 from app.sources.health_repository import BackupFact, HealthRepository
 from app.sources.models import Source
 
+# The features that add health reasons register them when imported (app/sources/health.py).
+from app.verifications import health as _verification_health  # noqa: F401
+
 log = structlog.get_logger("dbkeep.health")
 
 # The notification event a change of a source's health is (contract part 2).

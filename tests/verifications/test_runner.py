@@ -4,6 +4,7 @@ that disagrees fails; no scratch database is ever left behind; the reconciler cl
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from app.db import Database, utcnow
 from app.errors import Conflict
 from app.jobs.queue import ArqJobQueue, verification_job_id
 from app.notifications.models import NotificationDelivery
+from app.sources.health import FAILED_VERIFICATION
+from app.sources.health_service import SourceHealthService
 from app.storage import get_storage
 from app.verifications.models import BackupVerification, VerificationStatus
 from app.verifications.reconcile import STOPPED, reconcile_verifications
@@ -32,6 +35,14 @@ async def _verify(database: Database, backups: BackupRunner, backup_id: int) -> 
             session, queue=None, actor=Actor.system("test")
         ).request_for_backup(backup_id)
     return await VerificationRunner(database=database, backups=backups).run(requested.id)
+
+
+async def _restore_manifest(database: Database, backup_id: int, manifest: Any) -> None:
+    async with database.sessionmaker() as session:
+        backup = await session.get(DatabaseBackup, backup_id)
+        assert backup is not None
+        backup.manifest = manifest
+        await session.commit()
 
 
 async def test_a_good_backup_passes_and_leaves_no_scratch_database(
@@ -77,6 +88,7 @@ async def test_a_manifest_that_disagrees_fails_and_notifies_once(
     async with database.sessionmaker() as session:
         backup = await session.get(DatabaseBackup, completed)
         assert backup is not None and backup.manifest is not None
+        original = backup.manifest
         manifest = dict(backup.manifest)
         manifest["tables"] = [
             {**t, "rows": t["rows"] + 1} if t["name"] == "tags" else t for t in manifest["tables"]
@@ -95,6 +107,18 @@ async def test_a_manifest_that_disagrees_fails_and_notifies_once(
     sent = queued[0].payload["verification"]
     assert sent["id"] == done.id and sent["status"] == "failed"
     assert sent["error_message"] == "table `tags` has 2 rows, the dump held 3"
+    # The source is failing for it, until a test restore passes again.
+    async with database.sessionmaker() as session:
+        found = await SourceHealthService(session, backup_dir=None).evaluate()
+    reasons = {e.snapshot.source_id: [r.code for r in e.health.reasons] for e in found}
+    assert FAILED_VERIFICATION in reasons[done.source_id]
+    await _restore_manifest(database, completed, original)
+    passed = await _verify(database, backups, completed)
+    assert passed.status is VerificationStatus.passed
+    async with database.sessionmaker() as session:
+        found = await SourceHealthService(session, backup_dir=None).evaluate()
+    reasons = {e.snapshot.source_id: [r.code for r in e.health.reasons] for e in found}
+    assert FAILED_VERIFICATION not in reasons[done.source_id]
 
 
 async def test_a_second_request_while_one_is_pending_is_refused(
