@@ -13,17 +13,20 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.destinations.models import BackupCopy, Destination
 from app.sources.models import Source
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "BackupCopy",
     "BackupCounter",
     "BackupListVersion",
     "BackupStatus",
     "BackupTrigger",
     "Base",
     "DatabaseBackup",
+    "Destination",
     "IntegrityStatus",
     "LoginCounter",
     "RestoreOperation",

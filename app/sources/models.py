@@ -42,6 +42,8 @@ class Source(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     retention: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Destination ids in order (reads try the first copy first); [] = the bootstrap ``local``.
+    destination_ids: Mapped[list[int] | None] = mapped_column(JSON, default=list)
     # Kept in sync with DBKEEP_TARGET_URL at start-up: its URL is the environment's to change.
     from_environment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -57,6 +57,16 @@ DatabaseName = Annotated[
     Field(max_length=64, json_schema_extra={"pattern": rf"^\*$|{DATABASE_NAME_PATTERN}"}),
     AfterValidator(_database_name),
 ]
+DestinationRefs = Annotated[
+    list[Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1, max_length=63)]],
+    Field(min_length=1, max_length=20),
+]
+
+
+def _bootstrap_destinations() -> list[int | str]:
+    return ["local"]
+
+
 Cron = Annotated[str | None, Field(max_length=120), AfterValidator(_cron)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 
@@ -112,6 +122,10 @@ class SourceCreate(BaseModel):
     timezone: TimeZone = "UTC"
     retention: RetentionIn = Field(default_factory=RetentionIn)
     enabled: bool = True
+    destination_ids: DestinationRefs = Field(
+        default_factory=_bootstrap_destinations,
+        description="Destination ids (or names), in order: reads try the first copy first.",
+    )
 
     @field_validator("databases")
     @classmethod
@@ -134,6 +148,7 @@ class SourceUpdate(BaseModel):
     timezone: TimeZone | None = None
     retention: RetentionIn | None = None
     enabled: bool | None = None
+    destination_ids: DestinationRefs | None = None
 
     @field_validator("databases")
     @classmethod
@@ -152,6 +167,7 @@ class SourceRead(BaseModel):
     timezone: str
     retention: dict[str, Any]
     enabled: bool
+    destination_ids: list[int] = Field(description="Where its backups are stored, in order.")
     from_environment: bool = Field(
         description="Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it."
     )

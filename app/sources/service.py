@@ -6,7 +6,7 @@ module masked (``masked_url``) or as a ``TargetSpec``, whose repr hides the pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.config import Settings
 from app.db import utcnow
+from app.destinations.repository import DestinationRepository
+from app.destinations.service import resolve_destinations
 from app.engines.base import (
     ConnectionReport,
     DatabaseEngine,
@@ -56,6 +58,7 @@ class SourceView:
     last_backup_status: str | None
     created_at: datetime
     updated_at: datetime
+    destination_ids: list[int] = field(default_factory=list)
 
 
 def target_of(source: Source, database: str | None = None) -> TargetSpec:
@@ -124,13 +127,22 @@ class SourceService:
 
     async def overview(self) -> list[SourceView]:
         last = await self.sources.last_backups()
-        return [self._view(source, last.get(source.id)) for source in await self.sources.all()]
+        local = await self._bootstrap_destination_id()
+        return [
+            self._view(source, last.get(source.id), local) for source in await self.sources.all()
+        ]
 
     async def view(self, source: Source) -> SourceView:
         last = await self.sources.last_backups()
-        return self._view(source, last.get(source.id))
+        return self._view(source, last.get(source.id), await self._bootstrap_destination_id())
 
-    def _view(self, source: Source, last: tuple[datetime, str] | None) -> SourceView:
+    async def _bootstrap_destination_id(self) -> int | None:
+        local = await DestinationRepository(self.session).bootstrap()
+        return local.id if local is not None else None
+
+    def _view(
+        self, source: Source, last: tuple[datetime, str] | None, local_id: int | None
+    ) -> SourceView:
         next_run = None
         if source.schedule and source.enabled:
             runs = next_runs(source.schedule, source.timezone, utcnow(), 1)
@@ -147,6 +159,8 @@ class SourceService:
             retention=dict(source.retention),
             enabled=source.enabled,
             from_environment=source.from_environment,
+            destination_ids=list(source.destination_ids or [])
+            or ([local_id] if local_id is not None else []),
             next_run_at=next_run,
             last_backup_at=last[0] if last else None,
             last_backup_status=last[1] if last else None,
@@ -197,6 +211,7 @@ class SourceService:
             timezone=data.timezone,
             retention=_retention(data.retention),
             enabled=data.enabled,
+            destination_ids=await resolve_destinations(self.session, data.destination_ids),
         )
         self.sources.add(source)
         await self.session.flush()
@@ -232,6 +247,8 @@ class SourceService:
             source.retention = _retention(data.retention)
         if data.enabled is not None:
             source.enabled = data.enabled
+        if data.destination_ids is not None:
+            source.destination_ids = await resolve_destinations(self.session, data.destination_ids)
         source.updated_at = utcnow()
         self._audit("source.update", source, {"fields": sorted(sent)})
         await self.session.commit()
