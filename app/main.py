@@ -20,6 +20,7 @@ from app.backups.totals import keep_totals_for
 from app.bootstrap import sync_sources
 from app.config import Settings, get_settings
 from app.db import Database
+from app.destinations.router import copies_router
 from app.destinations.router import router as destinations_router
 from app.engines.registry import EngineRegistry
 from app.http.docs import build_docs_router
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(download_router)
     app.include_router(sources_router)
     app.include_router(destinations_router)
+    app.include_router(copies_router)
     app.include_router(audit_router)
     app.include_router(system_router)
     app.include_router(build_docs_router(app))

@@ -535,7 +535,7 @@ class RestoreRunner:
         compression = Compression(backup.compression)
         damaged = asyncio.Event()
         stored = verified(
-            self.storage.read(backup.path),
+            self.backups.read(backup),
             size=backup.file_size or 0,
             sha256=backup.checksum_sha256,
             what=f"the file of backup {backup.id}",

@@ -23,6 +23,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
+from app.destinations.schemas import CopyRead
 from app.engines.base import DATABASE_NAME_PATTERN, validate_database_name
 from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
 
@@ -86,6 +87,20 @@ class BackupRead(BaseModel):
         description='True when it ended because a user cancelled it (its status is "failed"); '
         "a cancelled backup is not counted as a failure.",
     )
+    copies: list[CopyRead] = Field(
+        default_factory=list,
+        description="Its stored objects, one per destination, in the order reads try them.",
+    )
+    degraded: bool = Field(
+        default=False,
+        description="Completed, but a copy failed (it can be retried).",
+    )
+
+    def with_copies(self, copies: list[CopyRead]) -> BackupRead:
+        degraded = self.status is BackupStatus.completed and any(
+            copy.status == "failed" for copy in copies
+        )
+        return self.model_copy(update={"copies": copies, "degraded": degraded})
 
     @model_validator(mode="before")
     @classmethod

@@ -10,14 +10,15 @@ from pydantic import BeforeValidator
 
 from app.deps import CurrentPrincipal, client_ip, ensure_admin
 from app.destinations.schemas import (
+    CopyRead,
     DestinationCreate,
     DestinationRead,
     DestinationTest,
     DestinationUpdate,
 )
-from app.destinations.service import DestinationService, DestinationView
+from app.destinations.service import CopyRetryService, DestinationService, DestinationView
 from app.http.envelope import DataEnvelope, MessageEnvelope, error_responses
-from app.http.params import MAX_ID, whole_number
+from app.http.params import MAX_ID, BackupId, whole_number
 from app.http.sessions import request_session
 
 router = APIRouter(prefix="/admin/api/destinations", tags=["destinations"])
@@ -149,3 +150,36 @@ async def test_destination(
     """Write, read back and delete a probe object; ``ok`` false says which step failed and why."""
     result = await destinations.test(destination_id)
     return DestinationTestEnvelope(data=result, message=result.message)
+
+
+copies_router = APIRouter(prefix="/admin/api/database-backups", tags=["backups"])
+
+
+async def get_copy_retry_service(request: Request, principal: CurrentPrincipal) -> CopyRetryService:
+    ensure_admin(principal)
+    return CopyRetryService(
+        request_session(request),
+        actor=principal.actor(client_ip(request)),
+        queue=getattr(request.app.state, "queue", None),
+    )
+
+
+class CopyListEnvelope(MessageEnvelope[list[CopyRead]]):
+    pass
+
+
+@copies_router.post(
+    "/{backup_id}/copies/{destination_id}/retry",
+    operation_id="retry_backup_copy",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CopyListEnvelope,
+    responses=error_responses(*AUTH_ERRORS, 404, 409, 422, 503),
+)
+async def retry_backup_copy(
+    backup_id: BackupId,
+    destination_id: DestinationId,
+    service: Annotated[CopyRetryService, Depends(get_copy_retry_service)],
+) -> CopyListEnvelope:
+    """Store a failed copy again, from another copy whose size and SHA-256 check out (a job)."""
+    copies = await service.request_retry(backup_id, destination_id)
+    return CopyListEnvelope(data=copies, message="Copy queued for another try.")

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,11 +22,13 @@ from app.db import utcnow
 from app.destinations.models import (
     BOOTSTRAP_DESTINATION,
     SECRET_FIELDS,
+    CopyStatus,
     Destination,
     DestinationKind,
 )
 from app.destinations.repository import DestinationRepository
 from app.destinations.schemas import (
+    CopyRead,
     DestinationCreate,
     DestinationTest,
     DestinationUpdate,
@@ -33,7 +36,7 @@ from app.destinations.schemas import (
     ProbeStep,
     S3Config,
 )
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.sources.models import Source
 from app.storage.base import BackupStorage, StorageError
 from app.storage.registry import UnknownStorageKind, build_storage
@@ -367,3 +370,60 @@ async def destinations_of(session: AsyncSession, source: Source | None) -> list[
             return found
     bootstrap = await repo.bootstrap()
     return [bootstrap] if bootstrap is not None else []
+
+
+class CopyRetryService:
+    """Asking for a failed copy to be stored again (the job does it)."""
+
+    def __init__(self, session: AsyncSession, *, actor: Actor, queue: Any) -> None:
+        self.session = session
+        self.actor = actor
+        self.queue = queue
+
+    async def request_retry(self, backup_id: int, destination_id: int) -> list[CopyRead]:
+        """Queue the copy onto ``destination_id`` again: 409 unless the backup is completed
+        and that copy failed."""
+        from app.backups.models import BackupStatus, DatabaseBackup
+        from app.destinations.copies import copy_reads
+        from app.destinations.tasks import RUN_COPY_RETRY, copy_retry_job_id
+
+        backup = await self.session.get(DatabaseBackup, backup_id)
+        if backup is None:
+            raise NotFound(f"Backup {backup_id} was not found.")
+        if backup.status is not BackupStatus.completed:
+            raise Conflict(
+                f"Backup {backup_id} is {backup.status.value}; only a completed backup's "
+                "copies can be retried."
+            )
+        repo = DestinationRepository(self.session)
+        copy = await repo.copy(backup_id, destination_id)
+        if copy is None:
+            raise NotFound(f"Backup {backup_id} has no copy on destination {destination_id}.")
+        if copy.status not in (CopyStatus.failed.value, CopyStatus.pending.value):
+            raise Conflict(f"That copy is {copy.status}; only a failed copy can be retried.")
+        copy.status = CopyStatus.pending.value
+        copy.updated_at = utcnow()
+        record_event(
+            self.session,
+            actor=self.actor,
+            action="backup.copy_retry",
+            target_type="backup",
+            target_id=backup_id,
+            details={"destination_id": destination_id},
+        )
+        await self.session.commit()
+        if self.queue is None:
+            raise ServiceUnavailable("The job queue is not available in this process.")
+        try:
+            await self.queue.redis.enqueue_job(
+                RUN_COPY_RETRY,
+                backup_id,
+                destination_id,
+                _job_id=copy_retry_job_id(self.queue.queue_name, backup_id, destination_id),
+                _queue_name=self.queue.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(
+                "The job queue (Redis) is unavailable; the copy was not queued."
+            ) from exc
+        return (await copy_reads(self.session, [backup_id]))[backup_id]
