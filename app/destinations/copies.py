@@ -28,6 +28,7 @@ from app.storage.base import BackupStorage, StorageError
 log = structlog.get_logger("dbkeep.copies")
 
 MISSING = "The stored object is missing."
+VANISHED = "The stored object vanished from the destination."
 DAMAGED = "The stored object is damaged (its size or SHA-256 differs from the backup's)."
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.audit.service import Actor
-from app.backups.models import BackupStatus, DatabaseBackup
+from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.runner import SPOOL_DIR, BackupRunner
 from app.backups.schemas import BackupRead
 from app.backups.service import BackupService
@@ -28,6 +28,8 @@ from app.destinations.service import sync_local_destination
 from app.engines import get_engine
 from app.engines.base import TargetSpec
 from app.errors import Conflict, NotFound
+from app.jobs.queue import ArqJobQueue
+from app.jobs.reconciler import Reconciler
 from app.keys import configure_encryption
 from app.kit.encryption import install_key_ring
 from app.sources.models import Source
@@ -286,3 +288,40 @@ async def test_deleting_a_backup_deletes_every_copy(
         await service(session, settings).delete(backup.id)
     assert not (places.local_dir / backup.path).exists()
     assert not (places.second_dir / backup.path).exists()
+
+
+async def test_the_reconciler_flags_a_copy_whose_object_vanished(
+    places: TwoPlaces,
+    database: Database,
+    settings: Settings,
+    runner: BackupRunner,
+    target_database: str,
+) -> None:
+    seed(target_database)
+    backup = await backed_up(database, settings, runner)
+    (places.second_dir / backup.path).unlink()
+    queue = ArqJobQueue.from_settings(settings)
+    try:
+        reconciler = Reconciler(
+            database=database,
+            settings=settings,
+            storage=get_storage(settings),
+            queue=queue,
+            in_progress_timeout_s=60,
+        )
+        report = await reconciler.run_once()
+        assert report.copies_flagged == 1 and report.missing_flagged == 0
+        copies = await copies_of(database, backup.id)
+        assert copies["second"].status == "failed"
+        assert "vanished" in (copies["second"].error_message or "")
+        assert copies["local"].status == "stored"
+
+        (places.local_dir / backup.path).unlink()
+        reconciler._last_file_check = 0.0  # the check is throttled; force a second pass
+        report = await reconciler.run_once()
+        assert report.copies_flagged == 1 and report.missing_flagged == 1
+        async with database.sessionmaker() as session:
+            row = await session.get(DatabaseBackup, backup.id)
+            assert row is not None and row.integrity_status is IntegrityStatus.missing
+    finally:
+        await queue.close()
