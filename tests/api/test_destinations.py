@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 from sqlalchemy import text
 
+from app.backups.models import BackupStatus
 from app.config import Settings
 from app.db import Database
+from app.destinations.models import BackupCopy
+from app.destinations.tasks import copy_retry_job_id
 from tests.api.conftest import BackupFactory, assert_failure
 
 DESTINATIONS = "/admin/api/destinations"
 SOURCES = "/admin/api/sources"
+BACKUPS = "/admin/api/database-backups"
 SECRET = "Sk-never-shown-0123456789abcdef"
 
 
@@ -170,3 +175,84 @@ async def test_a_destination_in_use_or_holding_copies_is_not_deleted(
     assert_failure(unknown, 422)
     empty = await admin_client.patch(f"{SOURCES}/{default['id']}", json={"destination_ids": []})
     assert_failure(empty, 422)
+
+
+async def test_a_backup_shows_its_copies_and_a_failed_copy_can_be_retried(
+    admin_client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    tmp_path: Path,
+    make_backup: BackupFactory,
+) -> None:
+    second = await add(
+        admin_client, name="second", kind="local", config={"path": str(tmp_path / "two")}
+    )
+    local = next(
+        d for d in (await admin_client.get(DESTINATIONS)).json()["data"] if d["name"] == "local"
+    )
+    backup = await make_backup(
+        status=BackupStatus.completed, file_size=11, checksum_sha256="a" * 64
+    )
+    async with database.sessionmaker() as session:
+        session.add_all(
+            [
+                BackupCopy(
+                    backup_id=backup.id,
+                    destination_id=local["id"],
+                    position=0,
+                    status="stored",
+                    storage_key=backup.path,
+                    size=11,
+                    checksum_sha256="a" * 64,
+                ),
+                BackupCopy(
+                    backup_id=backup.id,
+                    destination_id=second["id"],
+                    position=1,
+                    status="failed",
+                    storage_key=backup.path,
+                    error_message="Could not write: not a directory.",
+                ),
+            ]
+        )
+        await session.commit()
+
+    shown = (await admin_client.get(f"{BACKUPS}/{backup.id}")).json()["data"]
+    assert shown["degraded"] is True
+    assert [(c["destination_name"], c["status"]) for c in shown["copies"]] == [
+        ("local", "stored"),
+        ("second", "failed"),
+    ]
+    assert set(shown["copies"][0]) == {
+        "destination_id",
+        "destination_name",
+        "status",
+        "size",
+        "checksum_sha256",
+        "verified_at",
+        "error_message",
+    }
+    listed = (await admin_client.get(BACKUPS)).json()["data"]
+    assert [row["degraded"] for row in listed if row["id"] == backup.id] == [True]
+    listed_local = next(
+        d for d in (await admin_client.get(DESTINATIONS)).json()["data"] if d["name"] == "local"
+    )
+    assert listed_local["objects_stored"] == 1 and listed_local["bytes_stored"] == 11
+
+    # A destination holding copies can't be deleted.
+    refused = assert_failure(await admin_client.delete(f"{DESTINATIONS}/{second['id']}"), 409)
+    assert "cop" in refused["message"]
+
+    retry = f"{BACKUPS}/{backup.id}/copies/{second['id']}/retry"
+    queued = await admin_client.post(retry)
+    assert queued.status_code == 202, queued.text
+    assert [c["status"] for c in queued.json()["data"]] == ["stored", "pending"]
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        job = copy_retry_job_id(settings.queue_name, backup.id, second["id"])
+        assert await redis.exists(f"arq:job:{job}") == 1
+    finally:
+        await redis.aclose()
+    stored = f"{BACKUPS}/{backup.id}/copies/{local['id']}/retry"
+    assert_failure(await admin_client.post(stored), 409)
+    assert_failure(await admin_client.post(f"{BACKUPS}/{backup.id}/copies/999999/retry"), 404)
