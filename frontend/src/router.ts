@@ -27,6 +27,12 @@ export const router = createRouter({
       component: () => import('@/views/SourcesView.vue'),
       meta: { requiresAuth: true, title: 'Sources' },
     },
+    {
+      path: '/admin/destinations',
+      name: 'destinations',
+      component: () => import('@/views/DestinationsView.vue'),
+      meta: { requiresAuth: true, title: 'Destinations' },
+    },
     { path: '/:rest(.*)*', redirect: HOME },
   ],
 })
