@@ -60,7 +60,10 @@ def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
 ) -> None:
     result = dbkeep("key:rotate", env=key_env(metadata_url, tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "sources.url: 0 re-encrypted, 0 already under the first key\n"
+    assert result.stdout == (
+        "destinations.secrets: 0 re-encrypted, 0 already under the first key\n"
+        "sources.url: 0 re-encrypted, 0 already under the first key\n"
+    )
 
 
 def test_key_rotate_with_an_invalid_key_is_one_line_without_the_key(
