@@ -56,8 +56,9 @@ def test_key_generate_prints_a_new_valid_key_each_time(tmp_path: Path) -> None:
 
 
 def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
-    metadata_url: str, tmp_path: Path
+    metadata_url: str, tmp_path: Path, database: object
 ) -> None:
+    # ``database`` empties the store first: rows an earlier test left would be counted.
     result = dbkeep("key:rotate", env=key_env(metadata_url, tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
