@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.audit.service import Actor
-from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
+from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus, RestoreStatus
+from app.backups.restores import RestoreRunner
 from app.backups.runner import SPOOL_DIR, BackupRunner
 from app.backups.schemas import BackupRead
 from app.backups.service import BackupService
@@ -325,3 +326,30 @@ async def test_the_reconciler_flags_a_copy_whose_object_vanished(
             assert row is not None and row.integrity_status is IntegrityStatus.missing
     finally:
         await queue.close()
+
+
+async def test_a_restore_job_reads_the_intact_copy_when_the_first_is_bit_flipped(
+    places: TwoPlaces,
+    database: Database,
+    settings: Settings,
+    runner: BackupRunner,
+    target_database: str,
+) -> None:
+    seed(target_database)
+    backup = await backed_up(database, settings, runner)
+    flip_a_byte(places.local_dir / backup.path)
+    support.admin_sql("DELETE FROM items WHERE id > 10", database=target_database)
+    async with database.sessionmaker() as session:
+        operation = await service(session, settings).request_restore(backup.id)
+    restores = RestoreRunner(
+        database=database,
+        settings=settings,
+        engine=runner.engine,
+        storage=runner.storage,
+        backup_runner=runner,
+    )
+    done = await restores.run_restore(operation.id)
+    assert done.status is RestoreStatus.completed, done.error_message
+    count = support.admin_sql("SELECT COUNT(*) FROM items", database=target_database).strip()
+    assert count == "200"
+    assert (await copies_of(database, backup.id))["local"].status == "failed"
