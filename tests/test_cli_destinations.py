@@ -76,3 +76,41 @@ def test_s3_keys_come_from_stdin_and_the_secret_is_never_printed(env: dict[str, 
     assert row["has_secret"] is True and row["config"]["access_key_id"] == "AKIDCLI"
     for result in (added, listed, dbkeep("destination:list", env=env)):
         assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_source_added_with_destinations_lists_them_in_order(
+    env: dict[str, str], tmp_path: Path, settings: Settings, target_database: str
+) -> None:
+    assert (
+        dbkeep("destination:add", "second", "local", str(tmp_path / "two"), env=env).returncode == 0
+    )
+    assert settings.target_url is not None
+    added = dbkeep(
+        "source:add",
+        "shop",
+        "-",
+        "--destination",
+        "second",
+        "--destination",
+        "local",
+        env=env,
+        stdin=settings.target_url.get_secret_value() + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    destinations = {
+        row["name"]: row["id"]
+        for row in json.loads(dbkeep("destination:list", "--json", env=env).stdout)
+    }
+    sources = json.loads(dbkeep("source:list", "--json", env=env).stdout)
+    shop = next(row for row in sources if row["name"] == "shop")
+    assert shop["destination_ids"] == [destinations["second"], destinations["local"]]
+    unknown = dbkeep(
+        "source:add",
+        "other",
+        "-",
+        "--destination",
+        "nowhere",
+        env=env,
+        stdin=settings.target_url.get_secret_value() + "\n",
+    )
+    assert unknown.returncode == 1 and "nowhere" in unknown.stderr

@@ -141,6 +141,12 @@ def source_add(
     disabled: Annotated[
         bool, typer.Option("--disabled", help="Add it paused: no scheduled backups.")
     ] = False,
+    destination: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--destination", help="Where its backups go, by name, in order (default: local)."
+        ),
+    ] = None,
 ) -> None:
     """Add a source: a database server and which databases on it to back up."""
     if all_databases and databases is not None:
@@ -170,6 +176,8 @@ def source_add(
         "retention": retention,
         "enabled": not disabled,
     }
+    if destination:
+        fields["destination_ids"] = list(destination)
     try:
         data = SourceCreate.model_validate(fields)
     except ValidationError as exc:
