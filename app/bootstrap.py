@@ -16,6 +16,7 @@ import structlog
 from app.backups.runner import BackupRunner
 from app.config import Settings
 from app.db import Database
+from app.destinations.service import sync_local_destination
 from app.engines.base import DatabaseEngine
 from app.engines.registry import EngineRegistry
 from app.engines.routing import RoutingEngine
@@ -50,6 +51,7 @@ async def sync_sources(database: Database, settings: Settings) -> None:
     stop a process from starting and saying so (``/health``, ``dbkeep migrate``)."""
     try:
         async with database.sessionmaker() as session:
+            await sync_local_destination(session, settings)
             await sync_default_source(session, settings)
     except Exception as exc:
         log.error("source.default_sync_failed", error_type=type(exc).__name__)

@@ -20,6 +20,8 @@ from app.backups.totals import keep_totals_for
 from app.bootstrap import sync_sources
 from app.config import Settings, get_settings
 from app.db import Database
+from app.destinations.router import copies_router
+from app.destinations.router import router as destinations_router
 from app.encryption.router import router as encryption_router
 from app.engines.registry import EngineRegistry
 from app.http.docs import build_docs_router
@@ -149,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sources_router)
     app.include_router(notifications_router)
     app.include_router(encryption_router)
+    app.include_router(destinations_router)
+    app.include_router(copies_router)
     app.include_router(audit_router)
     app.include_router(verifications_router)
     app.include_router(system_router)

@@ -13,6 +13,7 @@ from app.backups.models import (
     RestoreStatus,
 )
 from app.db import Base
+from app.destinations.models import BackupCopy, Destination
 from app.encryption.models import EncryptionIdentity
 from app.notifications.models import NotificationChannel, NotificationDelivery
 from app.sources.health_models import SourceHealthState
@@ -22,6 +23,7 @@ from app.verifications.models import BackupVerification
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "BackupCopy",
     "BackupCounter",
     "BackupListVersion",
     "BackupStatus",
@@ -29,6 +31,7 @@ __all__ = [
     "BackupVerification",
     "Base",
     "DatabaseBackup",
+    "Destination",
     "EncryptionIdentity",
     "IntegrityStatus",
     "LoginCounter",

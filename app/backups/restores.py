@@ -541,7 +541,7 @@ class RestoreRunner:
         compression = Compression(backup.compression)
         damaged = asyncio.Event()
         stored = verified(
-            self.storage.read(backup.path),
+            self.backups.read(backup),
             size=backup.file_size or 0,
             sha256=backup.checksum_sha256,
             what=f"the file of backup {backup.id}",
@@ -592,7 +592,7 @@ class RestoreRunner:
         try:
             keys = await keys_for_backup(self.database, encrypted=True)
             assert keys is not None
-            await check_opens(self.storage.read(backup.path), keys)
+            await check_opens(self.backups.read(backup), keys)
         except AppError as exc:
             raise _RestoreRefused(exc.message) from None
         except CorruptStream as exc:

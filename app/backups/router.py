@@ -88,8 +88,10 @@ async def list_backups(
         source_id=source_id,
         database=database,
     )
+    rows = [_read(b) for b in result.items]
+    copies = await service.copies_of([row.id for row in rows])
     return BackupPage(
-        data=[_read(b) for b in result.items],
+        data=[row.with_copies(copies[row.id]) for row in rows],
         meta=PageMeta(
             current_page=result.page,
             per_page=result.per_page,
@@ -244,7 +246,8 @@ refuse_other_methods(router, "/bulk-trash", {"POST"})
 )
 async def get_backup(backup_id: BackupId, service: BackupServiceDep) -> BackupEnvelope:
     """One backup's details."""
-    return BackupEnvelope(data=_read(await service.get(backup_id)))
+    copies = await service.copies_of([backup_id])
+    return BackupEnvelope(data=_read(await service.get(backup_id)).with_copies(copies[backup_id]))
 
 
 @router.patch(

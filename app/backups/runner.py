@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,13 +18,28 @@ import structlog
 from sqlalchemy import or_, select
 
 from app.audit.models import AuditEvent
+from app.backups.copying import CopyResult, CopyTarget, fail_unfinished, prepare_copies
+from app.backups.copying import record as record_copies
+from app.backups.copying import summary as copies_summary
+from app.backups.copying import upload as upload_copy
 from app.backups.dumping import DumpOutcome, dump_into
 from app.backups.manifest import manifest_observer_of
 from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus
 from app.backups.repository import BackupRepository
-from app.backups.service import size_check, target_for
+from app.backups.service import target_for
 from app.config import Settings
 from app.db import Database, utcnow
+from app.destinations.copies import (
+    MISSING,
+    Place,
+    bootstrap_or,
+    delete_objects,
+    every_place,
+    first_intact,
+    mark_failed,
+)
+from app.destinations.models import CopyStatus
+from app.destinations.repository import DestinationRepository
 from app.encryption.service import keys_for_backup, recipients_for_source
 from app.engines.base import (
     DatabaseEngine,
@@ -40,10 +55,13 @@ from app.pipeline.compression import Compression
 from app.pipeline.crypto import decrypted, encryptor
 from app.sources.service import stored_source_target
 from app.storage.base import BackupStorage, StorageError, StorageWriter
+from app.storage.local import LocalStorage
 
 log = structlog.get_logger("dbkeep.runner")
 
 HEARTBEAT_SECONDS = 2.0
+# Under DBKEEP_BACKUP_DIR: a name no storage key can have (keys never start with a dot).
+SPOOL_DIR = ".spool"
 
 
 async def cancelled_by(database: Database, action: str, target_id: int) -> str:
@@ -114,6 +132,8 @@ class BackupRunner:
         self.settings = settings
         self.engine = engine
         self.storage = storage
+        # The copy each backup is read from, chosen by ``check_size``.
+        self._places: dict[int, Place] = {}
 
     # ---- backups ---------------------------------------------------------------------------
 
@@ -157,18 +177,29 @@ class BackupRunner:
         log.info("backup.started", backup_id=backup_id, attempt=attempt)
         started = time.monotonic()
         writer: StorageWriter | None = None
+        spool: BackupStorage | None = None
+        results: list[CopyResult] = []
         try:
             target = await self._target_for(backup)
-            await self.storage.check_writable()
+            targets = await self._copy_targets(backup)
+            primary, spool = self._primary(targets)
+            await primary.check_writable()
             estimate = await self._record_estimate(backup_id, target)
             if estimate is not None and on_estimate is not None:
                 await on_estimate(estimate)
             recipients = await recipients_for_source(self.database, backup.source_id)
-            writer = await self.storage.open_writer(backup.path)
+            writer = await primary.open_writer(backup.path)
             outcome = await self._dump_with_heartbeat(
                 backup_id, target, writer, Compression(backup.compression), on_progress, recipients
             )
             size = await writer.commit()
+            writer = None
+            if spool is None:
+                results = [CopyResult(targets[0], size, None)]
+            else:
+                results = await self._upload_with_heartbeat(
+                    backup_id, spool, backup.path, targets, size, outcome
+                )
         except asyncio.CancelledError:
             # The worker is stopping (SIGTERM) or the job was aborted: leave the row for a rerun.
             await self._abort(writer)
@@ -207,7 +238,72 @@ class BackupRunner:
             return await self._fail(
                 backup_id, "The backup failed unexpectedly; see the worker log.", started
             )
-        return await self._complete(backup_id, outcome, size, started, bool(recipients))
+        finally:
+            if spool is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(spool.delete(backup.path))
+        async with self.database.sessionmaker() as session:
+            await record_copies(session, backup_id, results, sha256=outcome.sha256)
+            await session.commit()
+        if not any(result.stored for result in results):
+            return await self._fail(backup_id, copies_summary(results), started)
+        degraded = not all(result.stored for result in results)
+        return await self._complete(
+            backup_id, outcome, size, started, bool(recipients), degraded=degraded
+        )
+
+    async def _copy_targets(self, backup: DatabaseBackup) -> list[CopyTarget]:
+        async with self.database.sessionmaker() as session:
+            return await prepare_copies(
+                session,
+                backup_id=backup.id,
+                source_id=backup.source_id,
+                key=backup.path,
+                fallback=self.storage,
+            )
+
+    def _primary(self, targets: list[CopyTarget]) -> tuple[BackupStorage, BackupStorage | None]:
+        """Where the dump is written: the one destination itself, or a local spool that the
+        copies are uploaded from (app/backups/copying.py says why)."""
+        if len(targets) == 1:
+            only = targets[0]
+            if only.storage is None:
+                raise StorageError(only.error or f"The destination {only.name!r} is unavailable.")
+            return only.storage, None
+        spool = LocalStorage(self.settings.backup_dir / SPOOL_DIR)
+        return spool, spool
+
+    async def _upload_with_heartbeat(
+        self,
+        backup_id: int,
+        spool: BackupStorage,
+        key: str,
+        targets: list[CopyTarget],
+        size: int,
+        outcome: DumpOutcome,
+    ) -> list[CopyResult]:
+        """Every copy uploaded from the spool at once; the row's heartbeat kept meanwhile."""
+        uploads = asyncio.ensure_future(
+            asyncio.gather(
+                *(
+                    upload_copy(spool, key, target, size=size, sha256=outcome.sha256, dest_key=key)
+                    for target in targets
+                )
+            )
+        )
+        try:
+            async with asyncio.timeout(self.settings.backup_timeout_seconds):
+                while True:
+                    done, _ = await asyncio.wait({uploads}, timeout=HEARTBEAT_SECONDS)
+                    if done:
+                        return list(uploads.result())
+                    if await self._heartbeat(backup_id, outcome.raw_bytes):
+                        raise _CancelledByUser
+        finally:
+            if not uploads.done():
+                uploads.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await uploads
 
     async def _claim(self, backup_id: int) -> DatabaseBackup | None:
         now = utcnow()
@@ -368,6 +464,9 @@ class BackupRunner:
         }
         if cancelled:
             values["cancelled_at"] = now  # the status is the original's; this says why
+        async with self.database.sessionmaker() as session:
+            await fail_unfinished(session, backup_id, message)
+            await session.commit()
         backup = await self._update(backup_id, values)
         if not cancelled:  # a cancel is a person's choice, not a failure to alert anyone of
             await notify_backup_finished(self.database, self.settings, backup_id)
@@ -384,7 +483,11 @@ class BackupRunner:
         size: int,
         started: float,
         encrypted: bool = False,
+        *,
+        degraded: bool = False,
     ) -> DatabaseBackup:
+        """Mark the backup completed and tell the subscribed channels (``backup.degraded`` when
+        a copy could not be stored)."""
         now = utcnow()
         backup = await self._update(
             backup_id,
@@ -410,11 +513,66 @@ class BackupRunner:
         if backup.status is not BackupStatus.completed:
             # The row left in_progress while we dumped (the reconciler failed it): nobody owns
             # the file now.
-            await self.storage.delete(backup.path)
+            async with self.database.sessionmaker() as session:
+                places = await every_place(session, backup_id, backup.path, self.storage)
+            await delete_objects(places)
         else:
             log.info("backup.completed", backup_id=backup_id, size=size, raw=outcome.raw_bytes)
-            await notify_backup_finished(self.database, self.settings, backup_id)
+            await notify_backup_finished(self.database, self.settings, backup_id, degraded=degraded)
         return backup
+
+    # ---- copies ------------------------------------------------------------------------------
+
+    async def retry_copy(self, backup_id: int, destination_id: int) -> str:
+        """Copy a completed backup onto ``destination_id`` again, from another copy whose size
+        and SHA-256 check out; return the copy's new status."""
+        backup = await self._reload(backup_id)
+        if backup.status is not BackupStatus.completed:
+            return f"nothing to do: {backup.status.value}"
+        async with self.database.sessionmaker() as session:
+            repo = DestinationRepository(session)
+            copy = await repo.copy(backup_id, destination_id)
+            destination = await repo.get(destination_id)
+            if copy is None or destination is None:
+                return "gone"
+            if copy.status == CopyStatus.stored.value:
+                return copy.status
+            place, bad = await first_intact(
+                session,
+                backup_id=backup_id,
+                key=backup.path,
+                size=backup.file_size,
+                sha256=backup.checksum_sha256,
+                fallback=self.storage,
+                full=True,
+            )
+            await mark_failed(session, bad)
+            copy.status = CopyStatus.uploading.value
+            copy.error_message = None
+            key = copy.storage_key
+            try:
+                target = CopyTarget(
+                    destination.id, destination.name, bootstrap_or(destination, self.storage)
+                )
+            except AppError as exc:
+                target = CopyTarget(destination.id, destination.name, None, exc.message)
+            await session.commit()
+        if place is None or place.destination_id == destination_id:
+            result = CopyResult(target, None, "No intact copy is left to copy from.")
+        else:
+            result = await upload_copy(
+                place.storage,
+                place.key,
+                target,
+                size=backup.file_size,
+                sha256=backup.checksum_sha256 or "",
+                dest_key=key,
+            )
+        async with self.database.sessionmaker() as session:
+            await record_copies(session, backup_id, [result], sha256=backup.checksum_sha256)
+            await session.commit()
+        log.info("backup.copy_retried", backup_id=backup_id, stored=result.stored)
+        return (CopyStatus.stored if result.stored else CopyStatus.failed).value
 
     # ---- verification and loading ----------------------------------------------------------
 
@@ -435,14 +593,43 @@ class BackupRunner:
                 await session.commit()
 
     async def check_size(self, backup: DatabaseBackup) -> IntegrityStatus:
-        return await size_check(self.storage, backup)
+        """Whether a copy of the backup checks out (its size; its SHA-256 too when there is
+        another copy to fall back to); the copy found is the one ``read`` reads. Copies found
+        missing or damaged are marked failed."""
+        async with self.database.sessionmaker() as session:
+            place, bad = await first_intact(
+                session,
+                backup_id=backup.id,
+                key=backup.path,
+                size=backup.file_size or 0,
+                sha256=backup.checksum_sha256,
+                fallback=self.storage,
+            )
+            if bad:
+                await mark_failed(session, bad)
+                await session.commit()
+        if place is not None:
+            self._places[backup.id] = place
+            return IntegrityStatus.ok
+        self._places.pop(backup.id, None)
+        if not bad or all(reason == MISSING for _, reason in bad):
+            return IntegrityStatus.missing
+        return IntegrityStatus.corrupt
+
+    def read(self, backup: DatabaseBackup) -> AsyncIterator[bytes]:
+        """The stored bytes of the copy ``check_size`` found intact (the fallback storage's
+        file when it was not asked)."""
+        place = self._places.get(backup.id)
+        if place is None:
+            return self.storage.read(backup.path)
+        return place.storage.read(place.key)
 
     async def _check_file(self, backup: DatabaseBackup) -> IntegrityStatus:
         status = await self.check_size(backup)
         if status is not IntegrityStatus.ok:
             return status
         try:
-            digest, read = await sha256_of(self.storage.read(backup.path))
+            digest, read = await sha256_of(self.read(backup))
         except FileNotFoundError:
             return IntegrityStatus.missing
         if read != backup.file_size or digest != backup.checksum_sha256:
@@ -468,7 +655,7 @@ class BackupRunner:
             what = "missing" if status is IntegrityStatus.missing else "damaged (checksum mismatch)"
             raise Conflict(f"Backup {backup_id} can't be restored: its file is {what}.")
         keys = await keys_for_backup(self.database, encrypted=backup.encrypted)
-        async with decrypted(self.storage.read(backup.path), keys) as plain:
+        async with decrypted(self.read(backup), keys) as plain:
             await self.engine.restore(
                 target,
                 plain,

@@ -23,6 +23,7 @@ from app.backups.models import (
     RestorePhase,
     RestoreStatus,
 )
+from app.destinations.schemas import CopyRead
 from app.engines.base import DATABASE_NAME_PATTERN, validate_database_name
 from app.http.envelope import DataEnvelope, MessageEnvelope, PageEnvelope
 
@@ -97,6 +98,20 @@ class BackupRead(BaseModel):
         '"server_version", "tables": [{"name", "rows"}], "objects": {kind: count}}; null '
         "for a backup taken before manifests or by an engine without one.",
     )
+    copies: list[CopyRead] = Field(
+        default_factory=list,
+        description="Its stored objects, one per destination, in the order reads try them.",
+    )
+    degraded: bool = Field(
+        default=False,
+        description="Completed, but a copy failed (it can be retried).",
+    )
+
+    def with_copies(self, copies: list[CopyRead]) -> BackupRead:
+        degraded = self.status is BackupStatus.completed and any(
+            copy.status == "failed" for copy in copies
+        )
+        return self.model_copy(update={"copies": copies, "degraded": degraded})
 
     @model_validator(mode="before")
     @classmethod

@@ -52,6 +52,16 @@ from app.backups.retention import (
 )
 from app.config import Settings
 from app.db import utcnow
+from app.destinations.copies import (
+    MISSING,
+    Place,
+    copy_reads,
+    delete_objects,
+    every_place,
+    first_intact,
+    mark_failed,
+)
+from app.destinations.schemas import CopyRead
 from app.engines.base import DatabaseEngine, TargetSpec, validate_database_name
 from app.engines.registry import is_system_database
 from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
@@ -743,11 +753,28 @@ class BackupService:
         reloaded = await self.restores.get(operation.id)  # with the requester's e-mail
         return reloaded or operation
 
+    async def copies_of(self, backup_ids: list[int]) -> dict[int, list[CopyRead]]:
+        """Each backup's copies as the API shows them."""
+        return await copy_reads(self.session, backup_ids)
+
     async def _require_intact_file(self, backup: DatabaseBackup) -> None:
-        """Cheap integrity check at request time: the file exists with the recorded size."""
-        problem = await size_check(self.storage, backup)
-        if problem is IntegrityStatus.ok:
+        """Cheap integrity check at request time: a copy exists with the recorded size."""
+        place, bad = await first_intact(
+            self.session,
+            backup_id=backup.id,
+            key=backup.path,
+            size=backup.file_size or 0,
+            sha256=backup.checksum_sha256,
+            fallback=self.storage,
+            full=False,
+        )
+        if bad:
+            await mark_failed(self.session, bad)
+            await self.session.commit()
+        if place is not None:
             return
+        missing = not bad or all(reason == MISSING for _, reason in bad)
+        problem = IntegrityStatus.missing if missing else IntegrityStatus.corrupt
         await self._flag(backup, problem)
         what = (
             "missing"
@@ -884,11 +911,13 @@ class BackupService:
 
     async def delete(self, backup_id: int) -> None:
         """Delete a backup's row and file for good."""
-        key = await self._delete_row(backup_id)
+        places = await self._delete_row(backup_id)
         await self.session.commit()
-        await self.storage.delete(key)
+        await delete_objects(places)
 
-    async def _delete_row(self, backup_id: int) -> str:
+    async def _delete_row(self, backup_id: int) -> list[Place]:
+        """Delete the row; return where its copies are, for the caller to delete after the
+        commit."""
         backup = await self.get(backup_id)
         if backup.status in RUNNING_BACKUP:
             raise _state_conflict(backup, "deleted")
@@ -899,6 +928,7 @@ class BackupService:
                 f"Backup {backup_id} is being restored (restore {restoring.id}); it can't be "
                 "deleted until the restore has finished."
             )
+        places = await every_place(self.session, backup_id, backup.path, self.storage)
         if not await self.backups.delete_row(
             backup_id, from_statuses=(*FINISHED, BackupStatus.in_trash)
         ):
@@ -911,7 +941,7 @@ class BackupService:
             target_id=backup_id,
             details={"filename": backup.filename},
         )
-        return backup.path
+        return places
 
     async def bulk_trash(self, ids: list[int]) -> list[BulkItemResult]:
         """Trash each backup that can be trashed; report every id."""
@@ -926,11 +956,11 @@ class BackupService:
     async def delete_all_or_none(self, ids: list[int]) -> int:
         """Delete every one of ``ids`` (rows, then files), or none: the first that can't be
         deleted (running, being restored) is a 409 and nothing is changed."""
-        keys = [await self._delete_row(backup_id) for backup_id in ids]
+        places = [await self._delete_row(backup_id) for backup_id in ids]
         await self.session.commit()
-        for key in keys:
-            await self.storage.delete(key)
-        return len(keys)
+        for each in places:
+            await delete_objects(each)
+        return len(places)
 
     async def create_for_source(self, source: Source, databases: list[str]) -> list[DatabaseBackup]:
         """Queue one backup per database of ``source`` (a manual run of the source)."""
@@ -938,15 +968,15 @@ class BackupService:
 
     async def bulk_delete(self, ids: list[int]) -> list[BulkItemResult]:
         """Delete each backup that can be deleted; report every id."""
-        keys: list[str] = []
+        places: list[list[Place]] = []
 
         async def delete_one(backup_id: int) -> None:
-            keys.append(await self._delete_row(backup_id))
+            places.append(await self._delete_row(backup_id))
 
         results = [await self._bulk_item(i, delete_one(i), "Deleted permanently.") for i in ids]
         await self.session.commit()
-        for key in keys:
-            await self.storage.delete(key)
+        for each in places:
+            await delete_objects(each)
         return results
 
     async def _bulk_item(self, backup_id: int, action: Any, ok_message: str) -> BulkItemResult:
@@ -1016,8 +1046,9 @@ class BackupService:
             for backup in await self.retention.due_for_purge(scope.source_id, cutoff=cutoff):
                 if backup.id in keep:
                     continue
-                # The file goes first: if that fails the row stays, and the next run tries again.
-                await self.storage.delete(backup.path)
+                # The files go first: if that fails the row stays, and the next run tries again.
+                for place in await every_place(self.session, backup.id, backup.path, self.storage):
+                    await place.storage.delete(place.key)
                 if await self.backups.delete_row(backup.id, from_statuses=(BackupStatus.in_trash,)):
                     purged.append(backup.id)
         if purged:
@@ -1053,13 +1084,21 @@ class BackupService:
         backup = await self.get(backup_id)
         if backup.status is not BackupStatus.completed:
             raise _state_conflict(backup, "downloaded")
-        try:
-            size = await self.storage.size(backup.path)
-        except StorageError:  # not a regular file dbkeep wrote (a symlink, say): never served
-            size = -1
-        if size is None:
+        place, bad = await first_intact(
+            self.session,
+            backup_id=backup.id,
+            key=backup.path,
+            size=backup.file_size or 0,
+            sha256=backup.checksum_sha256,
+            fallback=self.storage,
+        )
+        if bad:
+            await mark_failed(self.session, bad)
+            await self.session.commit()
+        size = backup.file_size
+        if place is None and (not bad or all(reason == MISSING for _, reason in bad)):
             raise NotFound(f"The file of backup {backup_id} is gone.")
-        if size != backup.file_size:
+        if place is None:
             await self._flag(backup, IntegrityStatus.corrupt)
             raise Conflict(
                 f"The file of backup {backup_id} is damaged (it is not the file that was "
@@ -1075,7 +1114,7 @@ class BackupService:
         )
         await self.session.commit()
         stored = verified(
-            self.storage.read(backup.path),
+            place.storage.read(place.key),
             size=backup.file_size,
             sha256=backup.checksum_sha256,
             what=f"The file of backup {backup_id}",

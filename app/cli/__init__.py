@@ -18,7 +18,14 @@ app = typer.Typer(
 # Which module defines a command: a command imports only its own module (the backup commands
 # need neither FastAPI nor uvicorn), which shortens every run by ~0.15 s. ``--help`` and
 # unknown words import them all.
-_MODULES = ("app.cli.backups", "app.cli.users", "app.cli.server", "app.cli.keys", "app.cli.sources")
+_MODULES = (
+    "app.cli.backups",
+    "app.cli.users",
+    "app.cli.server",
+    "app.cli.keys",
+    "app.cli.sources",
+    "app.cli.destinations",
+)
 _COMMAND_PREFIXES = {
     "backup:": "app.cli.backups",
     "migrate": "app.cli.backups",
@@ -28,6 +35,7 @@ _COMMAND_PREFIXES = {
     "worker": "app.cli.server",
     "key:": "app.cli.keys",
     "source:": "app.cli.sources",
+    "destination:": "app.cli.destinations",
 }
 
 

@@ -149,6 +149,12 @@ def source_add(
         list[str] | None,
         typer.Option(help="With --encrypt: also to this age public key (age1…); repeatable."),
     ] = None,
+    destination: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--destination", help="Where its backups go, by name, in order (default: local)."
+        ),
+    ] = None,
 ) -> None:
     """Add a source: a database server and which databases on it to back up."""
     if recipient and not encrypt:
@@ -181,6 +187,8 @@ def source_add(
         "enabled": not disabled,
         "encryption": {"enabled": encrypt, "recipients": list(recipient or [])},
     }
+    if destination:
+        fields["destination_ids"] = list(destination)
     try:
         data = SourceCreate.model_validate(fields)
     except ValidationError as exc:

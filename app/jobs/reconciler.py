@@ -33,6 +33,7 @@ from app.backups.models import BackupStatus, DatabaseBackup, IntegrityStatus, Re
 from app.backups.repository import BackupRepository, TargetActivityRepository
 from app.config import Settings
 from app.db import Database, utcnow
+from app.destinations.copies import VANISHED, mark_failed, stored_places
 from app.errors import ServiceUnavailable
 from app.jobs.queue import ArqJobQueue, backup_job_id, restore_job_id
 from app.jobs.repository import ReconcileRepository
@@ -60,6 +61,7 @@ class ReconcileReport:
     failed: int = 0  # rows given up on (timed out, or kept killing their worker)
     orphans_removed: int = 0
     missing_flagged: int = 0
+    copies_flagged: int = 0  # copies whose object vanished from their destination
     targets_recounted: int = 0
     verifications_failed: int = 0  # running verifications whose worker died
     scratch_dropped: int = 0  # leftover dbkeep_verify_* databases
@@ -266,9 +268,25 @@ class Reconciler:
                 return
             for backup_id, key in batch:
                 after = backup_id
+                if await self._vanished_everywhere(backup_id, key, report):
+                    await self._flag_missing(backup_id, report)
+
+    async def _vanished_everywhere(self, backup_id: int, key: str, report: ReconcileReport) -> bool:
+        """Mark the backup's copies whose object vanished ``failed``; True when no stored copy
+        is left (a backup without copy rows: its file in DBKEEP_BACKUP_DIR is gone)."""
+        async with self.database.sessionmaker() as session:
+            places = await stored_places(session, backup_id, key, self.storage)
+            gone = []
+            for place in places:
                 with contextlib.suppress(StorageError):
-                    if await self.storage.size(key) is None:
-                        await self._flag_missing(backup_id, report)
+                    if await place.storage.size(place.key) is None:
+                        gone.append((place, VANISHED))
+            flagged = [pair for pair in gone if pair[0].copy_id is not None]
+            if flagged:
+                await mark_failed(session, flagged)
+                await session.commit()
+                report.copies_flagged += len(flagged)
+        return len(gone) == len(places)
 
     async def _flag_missing(self, backup_id: int, report: ReconcileReport) -> None:
         async with self.database.sessionmaker() as session:

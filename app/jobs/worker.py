@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.bootstrap import open_bootstrap
 from app.config import Settings, get_settings
 from app.db import utcnow
+from app.destinations import tasks as copy_tasks
 from app.jobs import tasks
 from app.jobs.queue import (
     HEALTH_CHECK_INTERVAL_S,
@@ -193,6 +194,13 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
                 verification_jobs.run_verification,
                 name=RUN_VERIFICATION,
                 timeout=restore_timeout,
+                keep_result=0,
+                max_tries=JOB_MAX_TRIES,
+            ),
+            func(
+                copy_tasks.run_copy_retry,
+                name=copy_tasks.RUN_COPY_RETRY,
+                timeout=backup_timeout,
                 keep_result=0,
                 max_tries=JOB_MAX_TRIES,
             ),

@@ -48,6 +48,8 @@ class Source(Base):
     # created (encrypted like ``url``; never the source's own database).
     verify_schedule: Mapped[str | None] = mapped_column(String(120))
     verify_url: Mapped[Secret | None] = mapped_column(EncryptedSecret())
+    # Destination ids in order (reads try the first copy first); [] = the bootstrap ``local``.
+    destination_ids: Mapped[list[int] | None] = mapped_column(JSON, default=list)
     # Kept in sync with DBKEEP_TARGET_URL at start-up: its URL is the environment's to change.
     from_environment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -59,6 +59,16 @@ DatabaseName = Annotated[
     Field(max_length=64, json_schema_extra={"pattern": rf"^\*$|{DATABASE_NAME_PATTERN}"}),
     AfterValidator(_database_name),
 ]
+DestinationRefs = Annotated[
+    list[Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1, max_length=63)]],
+    Field(min_length=1, max_length=20),
+]
+
+
+def _bootstrap_destinations() -> list[int | str]:
+    return ["local"]
+
+
 Cron = Annotated[str | None, Field(max_length=120), AfterValidator(_cron)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
 
@@ -128,6 +138,10 @@ class SourceCreate(BaseModel):
         description="mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may "
         "be created for test restores; stored encrypted, returned masked.",
     )
+    destination_ids: DestinationRefs = Field(
+        default_factory=_bootstrap_destinations,
+        description="Destination ids (or names), in order: reads try the first copy first.",
+    )
 
     @field_validator("databases")
     @classmethod
@@ -153,6 +167,7 @@ class SourceUpdate(BaseModel):
     encryption: EncryptionSettings | None = None
     verify_schedule: Cron = None
     verify_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
+    destination_ids: DestinationRefs | None = None
 
     @field_validator("databases")
     @classmethod
@@ -176,6 +191,7 @@ class SourceRead(BaseModel):
     verify_url: str | None = Field(
         default=None, description="The verify URL with its password replaced by ***, or null."
     )
+    destination_ids: list[int] = Field(description="Where its backups are stored, in order.")
     from_environment: bool = Field(
         description="Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it."
     )

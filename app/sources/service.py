@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.config import Settings
 from app.db import utcnow
+from app.destinations.repository import DestinationRepository
+from app.destinations.service import resolve_destinations
 from app.encryption.schemas import EncryptionSettings
 from app.engines.base import (
     ConnectionReport,
@@ -65,6 +67,7 @@ class SourceView:
     updated_at: datetime
     # {"status", "reasons"} (app/sources/health_service.py)
     health: dict[str, Any] = field(default_factory=lambda: health_dict(OK))
+    destination_ids: list[int] = field(default_factory=list)
 
 
 def target_of(source: Source, database: str | None = None) -> TargetSpec:
@@ -162,19 +165,29 @@ class SourceService:
         last = await self.sources.last_backups()
         sources = await self.sources.all()
         health = await self._health(sources)
-        return [self._view(s, last.get(s.id), health.get(s.id, OK)) for s in sources]
+        local = await self._bootstrap_destination_id()
+        return [self._view(s, last.get(s.id), local, health.get(s.id, OK)) for s in sources]
 
     async def view(self, source: Source) -> SourceView:
         last = await self.sources.last_backups()
         health = await self._health([source])
-        return self._view(source, last.get(source.id), health.get(source.id, OK))
+        local = await self._bootstrap_destination_id()
+        return self._view(source, last.get(source.id), local, health.get(source.id, OK))
 
     async def _health(self, sources: list[Source]) -> dict[int, SourceHealth]:
         service = SourceHealthService(self.session, backup_dir=self.settings.backup_dir)
         return await service.by_source(sources)
 
+    async def _bootstrap_destination_id(self) -> int | None:
+        local = await DestinationRepository(self.session).bootstrap()
+        return local.id if local is not None else None
+
     def _view(
-        self, source: Source, last: tuple[datetime, str] | None, health: SourceHealth = OK
+        self,
+        source: Source,
+        last: tuple[datetime, str] | None,
+        local_id: int | None,
+        health: SourceHealth = OK,
     ) -> SourceView:
         next_run = None
         if source.schedule and source.enabled:
@@ -195,6 +208,8 @@ class SourceService:
             from_environment=source.from_environment,
             verify_schedule=source.verify_schedule,
             verify_url=None if source.verify_url is None else masked_url(source.verify_url),
+            destination_ids=list(source.destination_ids or [])
+            or ([local_id] if local_id is not None else []),
             next_run_at=next_run,
             last_backup_at=last[0] if last else None,
             last_backup_status=last[1] if last else None,
@@ -251,6 +266,7 @@ class SourceService:
             verify_url=None
             if data.verify_url is None
             else Secret(_checked_verify_url(data.verify_url)),
+            destination_ids=await resolve_destinations(self.session, data.destination_ids),
         )
         self.sources.add(source)
         await self.session.flush()
@@ -295,6 +311,8 @@ class SourceService:
             source.verify_url = (
                 None if verify_url is None else Secret(_checked_verify_url(verify_url))
             )
+        if data.destination_ids is not None:
+            source.destination_ids = await resolve_destinations(self.session, data.destination_ids)
         source.updated_at = utcnow()
         self._audit("source.update", source, {"fields": sorted(sent)})
         await self.session.commit()

@@ -33,6 +33,12 @@ export const router = createRouter({
       component: () => import('@/views/NotificationsView.vue'),
       meta: { requiresAuth: true, title: 'Notifications' },
     },
+    {
+      path: '/admin/destinations',
+      name: 'destinations',
+      component: () => import('@/views/DestinationsView.vue'),
+      meta: { requiresAuth: true, title: 'Destinations' },
+    },
     { path: '/:rest(.*)*', redirect: HOME },
   ],
 })

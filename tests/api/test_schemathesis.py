@@ -103,9 +103,13 @@ def test_every_operation_conforms(case: schemathesis.Case, live_server: LiveServ
     # fields mean (a cron expression, an IANA time zone, a URL the engine can use, a database
     # the source has), which no schema can say: generated values are rightly refused (415/422).
     # Every other check still applies to them.
-    # A notification channel's config likewise (an Apprise URL Apprise knows, an address).
+    # A notification channel's config likewise (an Apprise URL Apprise knows, an address), and
+    # a destination's, whose fields depend on its kind (a local path must be an absolute
+    # directory that can be created, an S3 bucket name follows S3's rules).
     content_checked = case.operation.path.endswith("/imports") or (
-        case.operation.path.startswith(("/admin/api/sources", "/admin/api/notification-channels"))
+        case.operation.path.startswith(
+            ("/admin/api/sources", "/admin/api/notification-channels", "/admin/api/destinations")
+        )
         and case.operation.method.upper() in {"POST", "PATCH"}
     )
     case.call_and_validate(

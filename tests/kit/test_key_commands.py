@@ -62,6 +62,7 @@ async def test_key_rotate_on_an_empty_store_reports_each_encrypted_column(
     result = dbkeep("key:rotate", env=key_env(metadata_url, tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
+        "destinations.secrets: 0 re-encrypted, 0 already under the first key\n"
         "encryption_identities.secret_key: 0 re-encrypted, 0 already under the first key\n"
         "notification_channels.secrets: 0 re-encrypted, 0 already under the first key\n"
         "sources.url: 0 re-encrypted, 0 already under the first key\n"
