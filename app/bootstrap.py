@@ -19,7 +19,6 @@ from app.db import Database
 from app.engines.base import DatabaseEngine
 from app.engines.registry import EngineRegistry
 from app.keys import configure_encryption
-from app.sources.models import SourceEngine
 from app.sources.service import sync_default_source
 from app.storage import get_storage
 from app.storage.base import BackupStorage
@@ -36,8 +35,10 @@ class Bootstrap:
 
     @property
     def engine(self) -> DatabaseEngine:
-        """The engine of part 1's one target (DBKEEP_TARGET_URL is MySQL/MariaDB)."""
-        return self.engines.get(SourceEngine.mysql)
+        """The engine of each call's target (a source's scheme picks it from the registry)."""
+        from app.engines.dispatch import EngineByTarget
+
+        return EngineByTarget(self.engines)
 
     def backup_runner(self) -> BackupRunner:
         return BackupRunner(

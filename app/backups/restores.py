@@ -69,6 +69,7 @@ from app.engines.base import (
     describe_objects,
     missing_objects,
 )
+from app.engines.dispatch import engine_for
 from app.errors import AppError, Conflict, NotFound
 from app.notifications.service import notify_restore_finished
 from app.pipeline.checksum import verified
@@ -546,7 +547,9 @@ class RestoreRunner:
         try:
             async with tee(stored, 2) as (load_stream, scan_stream):
                 scan = asyncio.create_task(
-                    self.engine.declared_objects(scan_stream, compression=compression)
+                    engine_for(self.engine, target).declared_objects(
+                        scan_stream, compression=compression
+                    )
                 )
                 try:
                     await self.engine.restore(

@@ -60,6 +60,8 @@ class TargetSpec:
     database: str
     password: str = field(default="", repr=False)
     socket: str | None = None
+    # Engine-specific connection options from the URL's query (PostgreSQL: sslmode ...).
+    params: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_url(cls, url: str, *, database: str | None = None) -> TargetSpec:
@@ -67,6 +69,10 @@ class TargetSpec:
         ``database`` names the database when the URL names none (a server-wide source)."""
         parts = urlsplit(url)
         scheme = parts.scheme.split("+", 1)[0]
+        if scheme in {"postgresql", "postgres"}:
+            from app.engines.postgres.target import parse_postgres_url
+
+            return parse_postgres_url(url, database=database)
         if scheme not in {"mysql", "mariadb"}:
             raise ValueError(f"unsupported target scheme {scheme!r}: use mysql:// or mariadb://")
         database = database or unquote(parts.path.lstrip("/"))
@@ -92,6 +98,7 @@ class TargetSpec:
             password=self.password,
             database=validate_database_name(database),
             socket=self.socket,
+            params=self.params,
         )
 
 
