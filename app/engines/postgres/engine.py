@@ -462,7 +462,8 @@ SELECT 'SELECT on tables', count(*) FROM pg_catalog.pg_class c
 SELECT 'SELECT on sequences', count(*) FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\_%' AND NOT has_sequence_privilege(c.oid, 'SELECT');
+   AND n.nspname NOT LIKE 'pg\_%'
+   AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'SELECT') END;
 """
 
 
