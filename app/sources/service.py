@@ -404,7 +404,7 @@ async def sync_default_source(session: AsyncSession, settings: Settings) -> Sour
     if source is None:
         source = Source(
             name=DEFAULT_SOURCE,
-            engine=SourceEngine.mysql.value,
+            engine=_SCHEME_ENGINE.get(spec.scheme, SourceEngine.mysql.value),
             url=Secret(url),
             databases=[spec.database],
             exclude=[],
