@@ -239,3 +239,17 @@ def pg_source(pg_names: list[str]) -> str:
 
 def target(database: str, **kwargs: str) -> TargetSpec:
     return TargetSpec.from_url(pg_url(database, **kwargs))
+
+
+def live_children(program: str) -> list[int]:
+    """This process's living descendants running ``program`` (zombies are dead)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and program in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:
+            continue
+    return found

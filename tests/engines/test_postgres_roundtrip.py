@@ -15,7 +15,7 @@ from app.engines.postgres import PostgresEngine
 from app.pipeline.compression import Compression
 from app.storage.local import LocalStorage
 from tests import support
-from tests.engines.pg_support import create_database, fingerprint, pg_sql, target
+from tests.engines.pg_support import create_database, fingerprint, live_children, pg_sql, target
 
 
 async def backup(
@@ -194,15 +194,13 @@ async def test_cancel_mid_dump_stops_pg_dump_and_its_server_session(
                   on_progress=on_progress)
     )  # fmt: skip
     await asyncio.wait_for(started.wait(), 60)
-    children = psutil.Process().children(recursive=True)
-    assert any("pg_dump" in " ".join(c.cmdline()) for c in children)
+    assert live_children("pg_dump")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await writer.abort()
     assert progress and progress[0] > 0
-    assert not [c for c in psutil.Process().children(recursive=True) if c.is_running()
-                and "pg_dump" in " ".join(c.cmdline())]  # fmt: skip
+    assert live_children("pg_dump") == []
     for _ in range(50):
         sessions = pg_sql(
             f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' "
@@ -229,3 +227,46 @@ async def test_a_truncated_archive_is_refused_at_restore(
         await pg_engine.restore(target(copy), pg_storage.read(key), compression=Compression.none)
     assert "pg_restore" in caught.value.message
     assert str(path.parent) not in caught.value.message
+
+
+@pytest.mark.slow
+async def test_cancel_mid_restore_stops_pg_restore_and_removes_the_spool(
+    pg_engine: PostgresEngine, pg_storage: LocalStorage, pg_names: list[str], tmp_path: Path
+) -> None:
+    name = support.unique_name("dbkeep_pg_bigr")
+    pg_names.append(name)
+    create_database(name)
+    pg_sql(
+        "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS pad "
+        "FROM generate_series(1, 600000) g; CREATE INDEX ON big (pad);",
+        database=name,
+    )
+    key, _ = await backup(pg_engine, pg_storage, name, Compression.zstd)
+    copy = support.unique_name("dbkeep_pg_bigc")
+    pg_names.append(copy)
+    await pg_engine.recreate_database(target(copy))
+    task = asyncio.create_task(
+        pg_engine.restore(target(copy), pg_storage.read(key), compression=Compression.zstd)
+    )
+
+    def restoring() -> list[int]:
+        return live_children("pg_restore")
+
+    for _ in range(300):
+        if restoring() or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert restoring(), "pg_restore never started"
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert restoring() == []
+    spool = tmp_path / "spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
+    for _ in range(50):
+        sessions = pg_sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{copy}'").strip()
+        if sessions == "0":
+            break
+        await asyncio.sleep(0.2)
+    assert sessions == "0"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 
 from app.engines.base import TargetSpec
 from app.engines.postgres.target import LIBPQ_OPTIONS
@@ -51,7 +54,7 @@ def tool_env(
 ) -> dict[str, str]:
     """The environment a PostgreSQL tool runs with: ours without secrets or any inherited
     ``PG*`` setting, plus where to connect, as whom, and the passfile."""
-    env = {k: v for k, v in child_env(base).items() if not k.upper().startswith("PG")}
+    env = plain_env(base)
     env.update(
         PGHOST=target.socket or target.host,
         PGPORT=str(int(target.port)),
@@ -69,3 +72,30 @@ def tool_env(
         if variable is not None:
             env[variable] = value
     return env
+
+
+def plain_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A tool's environment that connects nowhere (``pg_restore --list`` reads a file)."""
+    return {k: v for k, v in child_env(base).items() if not k.upper().startswith("PG")}
+
+
+def remove_stale_passfiles(older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Delete passfile directories a killed worker left (libpq reads the file when it
+    connects, so one older than a few minutes is never needed); return how many."""
+    root = tempfile.gettempdir()
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    try:
+        names = [name for name in os.listdir(root) if name.startswith(PREFIX)]
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mtime < cutoff:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed

@@ -42,7 +42,12 @@ from app.engines.base import (
     ToolStatus,
     validate_database_name,
 )
-from app.engines.postgres.credentials import passfile, tool_env
+from app.engines.postgres.credentials import (
+    passfile,
+    plain_env,
+    remove_stale_passfiles,
+    tool_env,
+)
 from app.engines.postgres.errors import classify
 from app.engines.postgres.inventory import INVENTORY_SQL, parse_inventory, parse_toc
 from app.engines.postgres.target import flag
@@ -137,6 +142,9 @@ class PostgresEngine:
     # ---- tools -----------------------------------------------------------------------------
 
     async def client_sets(self) -> list[ClientSet]:
+        """The installed tools (looked up each time: a package may be installed meanwhile);
+        also the moment to sweep passfiles a killed worker could not delete."""
+        await asyncio.to_thread(remove_stale_passfiles)
         return await discover(self._bin_dirs)
 
     async def probe(self) -> ToolStatus:
@@ -314,7 +322,7 @@ class PostgresEngine:
                 decoder(compression)(source) as raw,
                 spawn(
                     [tools.pg_restore, "--list"], stdin=PIPE, stdout=PIPE,
-                    env=tool_env(TargetSpec("postgresql", "", 0, "", "x"), os.devnull),
+                    env=plain_env(),
                 ) as lister,
             ):  # fmt: skip
                 reader = asyncio.create_task(lister.stdout.read())
