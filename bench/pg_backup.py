@@ -4,7 +4,7 @@
 
 Makes a database ``dbkeep_bench_pg`` on ``DBKEEP_BENCH_PG_URL`` (default
 postgresql://postgres@127.0.0.1:5432) unless it exists, then times, each after the other:
-* ``pg_dump -Fc`` to a file (its own gzip, the plain tool as a user runs it);
+* ``pg_dump -Fc`` to a file (its own gzip, the plain tool as a user runs it), and with ``-Z1``;
 * ``pg_dump -Fc -Z0 | zstd -3`` to a file (the same work as dbkeep, done by a shell pipe);
 * dbkeep's ``dump_into`` with zstd (the engine, the pipeline, SHA-256, the local storage);
 * ``pg_restore -j 1`` and ``-j N`` of the plain archive, and dbkeep's restore with N jobs.
@@ -120,6 +120,11 @@ def main() -> None:
         plain = work / "plain.dump"
         wall, cpu = _timed_shell(f"pg_dump -Fc -f {plain} {NAME}")
         results["pg_dump_Fc"] = {"wall_s": wall, "cpu_s": cpu, "stored_bytes": plain.stat().st_size}
+        low = work / "low.dump"
+        wall, cpu = _timed_shell(f"pg_dump -Fc -Z1 -f {low} {NAME}")
+        size = low.stat().st_size
+        results["pg_dump_Fc_Z1"] = {"wall_s": wall, "cpu_s": cpu, "stored_bytes": size}
+        low.unlink()
         piped = work / "piped.dump.zst"
         wall, cpu = _timed_shell(f"pg_dump -Fc -Z0 {NAME} | zstd -q -3 -c > {piped}")
         results["pg_dump_Z0_zstd3"] = {
