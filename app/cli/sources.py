@@ -98,7 +98,8 @@ def source_add(
     url: Annotated[
         str,
         typer.Argument(
-            help="mysql://user:password@host:3306/db (?socket=/path); '-' reads it from "
+            help="mysql://user:password@host:3306/db (?socket=/path) or postgresql://user:"
+            "password@host:5432/db (?sslmode=...); '-' reads it from "
             "standard input (or asks for it at a terminal), keeping the password out of argv "
             "and the shell's history."
         ),
@@ -160,9 +161,12 @@ def source_add(
         }.items()
         if value is not None
     }
+    url_text = _read_url(url)
     fields: dict[str, Any] = {
         "name": name,
-        "url": _read_url(url),
+        # The URL's scheme says the engine: postgresql:// (or postgres://) is PostgreSQL's.
+        "engine": "postgresql" if url_text.startswith(("postgresql", "postgres:")) else "mysql",
+        "url": url_text,
         "databases": [ALL_DATABASES] if all_databases else _names(databases, "--databases"),
         "exclude": _names(exclude, "--exclude") or [],
         "schedule": schedule,
