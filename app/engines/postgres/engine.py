@@ -169,8 +169,11 @@ class PostgresEngine:
             message=message,
         )
 
-    async def _tools_for(self, target: TargetSpec) -> tuple[ClientSet, _Server]:
-        """The tools suited to ``target``'s server; ``EngineError`` when none can dump it."""
+    async def _tools_for(
+        self, target: TargetSpec, *, dump: bool = True
+    ) -> tuple[ClientSet, _Server]:
+        """The tools suited to ``target``'s server; ``EngineError`` when none can dump it
+        (``dump``; pg_restore and psql only send SQL, an older one serves a newer server)."""
         sets = await self.client_sets()
         any_set = choose(sets, None)
         if any_set is None:
@@ -178,7 +181,7 @@ class PostgresEngine:
         server = await self._server(target, any_set)
         chosen = choose(sets, server.major)
         assert chosen is not None and chosen.major is not None
-        if chosen.major < server.major:
+        if dump and chosen.major < server.major:
             raise EngineError(too_old_message(chosen, server.major), kind=FailureKind.permanent)
         return chosen, server
 
@@ -276,7 +279,7 @@ class PostgresEngine:
     ) -> None:
         """Spool the archive to local scratch space, then ``pg_restore`` it into ``target``
         (``-j N``, or ``--single-transaction`` alone); ``EngineError`` with the server's reason."""
-        tools, _server = await self._tools_for(target)
+        tools, _server = await self._tools_for(target, dump=False)
         assert tools.pg_restore is not None
         jobs = 1 if single_stream else self._restore_parallelism
         spool_root = self._spool_dir or Path(tempfile.gettempdir())
@@ -399,7 +402,12 @@ class PostgresEngine:
         )
 
     async def _drop_sql(self, target: TargetSpec) -> str:
-        return f"DROP DATABASE IF EXISTS {_ident(target.database)} WITH (FORCE);"
+        """DROP DATABASE, closing the database's sessions first (``WITH (FORCE)``, PG >= 13)."""
+        _tools, server = await self._tools_for(
+            target.with_database(MAINTENANCE_DATABASE), dump=False
+        )
+        force = " WITH (FORCE)" if server.major >= 13 else ""
+        return f"DROP DATABASE IF EXISTS {_ident(target.database)}{force};"
 
     async def drop_database(self, target: TargetSpec) -> None:
         await self._psql(
