@@ -5,6 +5,7 @@ output, log line (text or JSON) or argv/environment of a child process."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
