@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import Database
 from app.engines.base import DatabaseEngine
 from app.engines.registry import EngineRegistry
+from app.engines.routing import RoutingEngine
 from app.keys import configure_encryption
 from app.sources.service import sync_default_source
 from app.storage import get_storage
@@ -35,10 +36,8 @@ class Bootstrap:
 
     @property
     def engine(self) -> DatabaseEngine:
-        """The engine of each call's target (a source's scheme picks it from the registry)."""
-        from app.engines.dispatch import EngineByTarget
-
-        return EngineByTarget(self.engines)
+        """The engine the runners use: each target's own (part 1's one target is MySQL's)."""
+        return RoutingEngine(self.engines)
 
     def backup_runner(self) -> BackupRunner:
         return BackupRunner(

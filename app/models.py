@@ -14,6 +14,7 @@ from app.backups.models import (
 )
 from app.db import Base
 from app.notifications.models import NotificationChannel, NotificationDelivery
+from app.sources.health_models import SourceHealthState
 from app.sources.models import Source
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RestoreStatus",
     "Role",
     "Source",
+    "SourceHealthState",
     "User",
     "UserSession",
 ]

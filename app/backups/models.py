@@ -101,6 +101,14 @@ class DatabaseBackup(Base):
         Index("ix_database_backups_source_backup_date", "source_id", "backup_date"),
         # One database's backups (``?database=``), the same way (migration 0011).
         Index("ix_database_backups_database_backup_date", "target_database", "backup_date"),
+        # Each source's and database's newest backups by status, for health (migration 0015).
+        Index(
+            "ix_database_backups_source_db_status_id",
+            "source_id",
+            "target_database",
+            "status",
+            "id",
+        ),
     )
 
     # The original's columns

@@ -69,7 +69,7 @@ from app.engines.base import (
     describe_objects,
     missing_objects,
 )
-from app.engines.dispatch import engine_for
+from app.engines.routing import engine_for
 from app.errors import AppError, Conflict, NotFound
 from app.notifications.service import notify_restore_finished
 from app.pipeline.checksum import verified

@@ -164,8 +164,8 @@ def source_add(
     url_text = _read_url(url)
     fields: dict[str, Any] = {
         "name": name,
-        # The URL's scheme says the engine: postgresql:// (or postgres://) is PostgreSQL's.
-        "engine": "postgresql" if url_text.startswith(("postgresql", "postgres:")) else "mysql",
+        # The URL's scheme says the engine: postgresql:// (or postgres://), sqlite:///path.
+        "engine": _engine_of(url_text),
         "url": url_text,
         "databases": [ALL_DATABASES] if all_databases else _names(databases, "--databases"),
         "exclude": _names(exclude, "--exclude") or [],
@@ -194,6 +194,12 @@ def source_add(
     if view.next_run_at is not None:
         local = view.next_run_at.astimezone(resolve_timezone(view.timezone))
         typer.echo(f"Next backup: {local:%Y-%m-%d %H:%M} {view.timezone}.")
+
+
+def _engine_of(url: str) -> str:
+    if url.startswith(("postgresql:", "postgresql+", "postgres:")):
+        return "postgresql"
+    return "sqlite" if url.startswith("sqlite:") else "mysql"
 
 
 def _databases(view: SourceView) -> str:

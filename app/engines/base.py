@@ -60,6 +60,7 @@ class TargetSpec:
     database: str
     password: str = field(default="", repr=False)
     socket: str | None = None
+    path: str | None = None  # a SQLite source's file (absolute); None for a server
     # Engine-specific connection options from the URL's query (PostgreSQL: sslmode ...).
     params: tuple[tuple[str, str], ...] = ()
 
@@ -73,6 +74,11 @@ class TargetSpec:
             from app.engines.postgres.target import parse_postgres_url
 
             return parse_postgres_url(url, database=database)
+        if scheme == "sqlite":
+            # One file, one database (named after the file): ``database`` has no say.
+            from app.engines.sqlite.paths import sqlite_target
+
+            return sqlite_target(url)
         if scheme not in {"mysql", "mariadb"}:
             raise ValueError(f"unsupported target scheme {scheme!r}: use mysql:// or mariadb://")
         database = database or unquote(parts.path.lstrip("/"))
@@ -90,6 +96,8 @@ class TargetSpec:
         )
 
     def with_database(self, database: str) -> TargetSpec:
+        if self.path is not None:
+            return self  # a SQLite file is its one database
         return TargetSpec(
             scheme=self.scheme,
             host=self.host,

@@ -9,10 +9,19 @@ from app.engines.base import DatabaseEngine
 from app.engines.mysql.engine import SYSTEM_DATABASES as MYSQL_SYSTEM_DATABASES
 from app.engines.postgres import postgres_engine
 from app.engines.postgres.engine import SYSTEM_DATABASES as POSTGRES_SYSTEM_DATABASES
+from app.engines.sqlite import SQLiteEngine
 
-# engine name -> how to build it from the process's settings. PostgreSQL and SQLite come next
-# (issue 13); a source naming them is refused until they are here.
-FACTORIES: dict[str, Callable[[EngineSettings], DatabaseEngine]] = {"mysql": mysql_engine}
+
+def sqlite_engine(settings: EngineSettings) -> SQLiteEngine:
+    """SQLite, its online copies spooled under the var directory."""
+    return SQLiteEngine(spool_dir=settings.var_dir / "sqlite-spool")
+
+
+# engine name -> how to build it from the process's settings.
+FACTORIES: dict[str, Callable[[EngineSettings], DatabaseEngine]] = {
+    "mysql": mysql_engine,
+    "sqlite": sqlite_engine,
+}
 FACTORIES["postgresql"] = postgres_engine
 
 

@@ -33,6 +33,7 @@ from app.jobs.queue import HEALTH_CHECK_INTERVAL_S, RUN_BACKUP, RUN_RESTORE, Arq
 from app.jobs.reconciler import Reconciler
 from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
 from app.notifications.tasks import notification_cron
+from app.sources.health_tasks import health_cron_jobs
 
 log = structlog.get_logger("dbkeep.worker")
 
@@ -190,6 +191,7 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
                 cleanup_trash=tasks.scheduled_cleanup_trash,
             ),
             notification_cron(settings),
+            *health_cron_jobs(),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings.redis_url),

@@ -15,6 +15,7 @@ from app.engines.base import (
     validate_database_name,
 )
 from app.sources.cron import CronError, parse_cron, resolve_timezone
+from app.sources.health_schemas import SourceHealthRead
 from app.sources.models import ALL_DATABASES, SourceEngine
 from app.sources.retention import RetentionRule
 
@@ -158,6 +159,9 @@ class SourceRead(BaseModel):
     next_run_at: datetime | None = Field(description="The schedule's next slot, or null.")
     last_backup_at: datetime | None
     last_backup_status: str | None
+    health: SourceHealthRead = Field(
+        description="ok, warning or failing, with the reasons (stale, shrunken, …)."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -6,7 +6,7 @@ module masked (``masked_url``) or as a ``TargetSpec``, whose repr hides the pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +25,13 @@ from app.engines.base import (
     validate_database_name,
 )
 from app.engines.registry import EngineRegistry, UnknownEngine
+from app.engines.sqlite import sqlite_target
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret, masked_url
 from app.sources.cron import CronError, interval_estimate, next_runs, parse_cron, resolve_timezone
+from app.sources.health import OK, SourceHealth
+from app.sources.health_service import SourceHealthService, health_dict
 from app.sources.models import ALL_DATABASES, DEFAULT_SOURCE, Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.sources.schemas import RetentionIn, SourceCreate, SourceUpdate
@@ -56,6 +59,8 @@ class SourceView:
     last_backup_status: str | None
     created_at: datetime
     updated_at: datetime
+    # {"status", "reasons"} (app/sources/health_service.py)
+    health: dict[str, Any] = field(default_factory=lambda: health_dict(OK))
 
 
 def target_of(source: Source, database: str | None = None) -> TargetSpec:
@@ -71,7 +76,12 @@ _ANY_DATABASE: dict[str, str] = {
     SourceEngine.mysql: "information_schema",
     SourceEngine.postgresql: "postgres",
 }
-_SCHEME_ENGINE = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql"}
+_SCHEME_ENGINE = {
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+}
 
 
 def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str]:
@@ -93,7 +103,23 @@ def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str
             )
         if databases is None:
             return [spec.database]
+    if engine == SourceEngine.sqlite:
+        return _checked_sqlite_url(url, databases)
     return databases or []
+
+
+def _checked_sqlite_url(url: str, databases: list[str] | None) -> list[str]:
+    """A SQLite source is one file, one database named after the file's stem."""
+    try:
+        spec = sqlite_target(url)
+    except ValueError as exc:
+        raise ValidationFailed("The URL is not usable.", errors={"url": [str(exc)]}) from None
+    if databases is not None and databases != [spec.database]:
+        raise ValidationFailed(
+            f"A SQLite source has one database, named after its file: {spec.database!r}.",
+            errors={"databases": [f"must be [{spec.database!r}] or left out"]},
+        )
+    return [spec.database]
 
 
 def _retention(value: RetentionIn) -> dict[str, Any]:
@@ -136,13 +162,22 @@ class SourceService:
 
     async def overview(self) -> list[SourceView]:
         last = await self.sources.last_backups()
-        return [self._view(source, last.get(source.id)) for source in await self.sources.all()]
+        sources = await self.sources.all()
+        health = await self._health(sources)
+        return [self._view(s, last.get(s.id), health.get(s.id, OK)) for s in sources]
 
     async def view(self, source: Source) -> SourceView:
         last = await self.sources.last_backups()
-        return self._view(source, last.get(source.id))
+        health = await self._health([source])
+        return self._view(source, last.get(source.id), health.get(source.id, OK))
 
-    def _view(self, source: Source, last: tuple[datetime, str] | None) -> SourceView:
+    async def _health(self, sources: list[Source]) -> dict[int, SourceHealth]:
+        service = SourceHealthService(self.session, backup_dir=self.settings.backup_dir)
+        return await service.by_source(sources)
+
+    def _view(
+        self, source: Source, last: tuple[datetime, str] | None, health: SourceHealth = OK
+    ) -> SourceView:
         next_run = None
         if source.schedule and source.enabled:
             runs = next_runs(source.schedule, source.timezone, utcnow(), 1)
@@ -164,6 +199,7 @@ class SourceService:
             last_backup_status=last[1] if last else None,
             created_at=source.created_at,
             updated_at=source.updated_at,
+            health=health_dict(health),
         )
 
     def preview_schedule(

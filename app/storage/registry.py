@@ -41,3 +41,12 @@ def build_storage(kind: str, config: Mapping[str, Any]) -> BackupStorage:
     if factory is None:
         raise UnknownStorageKind(kind)
     return factory(config)
+
+
+def _s3(config: Mapping[str, Any]) -> BackupStorage:
+    from app.storage.s3 import S3Storage, s3_options
+
+    return S3Storage(**s3_options(config))
+
+
+FACTORIES["s3"] = _s3

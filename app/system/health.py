@@ -44,6 +44,8 @@ class CheckResult:
     status: CheckStatus
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    # The ``sources`` check's per-source section (``HealthReport.sources``); None for the others.
+    sources: list[dict[str, Any]] | None = None
 
 
 HealthCheck = Callable[[State], Awaitable[CheckResult]]
@@ -92,8 +94,12 @@ class HealthRegistry:
             overall = "degraded"
         else:
             overall = "ok"
+        sections = [r.sources for r in results if r.sources is not None]
         return HealthReport(
-            status=overall, checks=checks, next_backup_at=next_backup_at(state.settings)
+            status=overall,
+            checks=checks,
+            next_backup_at=next_backup_at(state.settings),
+            sources=sections[0] if sections else [],
         )
 
     async def _run_one(self, state: State, registered: _Registered) -> CheckResult:
@@ -161,6 +167,38 @@ async def check_newest_backup(state: State) -> CheckResult:
     if state.settings.schedule_enabled and age > STALE_BACKUP_AFTER:
         return CheckResult("warn", "The newest completed backup is more than a day old.", details)
     return CheckResult("ok", "ok", details)
+
+
+async def check_sources(state: State) -> CheckResult:
+    """Each source's health (app/sources/health.py): failing if one is failing, a warning if
+    one has a warning. Not critical: a failed backup makes /health "degraded", not 503 (a probe
+    must not restart dbkeep for it)."""
+    from app.sources.health_service import SourceHealthService, health_dict
+
+    database: Database = state.database
+    async with database.sessionmaker() as session:
+        service = SourceHealthService(session, backup_dir=state.settings.backup_dir)
+        evaluated = await service.evaluate()
+    section = [
+        {"id": e.snapshot.source_id, "name": e.snapshot.name, **health_dict(e.health)}
+        for e in evaluated
+    ]
+    names: dict[str, list[str]] = {"ok": [], "warning": [], "failing": []}
+    for e in evaluated:
+        names[e.health.status].append(e.snapshot.name)
+    details = {status: len(found) for status, found in names.items()}
+    if names["failing"]:
+        status: CheckStatus = "fail"
+    elif names["warning"]:
+        status = "warn"
+    else:
+        return CheckResult("ok", "ok", details, section)
+    parts = [
+        f"{len(names[s])} {s} ({', '.join(names[s][:5])}{', …' if len(names[s]) > 5 else ''})"
+        for s in ("failing", "warning")
+        if names[s]
+    ]
+    return CheckResult(status, f"Sources: {'; '.join(parts)}.", details, section)
 
 
 # A target check's answer is reused this long; a refresh may take this long before it fails.
@@ -260,4 +298,5 @@ def default_registry() -> HealthRegistry:
     registry.register("dump_tools", check_dump_tools, timeout=10.0)
     registry.register("newest_backup", check_newest_backup, critical=False)
     registry.register("target", TargetCheck(), critical=False)
+    registry.register("sources", check_sources, critical=False)
     return registry

@@ -61,12 +61,43 @@ class Metrics:
             "Age of the newest completed backup (-1 when there is none).",
             registry=self.registry,
         )
+        # Per source and database (contract part 2): bounded by sources times databases, no ids.
+        self.source_last_success = Gauge(
+            "dbkeep_source_last_success_timestamp_seconds",
+            "When the newest completed backup of each source's database finished (Unix time).",
+            ["source", "database"],
+            registry=self.registry,
+        )
+        self.source_health = Gauge(
+            "dbkeep_source_health",
+            "Each source's health: 0 ok, 1 warning, 2 failing (the reasons are in /health).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.source_backup_size = Gauge(
+            "dbkeep_source_last_backup_size_bytes",
+            "Size of the newest completed backup of each source's database (stored bytes).",
+            ["source", "database"],
+            registry=self.registry,
+        )
+        self.source_backup_duration = Gauge(
+            "dbkeep_source_last_backup_duration_seconds",
+            "How long the newest completed backup of each source's database took.",
+            ["source", "database"],
+            registry=self.registry,
+        )
+        self.source_last_failed = Gauge(
+            "dbkeep_source_last_backup_failed",
+            "1 when the newest finished backup of each source's database failed, else 0.",
+            ["source", "database"],
+            registry=self.registry,
+        )
         self.scrape_errors = Counter(
             "dbkeep_metrics_refresh_errors_total",
             "Refreshers that failed during a scrape.",
             registry=self.registry,
         )
-        self._refreshers: list[Refresher] = [self._refresh_backups]
+        self._refreshers: list[Refresher] = [self._refresh_backups, self._refresh_sources]
 
     def add_refresher(self, refresher: Refresher) -> None:
         """Run ``refresher(state)`` before each scrape to bring gauges up to date."""
@@ -101,3 +132,35 @@ class Metrics:
         else:
             age = utcnow() - (newest.completed_at or newest.backup_date)
             self.newest_backup_age.set(age.total_seconds())
+
+    async def _refresh_sources(self, state: State) -> None:
+        """The per-source series, from the same evaluation as /health (a constant number of
+        statements). Series of a source or database that is gone disappear."""
+        from app.sources.health_service import SourceHealthService
+
+        database: Database = state.database
+        async with database.sessionmaker() as session:
+            service = SourceHealthService(session, backup_dir=state.settings.backup_dir)
+            evaluated = await service.evaluate()
+        per_database = (
+            self.source_last_success,
+            self.source_backup_size,
+            self.source_backup_duration,
+            self.source_last_failed,
+        )
+        for gauge in (*per_database, self.source_health):
+            gauge.clear()
+        for item in evaluated:
+            source = item.snapshot.name
+            self.source_health.labels(source=source).set(item.health.level)
+            for db in item.snapshot.databases:
+                labels = {"source": source, "database": db.database}
+                self.source_last_failed.labels(**labels).set(
+                    1 if db.last_finished_status == "failed" else 0
+                )
+                if db.last_success_at is None:
+                    continue
+                self.source_last_success.labels(**labels).set(db.last_success_at.timestamp())
+                self.source_backup_size.labels(**labels).set(db.last_size or 0)
+                if db.last_duration_ms is not None:
+                    self.source_backup_duration.labels(**labels).set(db.last_duration_ms / 1000)

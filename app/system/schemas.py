@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.sources.health_schemas import SourceHealthEntry
+
 CheckStatus = Literal["ok", "warn", "fail"]
 
 
@@ -23,6 +25,11 @@ class HealthReport(BaseModel):
     next_backup_at: datetime | None = Field(
         default=None,
         description="When the next scheduled backup is due; null when the schedule is off.",
+    )
+    sources: list[SourceHealthEntry] = Field(
+        default_factory=list,
+        description="Each source's health (ok, warning or failing, with reasons); a source "
+        "that is not ok makes the status degraded (the `sources` check).",
     )
 
 

@@ -12,8 +12,8 @@ from app.backups.restores import RestoreRunner
 from app.backups.runner import BackupRunner
 from app.config import Settings
 from app.db import Database
-from app.engines.dispatch import EngineByTarget
 from app.engines.registry import EngineRegistry
+from app.engines.routing import RoutingEngine
 from app.storage import get_storage
 from tests import support
 from tests.engines.pg_support import (
@@ -30,7 +30,7 @@ BACKUPS = "/admin/api/database-backups"
 
 
 def runners(database: Database, settings: Settings) -> tuple[BackupRunner, RestoreRunner]:
-    engine = EngineByTarget(EngineRegistry(settings))
+    engine = RoutingEngine(EngineRegistry(settings))
     storage = get_storage(settings)
     backups = BackupRunner(database=database, settings=settings, engine=engine, storage=storage)
     restores = RestoreRunner(

@@ -96,3 +96,62 @@ async def test_notify_for_an_event_nobody_subscribed_to_queues_nothing(
         await session.commit()
         assert rows == []
         assert list(await session.scalars(select(NotificationDelivery))) == []
+
+
+async def test_the_health_job_queues_one_health_changed_per_change(
+    database: Database,
+    notify_settings: Settings,
+    channel_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import timedelta
+
+    from app.backups.models import BackupStatus
+    from app.db import utcnow
+    from app.sources.health_service import refresh_source_health
+    from app.sources.health_tasks import notify_health_changes
+    from tests.api.conftest import insert_backups
+
+    channel = await channel_factory(
+        "webhook", {"url": "http://127.0.0.1:9/", "secret": WEBHOOK_SECRET}, ["health.changed"]
+    )
+    now = utcnow()
+    async with database.sessionmaker() as session:
+        source = Source(
+            name="orders",
+            engine="mysql",
+            url=Secret(f"mysql://app:{SOURCE_PASSWORD}@db.internal:3306/orders"),
+            databases=["orders"],
+            exclude=[],
+            schedule="0 * * * *",
+            timezone="UTC",
+            retention={},
+        )
+        session.add(source)
+        await session.commit()
+    await insert_backups(
+        database,
+        [
+            {
+                "source_id": source.id,
+                "target_database": "orders",
+                "status": BackupStatus.failed,
+                "backup_date": now - timedelta(minutes=5),
+                "error_message": "Access denied for user 'app'",
+            }
+        ],
+    )
+
+    async def run_job(at: timedelta) -> None:
+        async with database.sessionmaker() as session:
+            changes = await refresh_source_health(session, backup_dir=None, now=now + at)
+            await notify_health_changes(session, changes)
+
+    await run_job(timedelta(0))
+    await run_job(timedelta(minutes=1))  # still failing: no second notification
+    async with database.sessionmaker() as session:
+        rows = (await session.scalars(select(NotificationDelivery))).all()
+    assert [(r.channel_id, r.event) for r in rows] == [(channel.id, "health.changed")]
+    body = rows[0].payload
+    assert body["source"]["name"] == "orders"
+    assert body["health"]["previous"] == "ok" and body["health"]["status"] == "failing"
+    assert SOURCE_PASSWORD not in str(body)

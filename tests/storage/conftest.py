@@ -1,4 +1,5 @@
-"""A small tmpfs, for running out of space or writing to a read-only file system for real."""
+"""A small tmpfs, for running out of space or writing to a read-only file system for real; the
+session's real S3-compatible server (SeaweedFS, ``tests/s3server.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.s3server import s3_server  # noqa: F401  (a session fixture, shared)
 
 
 @pytest.fixture

@@ -1276,6 +1276,26 @@ export interface components {
             /** Success */
             success: boolean;
         };
+        /** HealthReasonRead */
+        HealthReasonRead: {
+            /**
+             * Code
+             * @description stale, shrunken, last_backup_failed, low_free_space, failed_copy, failed_verification or destination_unreachable.
+             */
+            code: string;
+            /**
+             * Database
+             * @description The database it is about, if one.
+             */
+            database?: string | null;
+            /** Message */
+            message: string;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "warning" | "failing";
+        };
         /** HealthReport */
         HealthReport: {
             /** Checks */
@@ -1287,6 +1307,11 @@ export interface components {
              * @description When the next scheduled backup is due; null when the schedule is off.
              */
             next_backup_at?: string | null;
+            /**
+             * Sources
+             * @description Each source's health (ok, warning or failing, with reasons); a source that is not ok makes the status degraded (the `sources` check).
+             */
+            sources?: components["schemas"]["SourceHealthEntry"][];
             /**
              * Status
              * @enum {string}
@@ -1713,6 +1738,33 @@ export interface components {
              */
             success: true;
         };
+        /**
+         * SourceHealthEntry
+         * @description One source in ``/health``'s ``sources`` section.
+         */
+        SourceHealthEntry: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Reasons */
+            reasons?: components["schemas"]["HealthReasonRead"][];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "warning" | "failing";
+        };
+        /** SourceHealthRead */
+        SourceHealthRead: {
+            /** Reasons */
+            reasons?: components["schemas"]["HealthReasonRead"][];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "warning" | "failing";
+        };
         /** SourceListEnvelope */
         SourceListEnvelope: {
             /** Data */
@@ -1756,6 +1808,8 @@ export interface components {
              * @description Made from DBKEEP_TARGET_URL (the `default` source): its URL follows it.
              */
             from_environment: boolean;
+            /** @description ok, warning or failing, with the reasons (stale, shrunken, …). */
+            health: components["schemas"]["SourceHealthRead"];
             /** Id */
             id: number;
             /** Last Backup At */

@@ -33,6 +33,7 @@ export type StatisticsQuery = NonNullable<operations['backup_statistics']['param
 
 export type HealthCheck = Schemas['CheckRead']
 export type HealthReport = Schemas['HealthReport']
+export type SourceHealth = Schemas['SourceHealthRead']
 
 export type Source = Omit<Schemas['SourceRead'], 'retention'> & { retention: Retention }
 export type SourceCreate = Schemas['SourceCreate']

@@ -118,6 +118,7 @@ export function source(overrides: Partial<Source> = {}): Source {
     next_run_at: '2026-02-01T01:30:00Z',
     last_backup_at: null,
     last_backup_status: null,
+    health: { status: 'ok', reasons: [] },
     created_at: '2026-01-31T00:00:00Z',
     updated_at: '2026-01-31T00:00:00Z',
     ...overrides,

@@ -1,9 +1,7 @@
-"""One ``DatabaseEngine`` over the registry: each call goes to the engine of its target.
+"""One ``DatabaseEngine`` over all of them: each call goes to the engine of its target's scheme.
 
-The backup and restore runners hold one engine; a target's ``scheme`` (``TargetSpec.scheme``:
-"mysql"/"mariadb", "postgresql", ...) says whose it is, so sources of every engine run through
-the same runners. Calls without a target go to MySQL's (the default target's), except an
-upload's verdict, which the archive's first bytes decide.
+The backup and restore runners hold one engine; a source's target (``TargetSpec.scheme``) says
+which engine serves it, so the runners need not know there are several.
 """
 
 from __future__ import annotations
@@ -27,32 +25,28 @@ from app.engines.registry import EngineRegistry
 from app.pipeline.compression import Compression
 from app.pipeline.streams import RawStats
 
-# TargetSpec.scheme -> registry name (a scheme not here is its own name).
-SCHEMES = {
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-}
-DEFAULT = "mysql"
+# URL scheme -> engine name (``sources.engine``).
+ENGINE_OF_SCHEME = {"mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+ENGINE_OF_SCHEME["postgresql"] = ENGINE_OF_SCHEME["postgres"] = "postgresql"
+DEFAULT_ENGINE = "mysql"  # part 1's: DBKEEP_TARGET_URL is MySQL/MariaDB
 
 
-def engine_for(engine: DatabaseEngine, target: TargetSpec) -> DatabaseEngine:
-    """``engine``'s engine for ``target`` when it dispatches, else ``engine`` itself."""
-    return engine.for_target(target) if isinstance(engine, EngineByTarget) else engine
+class RoutingEngine:
+    """Each call to the engine of ``target.scheme``; calls without a target to MySQL's."""
 
-
-class EngineByTarget:
-    name = "by-target"
-
-    def __init__(self, registry: EngineRegistry) -> None:
-        self.registry = registry
+    def __init__(self, engines: EngineRegistry) -> None:
+        self.engines = engines
+        self.name = DEFAULT_ENGINE
 
     def for_target(self, target: TargetSpec) -> DatabaseEngine:
-        return self.registry.get(SCHEMES.get(target.scheme, target.scheme))
+        return self.engines.get(ENGINE_OF_SCHEME.get(target.scheme, target.scheme))
+
+    @property
+    def _default(self) -> DatabaseEngine:
+        return self.engines.get(DEFAULT_ENGINE)
 
     async def probe(self) -> ToolStatus:
-        return await self.registry.get(DEFAULT).probe()
+        return await self._default.probe()
 
     async def estimate_size(self, target: TargetSpec) -> int | None:
         return await self.for_target(target).estimate_size(target)
@@ -64,8 +58,9 @@ class EngineByTarget:
         return await self.for_target(target).check_connection(target)
 
     def judge_upload(self, raw: RawStats) -> DumpVerdict:
-        name = "postgresql" if bytes(raw.head).startswith(b"PGDMP") else DEFAULT
-        return self.registry.get(name).judge_upload(raw)
+        if bytes(raw.head).startswith(b"PGDMP"):  # a pg_dump custom-format archive
+            return self.engines.get("postgresql").judge_upload(raw)
+        return self._default.judge_upload(raw)
 
     def open_dump(self, target: TargetSpec) -> AbstractAsyncContextManager[RunningDump]:
         return self.for_target(target).open_dump(target)
@@ -80,9 +75,12 @@ class EngineByTarget:
         single_stream: bool = False,
     ) -> None:
         await self.for_target(target).restore(
-            target, source, compression=compression, on_progress=on_progress,
+            target,
+            source,
+            compression=compression,
+            on_progress=on_progress,
             single_stream=single_stream,
-        )  # fmt: skip
+        )
 
     async def recreate_database(
         self, target: TargetSpec, *, options: DatabaseOptions | None = None
@@ -98,5 +96,9 @@ class EngineByTarget:
     async def declared_objects(
         self, source: AsyncIterator[bytes], *, compression: Compression
     ) -> set[DbObject]:
-        """Without a target: the default engine's (the restore runner asks ``engine_for``)."""
-        return await self.registry.get(DEFAULT).declared_objects(source, compression=compression)
+        return await self._default.declared_objects(source, compression=compression)
+
+
+def engine_for(engine: DatabaseEngine, target: TargetSpec) -> DatabaseEngine:
+    """The engine that serves ``target``: ``engine`` itself unless it routes."""
+    return engine.for_target(target) if isinstance(engine, RoutingEngine) else engine
