@@ -189,8 +189,15 @@ async def test_cancel_mid_dump_stops_pg_dump_and_its_server_session(
         started.set()
 
     writer = await pg_storage.open_writer("big.dump")
+    write = writer.write
+
+    async def slow_write(chunk: bytes) -> None:  # a slow destination: the dump lasts seconds
+        await asyncio.sleep(0.05)
+        await write(chunk)
+
+    writer.write = slow_write  # type: ignore[method-assign]
     task = asyncio.create_task(
-        dump_into(pg_engine, target(name), writer, compression=Compression.zstd,
+        dump_into(pg_engine, target(name), writer, compression=Compression.none,
                   on_progress=on_progress)
     )  # fmt: skip
     await asyncio.wait_for(started.wait(), 60)
