@@ -5,6 +5,7 @@ output, log line (text or JSON) or argv/environment of a child process."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -304,3 +305,24 @@ def test_removing_with_delete_backups_deletes_their_files(
     assert removed.returncode == 0, removed.stderr
     assert "removed with its 1 backup(s)" in removed.stdout
     assert not files[0].exists()
+
+
+def test_a_postgresql_source_is_added_and_tested_from_the_cli(env: dict[str, str]) -> None:
+    from tests.engines.pg_support import create_database, drop_database, pg_url
+
+    name = support.unique_name("dbkeep_pg_cli")
+    create_database(name)
+    try:
+        password = "Pw-" + secrets.token_hex(12)  # trust auth: accepted, and must stay hidden
+        added = with_stdin("source:add", "pgcli", "-", stdin=pg_url(name, password=password),
+                           env=env)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        tested = dbkeep("source:test", "pgcli", env=env)
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        words = " ".join(tested.stdout.split())
+        assert "Server: 15." in words or "Server: 1" in words
+        assert name in words and "Missing privileges: none" in words
+        assert "pg_dump (PostgreSQL)" in words and "ready to back up" in words
+        assert_hidden(password, added, tested)
+    finally:
+        drop_database(name)

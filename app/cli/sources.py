@@ -99,7 +99,8 @@ def source_add(
     url: Annotated[
         str,
         typer.Argument(
-            help="mysql://user:password@host:3306/db (?socket=/path); '-' reads it from "
+            help="mysql://user:password@host:3306/db (?socket=/path) or postgresql://user:"
+            "password@host:5432/db (?sslmode=...); '-' reads it from "
             "standard input (or asks for it at a terminal), keeping the password out of argv "
             "and the shell's history."
         ),
@@ -176,9 +177,12 @@ def source_add(
         }.items()
         if value is not None
     }
+    url_text = _read_url(url)
     fields: dict[str, Any] = {
         "name": name,
-        "url": _read_url(url),
+        # The URL's scheme says the engine: postgresql:// (or postgres://), sqlite:///path.
+        "engine": _engine_of(url_text),
+        "url": url_text,
         "databases": [ALL_DATABASES] if all_databases else _names(databases, "--databases"),
         "exclude": _names(exclude, "--exclude") or [],
         "schedule": schedule,
@@ -209,6 +213,12 @@ def source_add(
     if view.next_run_at is not None:
         local = view.next_run_at.astimezone(resolve_timezone(view.timezone))
         typer.echo(f"Next backup: {local:%Y-%m-%d %H:%M} {view.timezone}.")
+
+
+def _engine_of(url: str) -> str:
+    if url.startswith(("postgresql:", "postgresql+", "postgres:")):
+        return "postgresql"
+    return "sqlite" if url.startswith("sqlite:") else "mysql"
 
 
 def _databases(view: SourceView) -> str:

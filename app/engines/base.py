@@ -61,6 +61,8 @@ class TargetSpec:
     password: str = field(default="", repr=False)
     socket: str | None = None
     path: str | None = None  # a SQLite source's file (absolute); None for a server
+    # Engine-specific connection options from the URL's query (PostgreSQL: sslmode ...).
+    params: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_url(cls, url: str, *, database: str | None = None) -> TargetSpec:
@@ -68,6 +70,10 @@ class TargetSpec:
         ``database`` names the database when the URL names none (a server-wide source)."""
         parts = urlsplit(url)
         scheme = parts.scheme.split("+", 1)[0]
+        if scheme in {"postgresql", "postgres"}:
+            from app.engines.postgres.target import parse_postgres_url
+
+            return parse_postgres_url(url, database=database)
         if scheme == "sqlite":
             # One file, one database (named after the file): ``database`` has no say.
             from app.engines.sqlite.paths import sqlite_target
@@ -100,6 +106,7 @@ class TargetSpec:
             password=self.password,
             database=validate_database_name(database),
             socket=self.socket,
+            params=self.params,
         )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from app.engines import EngineSettings, mysql_engine
 from app.engines.base import DatabaseEngine
 from app.engines.mysql.engine import SYSTEM_DATABASES as MYSQL_SYSTEM_DATABASES
+from app.engines.postgres import postgres_engine
+from app.engines.postgres.engine import SYSTEM_DATABASES as POSTGRES_SYSTEM_DATABASES
 from app.engines.sqlite import SQLiteEngine
 
 
@@ -15,16 +17,17 @@ def sqlite_engine(settings: EngineSettings) -> SQLiteEngine:
     return SQLiteEngine(spool_dir=settings.var_dir / "sqlite-spool")
 
 
-# engine name -> how to build it from the process's settings. PostgreSQL comes next (issue 13);
-# a source naming it is refused until it is here.
+# engine name -> how to build it from the process's settings.
 FACTORIES: dict[str, Callable[[EngineSettings], DatabaseEngine]] = {
     "mysql": mysql_engine,
     "sqlite": sqlite_engine,
 }
+FACTORIES["postgresql"] = postgres_engine
 
 
 # engine name -> the databases of the server itself: never backed up with "*", never restored into.
 SYSTEM_DATABASES: dict[str, frozenset[str]] = {"mysql": MYSQL_SYSTEM_DATABASES}
+SYSTEM_DATABASES["postgresql"] = POSTGRES_SYSTEM_DATABASES
 
 
 def is_system_database(name: str, engine: str | None = None) -> bool:

@@ -27,6 +27,7 @@ from app.pipeline.streams import RawStats
 
 # URL scheme -> engine name (``sources.engine``).
 ENGINE_OF_SCHEME = {"mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+ENGINE_OF_SCHEME["postgresql"] = ENGINE_OF_SCHEME["postgres"] = "postgresql"
 DEFAULT_ENGINE = "mysql"  # part 1's: DBKEEP_TARGET_URL is MySQL/MariaDB
 
 
@@ -57,6 +58,8 @@ class RoutingEngine:
         return await self.for_target(target).check_connection(target)
 
     def judge_upload(self, raw: RawStats) -> DumpVerdict:
+        if bytes(raw.head).startswith(b"PGDMP"):  # a pg_dump custom-format archive
+            return self.engines.get("postgresql").judge_upload(raw)
         return self._default.judge_upload(raw)
 
     def open_dump(self, target: TargetSpec) -> AbstractAsyncContextManager[RunningDump]:

@@ -78,6 +78,19 @@ def target_of(source: Source, database: str | None = None) -> TargetSpec:
         raise Conflict(f"The URL of source {source.name!r} is not usable: {exc}.") from None
 
 
+# A database every server of the engine has, to connect to for a server-wide source.
+_ANY_DATABASE: dict[str, str] = {
+    SourceEngine.mysql: "information_schema",
+    SourceEngine.postgresql: "postgres",
+}
+_SCHEME_ENGINE = {
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "sqlite": "sqlite",
+}
+
+
 def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str]:
     """Refuse a URL the engine can't use (saying why, never echoing the URL); return the
     databases the source backs up (the URL's own when none are named)."""
@@ -85,12 +98,16 @@ def _checked_url(engine: str, url: str, databases: list[str] | None) -> list[str
         raise ValidationFailed(
             f"The {engine} engine is not available yet.", errors={"engine": ["not available"]}
         )
-    if engine == SourceEngine.mysql:
-        placeholder = None if databases is None else "information_schema"
+    if engine in _ANY_DATABASE:
+        placeholder = None if databases is None else _ANY_DATABASE[engine]
         try:
             spec = TargetSpec.from_url(url, database=placeholder)
         except ValueError as exc:
             raise ValidationFailed("The URL is not usable.", errors={"url": [str(exc)]}) from None
+        if _SCHEME_ENGINE.get(spec.scheme) != engine:
+            raise ValidationFailed(
+                f"The URL is not a {engine} URL.", errors={"url": [f"use {engine}://"]}
+            )
         if databases is None:
             return [spec.database]
     if engine == SourceEngine.sqlite:
@@ -375,7 +392,8 @@ class SourceService:
 
     async def _named_databases(self, source: Source) -> list[str]:
         if source.databases == [ALL_DATABASES]:
-            return ["information_schema"]  # any database the server always has, to connect to
+            # any database the server always has, to connect to
+            return [_ANY_DATABASE.get(source.engine, "information_schema")]
         return list(source.databases)
 
     async def databases_to_back_up(self, source: Source, database: str | None) -> list[str]:
@@ -388,7 +406,9 @@ class SourceService:
             )
         if source.databases == [ALL_DATABASES]:
             try:
-                found = await self.engine_of(source).list_databases(target_of(source, "mysql"))
+                found = await self.engine_of(source).list_databases(
+                    target_of(source, _ANY_DATABASE.get(source.engine, "mysql"))
+                )
             except EngineError as exc:
                 raise Conflict(
                     f"The databases of source {source.name!r} could not be listed: {exc.message}."
@@ -470,7 +490,7 @@ async def sync_default_source(session: AsyncSession, settings: Settings) -> Sour
     if source is None:
         source = Source(
             name=DEFAULT_SOURCE,
-            engine=SourceEngine.mysql.value,
+            engine=_SCHEME_ENGINE.get(spec.scheme, SourceEngine.mysql.value),
             url=Secret(url),
             databases=[spec.database],
             exclude=[],

@@ -100,7 +100,8 @@ async def test_a_source_is_added_with_its_url_masked_and_stored_encrypted(
         ({"retention": {"keep_hourly": 3}}, "retention", "extra"),
         ({"enabled": "yes"}, "enabled", "bool"),
         ({"engine": "oracle"}, "engine", "mysql"),
-        ({"engine": "postgresql"}, "engine", "not available"),
+        # A mysql:// URL for a postgresql source: the URL is what is wrong.
+        ({"engine": "postgresql"}, "url", "use postgresql://"),
         ({"password": "x"}, "password", "extra"),
     ],
 )

@@ -15,6 +15,7 @@ from app.engines.mysql import MySQLEngine
 from app.storage.base import StorageWriter
 from app.storage.local import LocalStorage
 from tests import support
+from tests.engines.pg_support import pg_engine, pg_names, pg_source, pg_storage  # noqa: F401
 from tests.storage.conftest import tmpfs  # noqa: F401  (shared fixture)
 
 SCHEMA = """
