@@ -166,6 +166,7 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
             "POST",
             "/admin/api/database-backups/{backup_id}/copies/{destination_id}/retry",
         ): "retry_backup_copy",
+        ("GET", "/admin/api/encryption/recovery-kit"): "get_recovery_kit",
         ("GET", "/admin/api/audit-events"): "list_audit_events",
         ("POST", "/api/auth/login"): "login",
         ("POST", "/api/auth/logout"): "logout",
