@@ -28,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backups.models import BackupStatus
 from app.db import utcnow
+
+# The features that add health reasons register them when imported (app/sources/health.py).
+from app.destinations import health as _copy_health  # noqa: F401
 from app.sources.health import (
     OK,
     DatabaseSnapshot,
@@ -41,8 +44,6 @@ from app.sources.health import (
 from app.sources.health_models import SourceHealthState
 from app.sources.health_repository import BackupFact, HealthRepository
 from app.sources.models import Source
-
-# The features that add health reasons register them when imported (app/sources/health.py).
 from app.verifications import health as _verification_health  # noqa: F401
 
 log = structlog.get_logger("dbkeep.health")

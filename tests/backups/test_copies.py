@@ -33,6 +33,8 @@ from app.jobs.queue import ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.keys import configure_encryption
 from app.kit.encryption import install_key_ring
+from app.sources.health import FAILED_COPY
+from app.sources.health_service import SourceHealthService
 from app.sources.models import Source
 from app.sources.service import sync_default_source
 from app.storage import get_storage
@@ -152,6 +154,15 @@ async def test_a_backup_is_dumped_once_and_stored_on_every_destination(
     assert [p for p in (places.local_dir / SPOOL_DIR).rglob("*") if p.is_file()] == []
 
 
+async def health_codes(database: Database, source_id: int | None) -> list[str]:
+    """The reason codes of the source's health now."""
+    async with database.sessionmaker() as session:
+        found = await SourceHealthService(session, backup_dir=None).evaluate()
+    return next(
+        [r.code for r in e.health.reasons] for e in found if e.snapshot.source_id == source_id
+    )
+
+
 async def test_a_destination_that_cannot_be_written_degrades_the_backup_and_retry_stores_it(
     places: TwoPlaces,
     database: Database,
@@ -174,6 +185,7 @@ async def test_a_destination_that_cannot_be_written_degrades_the_backup_and_retr
         read = await service(session, settings).get(backup.id)
         shown = BackupRead.model_validate(read).with_copies(list(copies.values()))
     assert shown.degraded is True
+    assert FAILED_COPY in await health_codes(database, backup.source_id)
 
     # Still unwritable: the retry fails again and says so.
     assert await runner.retry_copy(backup.id, places.second_id) == "failed"
@@ -182,6 +194,7 @@ async def test_a_destination_that_cannot_be_written_degrades_the_backup_and_retr
     copies = await copies_of(database, backup.id)
     assert copies["second"].status == "stored" and copies["second"].error_message is None
     assert sha256(places.second_dir / backup.path) == backup.checksum_sha256
+    assert FAILED_COPY not in await health_codes(database, backup.source_id)
 
 
 async def test_when_every_destination_fails_the_backup_fails(
