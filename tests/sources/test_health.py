@@ -215,27 +215,29 @@ async def test_low_free_space_is_a_warning(db: Database, tmp_path: Path) -> None
 
 
 async def test_a_feature_adds_a_rule_with_its_own_grouped_data(db: Database) -> None:
-    """How the copies feature adds "failed copy": an enricher and a rule, nothing else."""
+    """How a feature adds a reason (here "destination unreachable"): an enricher and a rule."""
     source = await add_source(db, "shop")
     await backup(db, source, ago=timedelta(minutes=10))
 
-    async def failed_copies(session: Any, snapshots: Sequence[SourceSnapshot]) -> None:
+    async def unreachable(session: Any, snapshots: Sequence[SourceSnapshot]) -> None:
         for snapshot in snapshots:
-            snapshot.extras["failed_copies"] = 1
+            snapshot.extras["unreachable_destinations"] = 1
 
-    def rule_failed_copy(snapshot: SourceSnapshot, now: datetime) -> Sequence[Reason]:
-        if snapshot.extras.get("failed_copies"):
-            return (Reason(health.FAILED_COPY, "warning", "A copy failed."),)
+    def rule_unreachable(snapshot: SourceSnapshot, now: datetime) -> Sequence[Reason]:
+        if snapshot.extras.get("unreachable_destinations"):
+            return (
+                Reason(health.DESTINATION_UNREACHABLE, "warning", "A destination does not answer."),
+            )
         return ()
 
-    health.register_enricher(failed_copies)
-    health.register_rule(rule_failed_copy)
+    health.register_enricher(unreachable)
+    health.register_rule(rule_unreachable)
     try:
         result = (await evaluate(db))["shop"]
-        assert result.status == "warning" and codes(result) == [health.FAILED_COPY]
+        assert result.status == "warning" and codes(result) == [health.DESTINATION_UNREACHABLE]
     finally:
-        health._rules.remove(rule_failed_copy)
-        health._enrichers.remove(failed_copies)
+        health._rules.remove(rule_unreachable)
+        health._enrichers.remove(unreachable)
     assert (await evaluate(db))["shop"] == health.OK
 
 
@@ -300,7 +302,8 @@ async def test_the_statement_count_does_not_grow_with_the_sources(db: Database) 
     few = await statements_for_evaluation()
     await add(20, 2)
     many = await statements_for_evaluation()
-    assert few == many <= 4
+    # The sources, the grouped backups query, the list version, one per feature's enricher.
+    assert few == many <= 3 + len(health.enrichers())
     # Nothing changed since: the grouped query's answer is kept (the list version says so).
     assert await statements_for_evaluation() == many - 1
     assert len(await evaluate(db)) == 22
