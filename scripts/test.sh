@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-apt_install mariadb-client zstd wrk
+apt_install mariadb-client zstd wrk age sqlite3
 [ "${QUICK:-0}" = 1 ] || apt_install chromium
 ensure_venv dev
 ensure_mariadb
