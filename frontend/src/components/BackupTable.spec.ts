@@ -116,4 +116,24 @@ describe('BackupTable', () => {
     expect(row.get('[data-testid="purge-date"]').text()).toBe(expected)
     expect(wrapper.get('thead').text()).toContain('Deleted for good')
   })
+
+  it('marks a degraded backup (a copy failed) and opens its details from the marker', async () => {
+    const wrapper = table([backup({ id: 25, filename: 'e.sql.zst', degraded: true }), backup({ id: 26 })])
+    const marker = wrapper.get('[data-testid="row-25"] [data-testid="degraded-badge"]')
+    expect(marker.text()).toBe('Degraded')
+    expect(marker.attributes('title')).toBe('A copy failed; open details to retry.')
+    expect(marker.attributes('aria-label')).toBe('Degraded: a copy of e.sql.zst failed; open details to retry')
+    await marker.trigger('click')
+    expect(wrapper.emitted('details')?.[0]?.[0]).toMatchObject({ id: 25 })
+    expect(wrapper.find('[data-testid="row-26"] [data-testid="degraded-badge"]').exists()).toBe(false)
+  })
+
+  it('marks an encrypted backup with a lock', () => {
+    const wrapper = table([backup({ id: 27, encrypted: true }), backup({ id: 28 })])
+    const marker = wrapper.get('[data-testid="row-27"] [data-testid="encrypted-badge"]')
+    expect(marker.text()).toBe('Encrypted')
+    expect(marker.find('svg').exists()).toBe(true)
+    expect(marker.attributes('title')).toContain('Encrypted (age)')
+    expect(wrapper.find('[data-testid="row-28"] [data-testid="encrypted-badge"]').exists()).toBe(false)
+  })
 })

@@ -1,5 +1,5 @@
 // Test data shaped exactly like the API's (the generated types check every field).
-import type { Backup, ConnectionTest, RestoreOperation, Source, Statistics, User } from '@/api/types'
+import type { Backup, ConnectionTest, Destination, RestoreOperation, Source, Statistics, User } from '@/api/types'
 
 let nextId = 1000
 
@@ -142,6 +142,24 @@ export function connectionTest(overrides: Partial<ConnectionTest> = {}): Connect
     dump_tool_version: '11.4.2',
     client_tool: 'mariadb',
     client_tool_version: '11.4.2',
+    ...overrides,
+  }
+}
+
+export function destination(overrides: Partial<Destination> = {}): Destination {
+  const id = overrides.id ?? nextId++
+  return {
+    id,
+    name: `destination-${id}`,
+    kind: 'local',
+    config: { path: `/var/backups/${id}` },
+    has_secret: false,
+    from_environment: false,
+    objects_stored: 0,
+    bytes_stored: 0,
+    free_bytes: null,
+    created_at: '2026-01-31T00:00:00Z',
+    updated_at: '2026-01-31T00:00:00Z',
     ...overrides,
   }
 }

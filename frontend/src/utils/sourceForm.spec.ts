@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest'
 
-import { source } from '@/test/factories'
+import { destination, source } from '@/test/factories'
 
-import { errorsByField, formFromSource, formatInZone, splitNames, timezones, toCreateBody, toUpdateBody } from './sourceForm'
+import {
+  defaultDestinationIds,
+  errorsByField,
+  formFromSource,
+  formatInZone,
+  moveId,
+  orderedDestinations,
+  splitNames,
+  splitRecipients,
+  timezones,
+  toCreateBody,
+  toUpdateBody,
+} from './sourceForm'
 
 describe('the source form', () => {
   it('makes a create body from what was typed', () => {
@@ -19,6 +31,7 @@ describe('the source form', () => {
       timezone: 'Europe/Berlin',
       retention: { trash_after_days: 15, purge_after_days: 7, keep_last: null, keep_daily: 7, keep_weekly: null, keep_monthly: null, keep_yearly: null },
       enabled: true,
+      encryption: { enabled: false, recipients: [] },
     })
   })
 
@@ -82,6 +95,77 @@ describe('the source form', () => {
       url: 'bad scheme and more',
     })
     expect(errorsByField(null)).toEqual({})
+  })
+
+  it('nests field errors: a recipient\'s error is also the recipients\' and the encryption\'s', () => {
+    expect(errorsByField({ 'encryption.recipients.1': ['not an age key'], 'destination_ids.0': ['unknown destination: 9'] })).toEqual({
+      'encryption.recipients.1': 'not an age key',
+      'encryption.recipients': 'not an age key',
+      encryption: 'not an age key',
+      'destination_ids.0': 'unknown destination: 9',
+      destination_ids: 'unknown destination: 9',
+    })
+  })
+
+  it('sends the chosen destinations in order, and none when none could be chosen (the server\'s default)', () => {
+    const form = formFromSource(null)
+    Object.assign(form, { name: 'shop', url: 'mysql://h/shop' })
+    expect(toCreateBody(form)).not.toHaveProperty('destination_ids')
+    form.destinationIds = [3, 1]
+    expect(toCreateBody(form).destination_ids).toEqual([3, 1])
+  })
+
+  it('on edit sends the destinations only when they or their order changed', () => {
+    const stored = source({ destination_ids: [1, 2] })
+    const form = formFromSource(stored)
+    expect(form.destinationIds).toEqual([1, 2])
+    expect(toUpdateBody(form, stored)).toEqual({})
+    form.destinationIds = [2, 1]
+    expect(toUpdateBody(form, stored)).toEqual({ destination_ids: [2, 1] })
+    expect(stored.destination_ids).toEqual([1, 2])
+  })
+
+  it('encryption: recipients one a line, trimmed, once each; on edit only when it changed', () => {
+    expect(splitRecipients('  age1aaa \n\n age1bbb\tage1ccc\r\nage1aaa ')).toEqual(['age1aaa', 'age1bbb', 'age1ccc'])
+    const form = formFromSource(null)
+    Object.assign(form, { encrypt: true, recipients: ' age1aaa\n age1bbb \n' })
+    expect(toCreateBody(form).encryption).toEqual({ enabled: true, recipients: ['age1aaa', 'age1bbb'] })
+    form.encrypt = false
+    expect(toCreateBody(form).encryption).toEqual({ enabled: false, recipients: [] })
+
+    const stored = source({ encryption: { enabled: true, recipients: ['age1aaa'] } })
+    const edit = formFromSource(stored)
+    expect(edit).toMatchObject({ encrypt: true, recipients: 'age1aaa' })
+    edit.recipients = ' age1aaa \n'
+    expect(toUpdateBody(edit, stored)).toEqual({})
+    edit.recipients = 'age1aaa\nage1bbb'
+    expect(toUpdateBody(edit, stored)).toEqual({ encryption: { enabled: true, recipients: ['age1aaa', 'age1bbb'] } })
+    edit.encrypt = false
+    expect(toUpdateBody(edit, stored)).toEqual({ encryption: { enabled: false, recipients: [] } })
+
+    // Off before and after: nothing to send, whatever the hidden recipients say.
+    const off = source({ encryption: { enabled: false, recipients: ['age1kept'] } })
+    const offForm = formFromSource(off)
+    offForm.recipients = 'age1other'
+    expect(toUpdateBody(offForm, off)).toEqual({})
+  })
+
+  it('lists the chosen destinations first in order, then the others, keeping unknown ids', () => {
+    const local = destination({ id: 1, name: 'local', from_environment: true })
+    const s3 = destination({ id: 2, name: 'offsite', kind: 's3' })
+    const nas = destination({ id: 3, name: 'nas' })
+    expect(orderedDestinations([local, s3, nas], [3, 9, 1]).map((row) => [row.id, row.chosen, row.destination?.name ?? null])).toEqual([
+      [3, true, 'nas'],
+      [9, true, null],
+      [1, true, 'local'],
+      [2, false, 'offsite'],
+    ])
+    expect(defaultDestinationIds([s3, local])).toEqual([1])
+    expect(defaultDestinationIds([s3])).toEqual([2])
+    expect(defaultDestinationIds([])).toEqual([])
+    expect(moveId([1, 2, 3], 2, -1)).toEqual([1, 3, 2])
+    expect(moveId([1, 2, 3], 0, -1)).toEqual([1, 2, 3])
+    expect(moveId([1, 2, 3], 2, 1)).toEqual([1, 2, 3])
   })
 
   it('splits names on commas and spaces, once each', () => {

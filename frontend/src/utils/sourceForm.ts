@@ -1,7 +1,8 @@
 // The add/edit form of a source as plain data, and the request bodies made from it: a create
 // sends everything, an edit only what changed, and the URL only when one was typed (blank keeps
-// the stored one, whose password the API never returns).
-import type { Retention, Source, SourceCreate, SourceUpdate } from '@/api/types'
+// the stored one, whose password the API never returns). Destinations are an ordered list of
+// ids (reads try the first copy first); encryption is age to dbkeep's key plus the recipients.
+import type { Destination, Retention, Source, SourceCreate, SourceUpdate } from '@/api/types'
 
 export const ALL_DATABASES = '*'
 export const KEEP_FIELDS = ['keep_last', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const
@@ -63,12 +64,57 @@ export interface SourceForm {
   /** Where test restores may create scratch databases; blank keeps the stored one. */
   verifyUrl: string
   verifySchedule: string
+  /** The chosen destinations' ids, in order (reads try the first copy first). */
+  destinationIds: number[]
+  /** Encrypt each backup (age) to dbkeep's key plus the recipients. */
+  encrypt: boolean
+  /** Extra age public keys (age1…), one a line. */
+  recipients: string
+}
+
+export interface EncryptionBody {
+  enabled: boolean
+  recipients: string[]
 }
 
 const DEFAULT_RETENTION: Retention = { trash_after_days: 15, purge_after_days: 7 }
 
 export function splitNames(text: string): string[] {
   return [...new Set(text.split(/[\s,]+/).filter(Boolean))]
+}
+
+/** age public keys typed one a line (any whitespace or comma separates them), trimmed, once each. */
+export function splitRecipients(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))]
+}
+
+/** The destination a new source starts with: the bootstrap `local`, else the first. */
+export function defaultDestinationIds(destinations: readonly Destination[]): number[] {
+  const chosen = destinations.find((d) => d.name === 'local') ?? destinations.find((d) => d.from_environment) ?? destinations[0]
+  return chosen ? [chosen.id] : []
+}
+
+/** The ids with the one at `index` moved by `delta` places (a copy; out of range: unchanged). */
+export function moveId(ids: readonly number[], index: number, delta: -1 | 1): number[] {
+  const target = index + delta
+  const out = [...ids]
+  if (index < 0 || index >= out.length || target < 0 || target >= out.length) return out
+  ;[out[index], out[target]] = [out[target]!, out[index]!]
+  return out
+}
+
+/** Every destination once, the chosen ones first in their order, then the rest as listed. Ids
+ * chosen but not in the list (it failed to load, or one is gone) are kept, with no destination. */
+export function orderedDestinations(
+  destinations: readonly Destination[],
+  chosen: readonly number[],
+): { id: number; destination: Destination | null; chosen: boolean }[] {
+  const byId = new Map(destinations.map((d) => [d.id, d]))
+  const picked = new Set(chosen)
+  return [
+    ...chosen.map((id) => ({ id, destination: byId.get(id) ?? null, chosen: true })),
+    ...destinations.filter((d) => !picked.has(d.id)).map((d) => ({ id: d.id, destination: d, chosen: false })),
+  ]
 }
 
 function text(value: number | null | undefined): string {
@@ -97,6 +143,9 @@ export function formFromSource(source: Source | null, timezone = 'UTC'): SourceF
     enabled: source?.enabled ?? true,
     verifyUrl: '',
     verifySchedule: source?.verify_schedule ?? '',
+    destinationIds: [...(source?.destination_ids ?? [])],
+    encrypt: source?.encryption?.enabled ?? false,
+    recipients: (source?.encryption?.recipients ?? []).join('\n'),
   }
 }
 
@@ -125,6 +174,15 @@ function databasesOf(form: SourceForm): string[] | null {
   return names.length ? names : null
 }
 
+/** What the form says about encryption; the recipients only count while it is on. */
+export function encryptionOf(form: SourceForm): EncryptionBody {
+  return { enabled: form.encrypt, recipients: form.encrypt ? splitRecipients(form.recipients) : [] }
+}
+
+function storedEncryption(source: Source): EncryptionBody {
+  return { enabled: source.encryption?.enabled ?? false, recipients: source.encryption?.recipients ?? [] }
+}
+
 export function toCreateBody(form: SourceForm): SourceCreate {
   const body: SourceCreate = {
     name: form.name.trim(),
@@ -136,7 +194,10 @@ export function toCreateBody(form: SourceForm): SourceCreate {
     timezone: form.timezone,
     retention: retentionOf(form),
     enabled: form.enabled,
+    encryption: encryptionOf(form),
   }
+  // None chosen (the list could not be loaded): the server's default, the `local` destination.
+  if (form.destinationIds.length) body.destination_ids = [...form.destinationIds]
   // Sent only when given: test restores are optional.
   if (form.verifyUrl.trim()) body.verify_url = form.verifyUrl.trim()
   if (form.verifySchedule.trim()) body.verify_schedule = form.verifySchedule.trim()
@@ -174,17 +235,28 @@ export function toUpdateBody(form: SourceForm, source: Source): SourceUpdate {
   if (verifyUrl) body.verify_url = verifyUrl
   const verifySchedule = form.verifySchedule.trim() || null
   if (verifySchedule !== (source.verify_schedule ?? null)) body.verify_schedule = verifySchedule
+  if (!same(form.destinationIds, source.destination_ids)) body.destination_ids = [...form.destinationIds]
+  const encryption = encryptionOf(form)
+  const storedEnc = storedEncryption(source)
+  // Off before and after: unchanged, whatever recipients were kept.
+  if (encryption.enabled !== storedEnc.enabled || (encryption.enabled && !same(encryption.recipients, storedEnc.recipients))) {
+    body.encryption = encryption
+  }
   return body
 }
 
-/** The server's field errors ("retention.keep_daily", "url") by the form's top-level field. */
+/** The server's field errors ("retention.keep_daily", "encryption.recipients.0", "url") by
+ * their own key and by every enclosing field ("encryption.recipients", "encryption"). */
 export function errorsByField(errors: Record<string, string[]> | null): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [key, messages] of Object.entries(errors ?? {})) {
     if (!messages.length) continue
-    const field = key.split('.')[0] ?? key
     out[key] = messages.join(' ')
-    if (!out[field]) out[field] = messages.join(' ')
+    const parts = key.split('.')
+    for (let n = parts.length - 1; n >= 1; n--) {
+      const field = parts.slice(0, n).join('.')
+      if (!out[field]) out[field] = messages.join(' ')
+    }
   }
   return out
 }
