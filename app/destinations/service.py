@@ -8,11 +8,10 @@ import secrets as random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +39,9 @@ from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.sources.models import Source
 from app.storage.base import BackupStorage, StorageError
 from app.storage.registry import UnknownStorageKind, build_storage
+
+if TYPE_CHECKING:  # the queue module loads Redis, which a backup command never needs
+    from app.jobs.queue import ArqJobQueue
 
 log = structlog.get_logger("dbkeep.destinations")
 
@@ -375,7 +377,7 @@ async def destinations_of(session: AsyncSession, source: Source | None) -> list[
 class CopyRetryService:
     """Asking for a failed copy to be stored again (the job does it)."""
 
-    def __init__(self, session: AsyncSession, *, actor: Actor, queue: Any) -> None:
+    def __init__(self, session: AsyncSession, *, actor: Actor, queue: ArqJobQueue | None) -> None:
         self.session = session
         self.actor = actor
         self.queue = queue
@@ -414,16 +416,10 @@ class CopyRetryService:
         await self.session.commit()
         if self.queue is None:
             raise ServiceUnavailable("The job queue is not available in this process.")
-        try:
-            await self.queue.redis.enqueue_job(
-                RUN_COPY_RETRY,
-                backup_id,
-                destination_id,
-                _job_id=copy_retry_job_id(self.queue.queue_name, backup_id, destination_id),
-                _queue_name=self.queue.queue_name,
-            )
-        except (RedisError, OSError) as exc:
-            raise ServiceUnavailable(
-                "The job queue (Redis) is unavailable; the copy was not queued."
-            ) from exc
+        await self.queue.enqueue_copy_retry(
+            RUN_COPY_RETRY,
+            backup_id,
+            destination_id,
+            job_id=copy_retry_job_id(self.queue.queue_name, backup_id, destination_id),
+        )
         return (await copy_reads(self.session, [backup_id]))[backup_id]

@@ -113,12 +113,18 @@ class ArqJobQueue:
             what="verification",
         )
 
-    async def _enqueue(self, function: str, row_id: int, *, job_id: str, what: str) -> None:
+    async def enqueue_copy_retry(
+        self, function: str, backup_id: int, destination_id: int, *, job_id: str
+    ) -> None:
+        """Queue storing a failed copy of ``backup_id`` on ``destination_id`` again."""
+        await self._enqueue(function, backup_id, destination_id, job_id=job_id, what="copy")
+
+    async def _enqueue(self, function: str, *args: int, job_id: str, what: str) -> None:
         try:
             # ``None`` means a job with this id exists already: the row is queued, which is all
             # the caller asked for.
             await self.redis.enqueue_job(
-                function, row_id, _job_id=job_id, _queue_name=self.queue_name
+                function, *args, _job_id=job_id, _queue_name=self.queue_name
             )
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable(

@@ -38,7 +38,7 @@ from app.jobs.queue import (
     ArqJobQueue,
 )
 from app.jobs.reconciler import Reconciler
-from app.jobs.schedule import CRON_TIMEOUT_S, cron_jobs, schedule_timezone
+from app.jobs.schedule import cron_jobs, schedule_timezone
 from app.notifications.tasks import notification_cron
 from app.sources.health_tasks import health_cron_jobs
 from app.verifications import jobs as verification_jobs
@@ -68,11 +68,12 @@ def job_timeouts(settings: Settings) -> tuple[int, int]:
 
 
 def in_progress_timeout(settings: Settings) -> float:
-    """How long arq keeps a job's in-progress marker (its longest job timeout + 10 s)."""
-    timeouts = [*job_timeouts(settings)]
-    if settings.schedule_enabled:
-        timeouts.append(CRON_TIMEOUT_S)
-    return float(max(timeouts) + 10)
+    """How long arq keeps a job's in-progress marker: as arq computes it, its longest job or
+    cron timeout + 10 s (the health and notification crons run whatever the schedule says)."""
+    worker = build_worker_settings(settings)
+    default = worker["job_timeout"]
+    jobs = [*worker["functions"], *worker["cron_jobs"]]
+    return float(max(job.timeout_s or default for job in jobs) + 10)
 
 
 class _OutageBackoff(AbstractBackoff):
