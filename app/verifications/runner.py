@@ -238,6 +238,12 @@ class VerificationRunner:
                     f"({backup.manifest['unreadable']}): nothing to compare the restore with."
                 )
             try:
+                integrity = getattr(engine, "integrity", None)  # SQLite: PRAGMA integrity_check
+                verdict = "ok" if integrity is None else await integrity(scratch)
+                if verdict != "ok":
+                    raise VerificationFailed(
+                        f"The restored file failed its integrity check: {verdict}"
+                    )
                 restored = await count_rows(scratch)
                 objects = await _objects_of(engine, scratch)
             except EngineError as exc:
