@@ -30,7 +30,15 @@ from app.verifications.reconcile import reconcile_verifications
 from app.verifications.runner import SQLITE_SCRATCH_DIR, VerificationRunner
 from app.verifications.service import VerificationService
 from tests import support
-from tests.engines.pg_support import create_database, drop_database, pg_sql, pg_url
+from tests.engines.pg_support import (  # noqa: F401  (fixtures)
+    create_database,
+    drop_database,
+    pg_names,
+    pg_source,
+    pg_sql,
+    pg_url,
+)
+from tests.verifications.conftest import SEED
 
 PG_SEED = r'''
 CREATE SCHEMA "odd Schema";
@@ -338,3 +346,33 @@ async def test_the_reconciler_removes_sqlite_scratch_leftovers(
     _failed, dropped = await reconcile_verifications(database, settings)
     assert dropped == 1
     assert sorted(p.name for p in scratch.iterdir()) == ["keep-me.txt"]
+
+
+async def test_the_hard_postgresql_fixture_verifies(
+    database: Database,
+    settings: Settings,
+    pg_source: str,  # noqa: F811
+) -> None:
+    """Every hard case of pg_fixture.sql (extensions, partitions, ranges, domains ...)."""
+    source = await add_source(
+        database, "postgresql", pg_url(pg_source), pg_source,
+        verify_url=Secret(pg_url("postgres")),
+    )  # fmt: skip
+    backup = await back_up(database, settings, source, pg_source)
+    assert backup.manifest is not None and "unreadable" not in backup.manifest
+    done = await verify(database, settings, backup.id)
+    assert done.status is VerificationStatus.passed, done.error_message
+    assert done.tables and all(t["expected_rows"] == t["restored_rows"] for t in done.tables)
+    assert f"dbkeep_verify_{backup.id}" not in pg_scratch_databases()
+
+
+async def test_a_mysql_backup_through_the_routing_engine_has_its_manifest(
+    database: Database, settings: Settings, source: Source, target_database: str
+) -> None:
+    """The runners hold a routing engine in production: the manifest stage is the target's."""
+    support.admin_sql(SEED, database=target_database)
+    backup = await back_up(database, settings, source, target_database)
+    assert backup.manifest is not None and backup.manifest["engine"] == "mysql"
+    assert {t["name"]: t["rows"] for t in backup.manifest["tables"]} == {
+        "items": 5000, "tags": 2, "nothing": 0,
+    }  # fmt: skip
