@@ -95,7 +95,7 @@ async def dump_into(
         tool_version=verdict.tool_version,
         server_version=verdict.server_version,
         warning=verdict.warning,
-        manifest=None
+        manifest=verdict.manifest
         if observer is None
         else observer.result(server_version=verdict.server_version),
     )

@@ -48,6 +48,7 @@ from app.engines.base import (
     ProgressCallback,
     TargetSpec,
 )
+from app.engines.routing import engine_for
 from app.errors import AppError, Conflict, NotFound
 from app.notifications.service import notify_backup_finished
 from app.pipeline.checksum import sha256_of
@@ -397,7 +398,8 @@ class BackupRunner:
                 level=levels.get(compression),
                 on_progress=report,
                 encryption=encryptor(recipients) if recipients else None,
-                observer=manifest_observer_of(self.engine),
+                # The engine of this target's own (a routing engine has none itself).
+                observer=manifest_observer_of(engine_for(self.engine, target)),
             )
         )
         try:

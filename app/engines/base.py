@@ -118,6 +118,9 @@ class DumpVerdict:
     server_version: str | None
     # Said when the backup is taken: why restoring it may need more than this server allows.
     warning: str | None = None
+    # The manifest, when the engine took it from its own copy of the data (SQLite counts in
+    # the consistent copy it streams) rather than through a ``ManifestObserver``.
+    manifest: dict[str, Any] | None = None
 
 
 class ManifestObserver(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +29,9 @@ from app.engines.base import (
     validate_database_name,
 )
 from app.engines.registry import EngineRegistry, UnknownEngine
+from app.engines.routing import ENGINE_OF_SCHEME
 from app.engines.sqlite import sqlite_target
+from app.engines.sqlite.paths import sqlite_directory_of
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.kit.keyring import DecryptionError
 from app.kit.secret import Secret, masked_url
@@ -129,10 +132,17 @@ def _checked_sqlite_url(url: str, databases: list[str] | None) -> list[str]:
     return [spec.database]
 
 
-def _checked_verify_url(url: str) -> str:
-    """Refuse a verify URL that is not a usable mysql:// server URL (never echoing it)."""
+def _checked_verify_url(engine: str, url: str) -> str:
+    """Refuse a verify URL that is not a usable server URL of the source's own engine (a SQLite
+    source's: ``sqlite:///dir/``, a directory for scratch files), never echoing it."""
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
     try:
-        TargetSpec.from_url(url, database="information_schema")
+        if ENGINE_OF_SCHEME.get(scheme) != engine:
+            raise ValueError(f"a {engine} source's verify URL must be a {engine} one")
+        if engine == SourceEngine.sqlite:
+            sqlite_directory_of(url)
+        else:
+            TargetSpec.from_url(url, database="information_schema")
     except ValueError as exc:
         raise ValidationFailed(
             "The verify URL is not usable.", errors={"verify_url": [str(exc)]}
@@ -282,7 +292,7 @@ class SourceService:
             verify_schedule=data.verify_schedule,
             verify_url=None
             if data.verify_url is None
-            else Secret(_checked_verify_url(data.verify_url)),
+            else Secret(_checked_verify_url(data.engine.value, data.verify_url)),
             destination_ids=await resolve_destinations(self.session, data.destination_ids),
         )
         self.sources.add(source)
@@ -326,7 +336,9 @@ class SourceService:
         if "verify_url" in sent:
             verify_url = data.verify_url
             source.verify_url = (
-                None if verify_url is None else Secret(_checked_verify_url(verify_url))
+                None
+                if verify_url is None
+                else Secret(_checked_verify_url(source.engine, verify_url))
             )
         if data.destination_ids is not None:
             source.destination_ids = await resolve_destinations(self.session, data.destination_ids)

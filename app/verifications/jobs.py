@@ -19,8 +19,8 @@ from app.errors import AppError
 from app.jobs.locks import LockBusy, LockLost, TargetLock
 from app.jobs.schedule import due_slot
 from app.jobs.tasks import TARGET_BUSY_RETRY_S, WorkerState
-from app.sources.models import SourceEngine
 from app.sources.repository import SourceRepository
+from app.verifications.models import verifiable
 from app.verifications.runner import VerificationRunner
 from app.verifications.service import VerificationQueue, VerificationService
 
@@ -30,10 +30,12 @@ VERIFY_SCHEDULER = Actor.system("verify-scheduler")
 
 
 def verification_runner(runtime: Bootstrap) -> VerificationRunner:
-    """The runner with the MySQL engine (the only engine with a manifest stage so far)."""
-    engine = runtime.engines.get(SourceEngine.mysql)
+    """The runner with every engine (each scratch target's own)."""
     backups = BackupRunner(
-        database=runtime.database, settings=runtime.settings, engine=engine, storage=runtime.storage
+        database=runtime.database,
+        settings=runtime.settings,
+        engine=runtime.engine,
+        storage=runtime.storage,
     )
     return VerificationRunner(database=runtime.database, backups=backups)
 
@@ -82,7 +84,7 @@ async def run_verify_schedules(
         sources = [
             s
             for s in await SourceRepository(session).all()
-            if s.enabled and s.verify_schedule and s.verify_url is not None
+            if s.enabled and s.verify_schedule and verifiable(s)
         ]
     outcomes = []
     for source in sources:

@@ -20,6 +20,12 @@ def scratch_database(backup_id: int) -> str:
     return f"{SCRATCH_PREFIX}{int(backup_id)}"
 
 
+def verifiable(source: Any) -> bool:
+    """Whether a source has somewhere to restore into: its verify_url, or (SQLite) none needed
+    (the scratch file goes under dbkeep's var directory)."""
+    return source.verify_url is not None or source.engine == "sqlite"
+
+
 class VerificationStatus(StrEnum):
     pending = "pending"
     running = "running"

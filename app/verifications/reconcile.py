@@ -2,12 +2,16 @@
 
 A verification drops its scratch database in ``finally``; a worker killed mid-way (SIGKILL, the
 host lost) can't. So, on every pass: a ``running`` verification whose heartbeat went silent is
-failed ("the worker stopped"), and on every source's scratch server each ``dbkeep_verify_<id>``
-database that no live verification is using is dropped.
+failed ("the worker stopped"), and on every source's scratch server (MySQL, PostgreSQL) each
+``dbkeep_verify_<id>`` database that no live verification is using is dropped; so is each
+``dbkeep_verify_<id>.sqlite`` file in a SQLite source's scratch directory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
 from datetime import timedelta
 
@@ -17,16 +21,21 @@ from app.config import Settings
 from app.db import Database, utcnow
 from app.engines.base import EngineError, TargetSpec
 from app.engines.registry import EngineRegistry
+from app.engines.sqlite.paths import sqlite_directory_of
 from app.jobs.queue import ArqJobQueue, verification_job_id
-from app.sources.models import SourceEngine
+from app.sources.models import Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.verifications.events import emit_verification_failed
 from app.verifications.models import SCRATCH_PREFIX, VerificationStatus
 from app.verifications.repository import VerificationRepository
+from app.verifications.runner import SQLITE_SCRATCH_DIR
 
 log = structlog.get_logger("dbkeep.reconciler")
 
 _SCRATCH = re.compile(rf"^{SCRATCH_PREFIX}(\d+)$")
+_SCRATCH_FILE = re.compile(rf"^{SCRATCH_PREFIX}(\d+)\.sqlite(|-wal|-shm|-journal)$")
+# engine -> a database every server of it has (to list the others from).
+_ADMIN_DATABASE: dict[str, str] = {"mysql": "mysql", "postgresql": "postgres"}
 STOPPED = "The worker running this verification stopped before it ended."
 
 
@@ -75,20 +84,28 @@ async def reconcile_verifications(
                 await queue.enqueue_verification(verification_id)
                 log.info("reconcile.verification_requeued", verification_id=verification_id)
     async with database.sessionmaker() as session:
-        servers: dict[str, TargetSpec] = {}
+        servers: dict[tuple[str, str], TargetSpec] = {}
+        sqlite_dirs: set[str] = set()
         for source in await SourceRepository(session).all():
-            if source.verify_url is None or source.engine != SourceEngine.mysql:
+            if source.engine == SourceEngine.sqlite:
+                sqlite_dirs.add(_sqlite_scratch_dir(source, settings))
+                continue
+            if source.verify_url is None or source.engine not in _ADMIN_DATABASE:
                 continue
             try:
-                spec = TargetSpec.from_url(source.verify_url.reveal(), database="mysql")
+                spec = TargetSpec.from_url(
+                    source.verify_url.reveal(), database=_ADMIN_DATABASE[source.engine]
+                )
             except ValueError:
                 continue
-            servers[spec.socket or f"{spec.host.lower()}:{spec.port}"] = spec
+            server = spec.socket or f"{spec.host.lower()}:{spec.port}"
+            servers[(source.engine, server)] = spec.with_database(_ADMIN_DATABASE[source.engine])
+    dropped = await asyncio.to_thread(_drop_sqlite_leftovers, sqlite_dirs, live_backups)
     if not servers:
-        return failed, 0
-    engine = EngineRegistry(settings).get(SourceEngine.mysql)
-    dropped = 0
-    for spec in servers.values():
+        return failed, dropped
+    engines = EngineRegistry(settings)
+    for (engine_name, _server), spec in servers.items():
+        engine = engines.get(engine_name)
         try:
             names = await engine.list_databases(spec)
         except EngineError as exc:
@@ -106,3 +123,33 @@ async def reconcile_verifications(
             dropped += 1
             log.info("reconcile.scratch_dropped", database=name)
     return failed, dropped
+
+
+def _sqlite_scratch_dir(source: Source, settings: Settings) -> str:
+    if source.verify_url is None:
+        return str((settings.var_dir / SQLITE_SCRATCH_DIR).resolve())
+    try:
+        return sqlite_directory_of(source.verify_url.reveal())
+    except ValueError:
+        return ""
+
+
+def _drop_sqlite_leftovers(directories: set[str], live_backups: set[int]) -> int:
+    """Remove the ``dbkeep_verify_<id>.sqlite`` files (and side files) no live verification
+    uses from SQLite scratch directories."""
+    dropped = 0
+    for directory in sorted(d for d in directories if d):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            match = _SCRATCH_FILE.match(name)
+            if match is None or int(match.group(1)) in live_backups:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+                if match.group(2) == "":
+                    dropped += 1
+                    log.info("reconcile.scratch_dropped", database=name)
+    return dropped

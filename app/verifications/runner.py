@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,8 +26,11 @@ from app.backups.models import BackupStatus, DatabaseBackup
 from app.backups.repository import BackupRepository
 from app.backups.runner import HEARTBEAT_SECONDS, BackupRunner
 from app.db import Database, utcnow
-from app.engines.base import EngineError, TargetSpec
+from app.engines.base import DatabaseEngine, EngineError, TargetSpec
+from app.engines.routing import engine_for
+from app.engines.sqlite.paths import sqlite_directory_of, sqlite_scratch_target
 from app.errors import AppError
+from app.sources.models import Source, SourceEngine
 from app.sources.repository import SourceRepository
 from app.verifications.events import emit_verification_failed
 from app.verifications.models import (
@@ -41,6 +45,8 @@ log = structlog.get_logger("dbkeep.verifications")
 
 # The lock on a scratch server is this TargetSpec's database name on that server.
 _SERVER_LOCK_DATABASE = "dbkeep_verify"
+# A SQLite source without a verify_url: its scratch files go here, under the var directory.
+SQLITE_SCRATCH_DIR = "verify-scratch"
 
 Hold = Callable[[TargetSpec, str], AbstractAsyncContextManager[object]]
 
@@ -81,6 +87,16 @@ def compare(
         if int(count) != objects.get(kind, 0):
             problems.append(f"{objects.get(kind, 0)} {kind}(s) restored, the dump held {count}")
     return tables, problems
+
+
+async def _objects_of(engine: DatabaseEngine, scratch: TargetSpec) -> Counter[str]:
+    """The restored objects by kind: the engine's own count in the manifest's kinds when it
+    has one (PostgreSQL leaves extension members out), else from ``inspect``."""
+    count_objects = getattr(engine, "count_objects", None)
+    if count_objects is not None:
+        return Counter(await count_objects(scratch))
+    state = await engine.inspect(scratch)
+    return Counter(o.kind for o in state.objects)
 
 
 def _summary(problems: list[str]) -> str:
@@ -128,6 +144,8 @@ class VerificationRunner:
         if verification.source_id is None:
             raise VerificationFailed("The backup's source was deleted: no verify_url to use.")
         source = await SourceRepository(session).get(verification.source_id)
+        if source is not None and source.engine == SourceEngine.sqlite:
+            return self._sqlite_scratch(source, verification.backup_id)
         if source is None or source.verify_url is None:
             raise VerificationFailed(
                 "The source has no verify_url: set a server where scratch databases may be created."
@@ -140,6 +158,24 @@ class VerificationRunner:
             raise VerificationFailed(f"The source's verify_url is not usable: {exc}.") from None
         # A URL naming a database would make from_url keep it: the scratch name always wins.
         return scratch.with_database(scratch_database(verification.backup_id))
+
+    def _sqlite_scratch(self, source: Source, backup_id: int) -> TargetSpec:
+        """A SQLite source's scratch file: in its verify_url's directory (``sqlite:///dir/``),
+        or under dbkeep's var directory without one."""
+        try:
+            if source.verify_url is None:
+                directory = str((self.backups.settings.var_dir / SQLITE_SCRATCH_DIR).resolve())
+            else:
+                directory = sqlite_directory_of(source.verify_url.reveal())
+        except ValueError as exc:
+            raise VerificationFailed(f"The source's verify_url is not usable: {exc}.") from None
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise VerificationFailed(
+                f"The scratch directory could not be made: {exc.strerror or type(exc).__name__}."
+            ) from None
+        return sqlite_scratch_target(directory, scratch_database(backup_id))
 
     async def _run_claimed(self, verification_id: int, scratch: TargetSpec) -> BackupVerification:
         started = time.monotonic()
@@ -179,30 +215,41 @@ class VerificationRunner:
             raise VerificationFailed(
                 "refusing to restore into a database that is not a scratch one"
             )
+        engine = engine_for(self.engine, scratch)
         try:
-            await self.engine.recreate_database(scratch)
+            await engine.recreate_database(scratch)
             try:
                 await self.backups.load(backup_id, target=scratch)
             except AppError as exc:  # the file is missing or damaged (size, SHA-256)
                 raise VerificationFailed(exc.message) from None
             except EngineError as exc:
                 raise VerificationFailed(f"The test restore failed: {exc.message}") from None
-            count_rows = getattr(self.engine, "count_rows", None)
+            count_rows = getattr(engine, "count_rows", None)
             if count_rows is None:
-                raise VerificationFailed(f"The {self.engine.name} engine can't count rows yet.")
+                raise VerificationFailed(f"The {engine.name} engine can't count rows yet.")
             if backup.manifest is None:
                 raise VerificationFailed(
                     "The backup has no manifest (taken before manifests were recorded): the "
                     "restore succeeded, but there is nothing to compare its rows with."
                 )
+            if "unreadable" in backup.manifest:
+                raise VerificationFailed(
+                    "The backup's manifest could not be taken at dump time "
+                    f"({backup.manifest['unreadable']}): nothing to compare the restore with."
+                )
             try:
+                integrity = getattr(engine, "integrity", None)  # SQLite: PRAGMA integrity_check
+                verdict = "ok" if integrity is None else await integrity(scratch)
+                if verdict != "ok":
+                    raise VerificationFailed(
+                        f"The restored file failed its integrity check: {verdict}"
+                    )
                 restored = await count_rows(scratch)
-                state = await self.engine.inspect(scratch)
+                objects = await _objects_of(engine, scratch)
             except EngineError as exc:
                 raise VerificationFailed(
                     f"Counting the restored rows failed: {exc.message}"
                 ) from None
-            objects = Counter(o.kind for o in state.objects)
             return compare(backup.manifest, restored, objects)
         except EngineError as exc:
             raise VerificationFailed(
@@ -213,7 +260,7 @@ class VerificationRunner:
 
     async def _drop(self, scratch: TargetSpec) -> None:
         try:
-            await self.engine.drop_database(scratch)
+            await engine_for(self.engine, scratch).drop_database(scratch)
         except EngineError as exc:
             # The reconciler drops it later (it lists dbkeep_verify_% on the server).
             log.warning("verification.drop_failed", database=scratch.database, error=exc.message)

@@ -14,7 +14,7 @@ from app.backups.repository import BackupRepository
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.sources.models import Source
 from app.sources.repository import SourceRepository
-from app.verifications.models import BackupVerification, VerificationStatus
+from app.verifications.models import BackupVerification, VerificationStatus, verifiable
 from app.verifications.repository import VerificationRepository
 
 log = structlog.get_logger("dbkeep.verifications")
@@ -61,7 +61,7 @@ class VerificationService:
         """Record a pending verification of ``backup_id`` (default: the source's newest
         completed backup) and queue it; 409 when it can't run."""
         source = await self._source(source_id)
-        if source.verify_url is None:
+        if not verifiable(source):
             raise Conflict(
                 f"Source {source.name!r} has no verify_url: set a server where scratch "
                 "databases may be created."
@@ -86,7 +86,7 @@ class VerificationService:
             raise NotFound(f"Backup {backup_id} was not found.")
         if backup.source_id is not None:
             source = await self._source(backup.source_id)
-            if source.verify_url is None:
+            if not verifiable(source):
                 raise Conflict(
                     f"Source {source.name!r} has no verify_url: set a server where scratch "
                     "databases may be created."

@@ -112,3 +112,37 @@ async def test_a_backup_shows_its_manifest(
     shown = await admin_client.get(f"/admin/api/database-backups/{backup.id}")
     assert shown.status_code == 200
     assert shown.json()["data"]["manifest"] == manifest
+
+
+async def test_a_verify_url_is_checked_against_the_sources_own_engine(
+    admin_client: httpx.AsyncClient, tmp_path: Any
+) -> None:
+    from tests.engines.pg_support import pg_url
+
+    body = {"engine": "postgresql", "url": pg_url("postgres")}
+    made = await admin_client.post(
+        SOURCES, json={**body, "name": support.unique_name("pgv").replace("_", "-"),
+                       "verify_url": pg_url("postgres")},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["data"]["verify_url"] == pg_url("postgres")
+    refused = await admin_client.post(
+        SOURCES, json={**body, "name": support.unique_name("pgv").replace("_", "-"),
+                       "verify_url": "mysql://root@127.0.0.1:3306/"},
+    )  # fmt: skip
+    assert_failure(refused, 422)
+    assert "postgresql" in json.dumps(refused.json())
+    # A SQLite source: a directory (sqlite:///dir/) or nothing at all (dbkeep's var directory).
+    db = tmp_path / "shop.db"
+    import sqlite3
+
+    sqlite3.connect(db).close()
+    lite = {"engine": "sqlite", "url": f"sqlite://{db}"}
+    made = await admin_client.post(
+        SOURCES, json={**lite, "name": "lite-a", "verify_url": f"sqlite://{tmp_path}/"}
+    )
+    assert made.status_code == 201, made.text
+    refused = await admin_client.post(
+        SOURCES, json={**lite, "name": "lite-b", "verify_url": f"sqlite://{db}"}
+    )
+    assert_failure(refused, 422)

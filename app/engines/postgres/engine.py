@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.engines.base import (
     ConnectionReport,
@@ -50,6 +52,7 @@ from app.engines.postgres.credentials import (
 )
 from app.engines.postgres.errors import classify
 from app.engines.postgres.inventory import INVENTORY_SQL, parse_inventory, parse_toc
+from app.engines.postgres.manifest import PostgresManifestObserver
 from app.engines.postgres.target import flag
 from app.engines.postgres.tools import (
     ClientSet,
@@ -229,6 +232,11 @@ class PostgresEngine:
         return out.decode("utf-8", errors="replace")
 
     # ---- dumps -------------------------------------------------------------------------------
+
+    def manifest_observer(self) -> PostgresManifestObserver:
+        """A fresh manifest stage for one dump (rows per table from the archive, objects from
+        its TOC, the server version)."""
+        return PostgresManifestObserver()
 
     def judge_upload(self, raw: RawStats) -> DumpVerdict:
         """An uploaded archive: the custom format's magic and header (its TOC is read back
@@ -415,6 +423,24 @@ class PostgresEngine:
             time_limit=_DROP_TIME_LIMIT,
         )  # fmt: skip
 
+    async def count_rows(self, target: TargetSpec) -> dict[str, int]:
+        """The exact number of rows (``count(*)``) of every table of ``target.database`` that
+        holds rows (partitions, not their parents), keyed ``schema.table`` as the manifest is."""
+        out = await self._psql(target, _COUNT_ROWS_SQL, time_limit=_DROP_TIME_LIMIT)
+        try:
+            return {str(name): int(rows) for name, rows in _json_line(out)}
+        except (ValueError, TypeError):
+            raise EngineError("the server's row counts could not be read") from None
+
+    async def count_objects(self, target: TargetSpec) -> dict[str, int]:
+        """The objects of ``target.database`` by the manifest's kinds (extension members left
+        out: pg_dump dumps the extension, not them)."""
+        out = await self._psql(target, _COUNT_OBJECTS_SQL)
+        try:
+            return {str(kind): int(count) for kind, count in _json_line(out)}
+        except (ValueError, TypeError):
+            raise EngineError("the server's list of objects could not be read") from None
+
     async def estimate_size(self, target: TargetSpec) -> int | None:
         try:
             out = await self._psql(
@@ -481,6 +507,66 @@ SELECT 'SELECT on sequences', count(*) FROM pg_catalog.pg_class c
    AND n.nspname NOT LIKE 'pg\_%'
    AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'SELECT') END;
 """
+
+
+_USER_NAMESPACES = r"""
+    SELECT oid FROM pg_catalog.pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+      AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%'
+"""
+_NOT_EXTENSION_MEMBER = """NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+    WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"""
+# One count(*) per table, run by the server (query_to_xml), answered as one JSON line.
+_COUNT_ROWS_SQL = rf"""
+SET search_path = '';
+SELECT COALESCE(json_agg(json_build_array(n.nspname || '.' || c.relname,
+    (xpath('/row/c/text()', query_to_xml(
+        format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')
+    ))[1]::text::bigint)), '[]')
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.oid IN ({_USER_NAMESPACES})
+  -- an extension's tables are its own, but for its configuration tables (pg_dump dumps those)
+  AND ({_NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_class", oid="c.oid")}
+       OR c.oid IN (SELECT unnest(extconfig) FROM pg_catalog.pg_extension));
+"""  # noqa: S608 (built from constants only)
+_COUNT_OBJECTS_SQL = rf"""
+SET search_path = '';
+SELECT COALESCE(json_agg(json_build_array(kind, n)), '[]') FROM (
+  SELECT kind, count(*) AS n FROM (
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+           ELSE 'sequence' END AS kind
+    FROM pg_catalog.pg_class c
+    WHERE c.relkind IN ('v', 'm', 'S') AND c.relnamespace IN ({_USER_NAMESPACES})
+      AND {_NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_class", oid="c.oid")}
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END
+    FROM pg_catalog.pg_proc p
+    WHERE p.prokind IN ('f', 'p', 'w') AND p.pronamespace IN ({_USER_NAMESPACES})
+      AND {_NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_proc", oid="p.oid")}
+    UNION ALL
+    SELECT 'trigger' FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    WHERE NOT t.tgisinternal AND c.relnamespace IN ({_USER_NAMESPACES})
+      AND {_NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_class", oid="c.oid")}
+    UNION ALL
+    SELECT 'type' FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+    WHERE t.typtype IN ('b', 'c', 'e', 'r') AND (t.typrelid = 0 OR c.relkind = 'c')
+      AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typcategory = 'A')
+      AND t.typnamespace IN ({_USER_NAMESPACES})
+      AND {_NOT_EXTENSION_MEMBER.format(catalog="pg_catalog.pg_type", oid="t.oid")}
+  ) objects GROUP BY kind
+) kinds;
+"""  # noqa: S608 (built from constants only)
+
+
+def _json_line(out: str) -> list[list[Any]]:
+    """The JSON array psql -At printed (its last line starting with ``[``)."""
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    if not lines:
+        raise ValueError("no answer")
+    value = json.loads(lines[-1])
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
 
 
 class _PostgresDump:

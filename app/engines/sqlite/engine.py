@@ -34,9 +34,10 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from app.engines.base import (
@@ -51,6 +52,7 @@ from app.engines.base import (
     TargetSpec,
     ToolStatus,
 )
+from app.engines.sqlite.manifest import count_objects_in, count_rows_in, manifest_of
 from app.pipeline.codecs import CorruptStream, PipelineError, decompress_stream
 from app.pipeline.compression import Compression
 from app.pipeline.splice import PipeSource
@@ -62,6 +64,7 @@ CHUNK = 1 << 20
 # in WAL mode a reader never waits).
 READ_BUSY_MS = 10_000
 SIDE_FILES = ("-wal", "-shm", "-journal")
+_T = TypeVar("_T")
 TOOL = "SQLite backup API"
 
 
@@ -140,6 +143,7 @@ class _Copy:
     page_size: int = 0
     page_count: int = 0
     checker: sqlite3.Connection | None = field(default=None, repr=False)
+    manifest: dict[str, Any] | None = None  # counted in the copy once it checked ok
 
     @property
     def size(self) -> int:
@@ -196,7 +200,13 @@ def _check_copy(copy: _Copy) -> str:
     connection = sqlite3.connect(_uri(str(copy.path), immutable=True), uri=True)
     copy.checker = connection
     try:
-        return _integrity(connection)
+        verdict = _integrity(connection)
+        if verdict == "ok":
+            try:
+                copy.manifest = manifest_of(connection)
+            except sqlite3.DatabaseError as exc:
+                return "interrupted" if "interrupt" in str(exc) else str(exc)
+        return verdict
     finally:
         copy.checker = None
         connection.close()
@@ -232,7 +242,9 @@ class _RunningCopy:
                 f"{self.copy.page_size} bytes"
             )
         version = sqlite3.sqlite_version
-        return DumpVerdict(tool_version=f"{TOOL} {version}", server_version=version)
+        return DumpVerdict(
+            tool_version=f"{TOOL} {version}", server_version=version, manifest=self.copy.manifest
+        )
 
 
 # ---- restoring ---------------------------------------------------------------------------------
@@ -549,6 +561,31 @@ class SQLiteEngine:
             )
 
         return await asyncio.to_thread(look)
+
+    async def count_rows(self, target: TargetSpec) -> dict[str, int]:
+        """``count(*)`` of every table of the file (what its manifest counted)."""
+        return await asyncio.to_thread(self._read, target, count_rows_in)
+
+    async def count_objects(self, target: TargetSpec) -> dict[str, int]:
+        """Its views, triggers and indexes by kind (the manifest's kinds)."""
+        return await asyncio.to_thread(self._read, target, count_objects_in)
+
+    async def integrity(self, target: TargetSpec) -> str:
+        """``ok``, or the first problem ``PRAGMA integrity_check`` reports."""
+        return await asyncio.to_thread(self._read, target, _integrity)
+
+    @staticmethod
+    def _read(target: TargetSpec, read: Callable[[sqlite3.Connection], _T]) -> _T:
+        path = _path_of(target)
+        _check_file(path)
+        try:
+            connection = sqlite3.connect(_uri(path), uri=True, timeout=5)
+            try:
+                return read(connection)
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, "the SQLite database could not be read") from None
 
     async def declared_objects(
         self, source: AsyncIterator[bytes], *, compression: Compression

@@ -54,3 +54,23 @@ def sqlite_target(url: str) -> TargetSpec:
     return TargetSpec(
         scheme="sqlite", host="", port=0, user="", database=database_name_of(path), path=path
     )
+
+
+def sqlite_directory_of(url: str) -> str:
+    """The absolute directory a ``sqlite:///dir/`` URL names (a SQLite source's verify_url:
+    where scratch files go); ``ValueError`` (never echoing the path) otherwise."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.scheme != "sqlite" or parts.netloc or parts.query or parts.fragment:
+        raise ValueError("a SQLite scratch directory is given as sqlite:///absolute/dir/")
+    if not path.startswith("/") or path.startswith("//") or "\x00" in path:
+        raise ValueError("the SQLite scratch directory must be absolute: sqlite:///absolute/dir/")
+    if any(part in {"..", "."} for part in path.split("/")[1:-1]) or not path.endswith("/"):
+        raise ValueError("the SQLite scratch directory must end with '/' and hold no '.' or '..'")
+    return str(PurePosixPath(path))
+
+
+def sqlite_scratch_target(directory: str, name: str) -> TargetSpec:
+    """The scratch file ``<directory>/<name>.sqlite`` (a verification's), named ``name``."""
+    path = str(PurePosixPath(directory) / f"{name}.sqlite")
+    return TargetSpec(scheme="sqlite", host="", port=0, user="", database=name, path=path)
