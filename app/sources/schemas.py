@@ -135,8 +135,10 @@ class SourceCreate(BaseModel):
         default=None,
         min_length=1,
         max_length=MAX_URL_LENGTH,
-        description="mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may "
-        "be created for test restores; stored encrypted, returned masked.",
+        description="Where test restores may create scratch databases (dbkeep_verify_<id>): a "
+        "server URL of the source's engine (mysql://, postgresql://), or for SQLite a "
+        "sqlite:///directory/ (null: under dbkeep's var directory); stored encrypted, returned "
+        "masked.",
     )
     destination_ids: DestinationRefs = Field(
         default_factory=_bootstrap_destinations,

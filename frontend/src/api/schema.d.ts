@@ -2127,7 +2127,7 @@ export interface components {
             verify_schedule?: string | null;
             /**
              * Verify Url
-             * @description mysql:// URL of a server where scratch databases (dbkeep_verify_<id>) may be created for test restores; stored encrypted, returned masked.
+             * @description Where test restores may create scratch databases (dbkeep_verify_<id>): a server URL of the source's engine (mysql://, postgresql://), or for SQLite a sqlite:///directory/ (null: under dbkeep's var directory); stored encrypted, returned masked.
              */
             verify_url?: string | null;
         };
