@@ -259,6 +259,37 @@ async def test_the_reconciler_flags_an_s3_copy_whose_object_vanished(
     assert await places.server.keys(places.bucket) == [backup.path]
 
 
+async def test_a_source_with_the_bucket_alone_is_dumped_straight_into_it_and_restores(
+    database: Database,
+    settings: Settings,
+    runner: BackupRunner,  # noqa: F811
+    target_database: str,
+    scratch_database: str,  # noqa: F811
+    s3_server: S3Server,
+) -> None:
+    """One destination: no spool, the dump streams into the multipart upload itself."""
+    seed(target_database, rows=5000)
+    places = await local_and_s3(database, settings, s3_server)
+    async with database.sessionmaker() as session:
+        source = await session.get(Source, places.source.id)
+        assert source is not None
+        source.destination_ids = [places.s3_id]
+        await session.commit()
+    backup = await backed_up(database, settings, runner)
+    assert backup.status is BackupStatus.completed, backup.error_message
+    assert not (places.local_dir / backup.path).exists()
+    copies = await copies_of(database, backup.id)
+    assert list(copies) == ["offsite"] and copies["offsite"].status == "stored"
+    stored = await object_bytes(s3_server, places.bucket, backup.path)
+    assert hashlib.sha256(stored).hexdigest() == backup.checksum_sha256
+    await runner.load(backup.id, target=target_of(settings, scratch_database))
+    assert support.table_checksums(scratch_database) == support.table_checksums(target_database)
+    async with database.sessionmaker() as session:
+        download = await service(session, settings).open_download(backup.id, raw=True)
+        data = b"".join([chunk async for chunk in download.chunks])
+    assert data == stored
+
+
 # ---- faults ------------------------------------------------------------------------------------
 
 
