@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import app.backups.runner as runner_module
+from app.audit.service import Actor
 from app.backups.copying import CopyResult, CopyTarget
 from app.backups.copying import upload as real_upload
 from app.backups.models import BackupStatus, DatabaseBackup
@@ -27,7 +28,8 @@ from app.backups.schemas import BackupRead
 from app.config import Settings
 from app.db import Database
 from app.destinations.models import Destination
-from app.destinations.service import sync_local_destination
+from app.destinations.service import CopyRetryService, sync_local_destination
+from app.destinations.tasks import copy_retry_job_id
 from app.jobs.queue import ArqJobQueue
 from app.jobs.reconciler import Reconciler
 from app.pipeline.crypto import AGE_MAGIC
@@ -411,6 +413,19 @@ async def test_the_s3_server_down_before_the_upload_degrades_the_backup_and_a_re
     # Still down: the retry fails again and says why.
     assert await runner.retry_copy(backup.id, places.s3_id) == "failed"
     private_server.start()
+    # What POST .../copies/{destination_id}/retry does: the copy pending, the job queued ...
+    queue = ArqJobQueue.from_settings(settings)
+    try:
+        async with database.sessionmaker() as session:
+            shown = await CopyRetryService(
+                session, actor=Actor.system("test"), queue=queue
+            ).request_retry(backup.id, places.s3_id)
+        assert [c.status for c in shown] == ["stored", "pending"]
+        job = copy_retry_job_id(settings.queue_name, backup.id, places.s3_id)
+        assert await queue.redis.exists(f"arq:job:{job}") == 1
+    finally:
+        await queue.close()
+    # ... and what the job (run_copy_retry) runs.
     assert await runner.retry_copy(backup.id, places.s3_id) == "stored"
     stored = await object_bytes(private_server, places.bucket, backup.path)
     assert hashlib.sha256(stored).hexdigest() == backup.checksum_sha256
