@@ -7,7 +7,8 @@ It compares the metadata store (the truth) with what the queue and the storage h
   job only after the whole job timeout plus 10 s, so its in-progress marker is dropped and the job
   reruns now (the runners take over silent rows); a row that keeps dying is failed instead;
 - a row running past its timeout is failed;
-- temporary files older than any live dump could be are removed;
+- temporary files older than any live dump could be are removed, in DBKEEP_BACKUP_DIR and on
+  every other destination (an S3 bucket's multipart uploads left by a cut upload);
 - completed backups whose file disappeared are flagged ``integrity_status=missing``;
 - a target's activity counters (migration 0007) that a change without triggers left wrong (a
   foreign-key cascade on MariaDB) are recounted from the rows, so a target is never held by a
@@ -34,7 +35,9 @@ from app.backups.repository import BackupRepository, TargetActivityRepository
 from app.config import Settings
 from app.db import Database, utcnow
 from app.destinations.copies import VANISHED, mark_failed, stored_places
-from app.errors import ServiceUnavailable
+from app.destinations.repository import DestinationRepository
+from app.destinations.service import storage_of
+from app.errors import AppError, ServiceUnavailable
 from app.jobs.queue import ArqJobQueue, backup_job_id, restore_job_id
 from app.jobs.repository import ReconcileRepository
 from app.storage.base import BackupStorage, StorageError
@@ -249,9 +252,25 @@ class Reconciler:
     async def _orphans(self, report: ReconcileReport) -> None:
         # No live dump's temporary can be older than the dump timeout (the runner stops it).
         age = self.settings.backup_timeout_seconds + self.settings.heartbeat_timeout_seconds
+        older_than = timedelta(seconds=age)
         report.orphans_removed += await self.storage.remove_orphan_temporaries(
-            older_than=timedelta(seconds=age)
+            older_than=older_than
         )
+        async with self.database.sessionmaker() as session:
+            destinations = await DestinationRepository(session).all()
+        for destination in destinations:
+            if destination.from_environment:
+                continue  # the bootstrap ``local`` is ``self.storage``, cleaned above
+            try:
+                storage = storage_of(destination)
+                report.orphans_removed += await storage.remove_orphan_temporaries(
+                    older_than=older_than
+                )
+            except (AppError, StorageError) as exc:
+                # One unreachable destination does not keep the others from being cleaned.
+                log.warning(
+                    "reconcile.orphans_skipped", destination=destination.name, reason=exc.message
+                )
 
     async def _missing_files(self, report: ReconcileReport) -> None:
         now = time.monotonic()

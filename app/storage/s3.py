@@ -717,14 +717,22 @@ def _storage_error(action: str, exc: BaseException, *, bucket: str, where: str) 
     return StorageError(f"could not {action}: {type(exc).__name__}")
 
 
-_TUNING = {"part_size", "max_inflight_parts", "max_attempts", "retry_mode"}
+_TUNING = {
+    "part_size",
+    "max_inflight_parts",
+    "max_attempts",
+    "retry_mode",
+    "connect_timeout",
+    "read_timeout",
+}
 
 
 def s3_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """``S3Storage`` keyword arguments from an ``s3`` destination's config (contract part 2:
     ``endpoint_url``, ``bucket``, ``prefix``, ``region``, ``access_key_id``,
     ``secret_access_key``, ``force_path_style``, ``storage_class``; optionally ``part_size``,
-    ``max_inflight_parts``, ``max_attempts``, ``retry_mode``)."""
+    ``max_inflight_parts``, ``max_attempts``, ``retry_mode``, ``connect_timeout``,
+    ``read_timeout``)."""
     bucket = config.get("bucket")
     if not isinstance(bucket, str) or not bucket:
         raise ValueError("an s3 destination needs a bucket")

@@ -1,4 +1,5 @@
-"""API test fixtures: the app with its lifespan run, an httpx client over ASGI, users, logins."""
+"""API test fixtures: the app with its lifespan run, an httpx client over ASGI, users, logins;
+the session's real S3-compatible server (``tests/s3server.py``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.backups.models import BackupStatus, BackupTrigger, DatabaseBackup
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
+from tests.s3server import s3_server  # noqa: F401  (a session fixture, shared)
 
 PASSWORD = "correct-horse-battery"
 BASE_URL = "http://testserver"
