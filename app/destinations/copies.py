@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -22,6 +22,7 @@ from app.destinations.models import BackupCopy, CopyStatus, Destination
 from app.destinations.schemas import CopyRead
 from app.destinations.service import storage_of
 from app.errors import AppError
+from app.fastread import HotQuery, hot_rows
 from app.pipeline.checksum import sha256_of
 from app.storage.base import BackupStorage, StorageError
 
@@ -188,29 +189,54 @@ async def mark_verified(session: AsyncSession, place: Place) -> None:
         )
 
 
+# The copies of up to N backups (a page), one compiled query per N: the list asks on every poll,
+# and through the ORM this read cost more than the page itself (~0.7 ms on MariaDB).
+_COPIES_OF: dict[int, HotQuery] = {}
+
+
+def _copies_query(count: int) -> HotQuery:
+    query = _COPIES_OF.get(count)
+    if query is None:
+        ids = [bindparam(f"b{i}", type_=BackupCopy.backup_id.type) for i in range(count)]
+        query = _COPIES_OF[count] = HotQuery(
+            select(
+                BackupCopy.backup_id,
+                BackupCopy.destination_id,
+                Destination.name,
+                BackupCopy.status,
+                BackupCopy.size,
+                BackupCopy.checksum_sha256,
+                BackupCopy.verified_at,
+                BackupCopy.error_message,
+            )
+            .join(Destination, Destination.id == BackupCopy.destination_id)
+            .where(BackupCopy.backup_id.in_(ids))
+            .order_by(BackupCopy.backup_id, BackupCopy.position, BackupCopy.id)
+        )
+    return query
+
+
 async def copy_reads(session: AsyncSession, backup_ids: Sequence[int]) -> dict[int, list[CopyRead]]:
-    """The copies of each backup as the API shows them, in read order."""
+    """The copies of each backup as the API shows them, in read order. Read on the fast reader
+    (app/fastread.py): it sees what is committed, which is all a request that starts by reading
+    needs."""
     result: dict[int, list[CopyRead]] = {backup_id: [] for backup_id in backup_ids}
     if not backup_ids:
         return result
-    rows = (
-        await session.execute(
-            select(BackupCopy, Destination.name)
-            .join(Destination, Destination.id == BackupCopy.destination_id)
-            .where(BackupCopy.backup_id.in_(list(backup_ids)))
-            .order_by(BackupCopy.backup_id, BackupCopy.position, BackupCopy.id)
-        )
-    ).all()
-    for copy, name in rows:
-        result[copy.backup_id].append(
+    ids = list(dict.fromkeys(backup_ids))
+    params = {f"b{i}": backup_id for i, backup_id in enumerate(ids)}
+    for backup_id, destination_id, name, status, size, sha256, verified_at, error in await hot_rows(
+        session, _copies_query(len(ids)), **params
+    ):
+        result[backup_id].append(
             CopyRead(
-                destination_id=copy.destination_id,
+                destination_id=destination_id,
                 destination_name=name,
-                status=copy.status,
-                size=copy.size,
-                checksum_sha256=copy.checksum_sha256,
-                verified_at=copy.verified_at,
-                error_message=copy.error_message,
+                status=status,
+                size=size,
+                checksum_sha256=sha256,
+                verified_at=verified_at,
+                error_message=error,
             )
         )
     return result
